@@ -1,0 +1,78 @@
+"""Hookline: signed webhooks for alerts, a request log, and an owner's dashboard."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from .config import ConfigError, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+__all__ = ["ConfigError", "create_app"]
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the Flask app: settings, extensions, Redis, blueprints, CLI commands."""
+    app = Flask(__name__, static_folder=str(PROJECT_ROOT / "static"), instance_path=str(PROJECT_ROOT / "instance"))
+    settings = load_settings(config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    if settings["DATABASE_URL"] is None:
+        settings["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'hookline.db'}"
+    if settings["SECRET_KEY"] is None:
+        settings["SECRET_KEY"] = _instance_secret_key(Path(app.instance_path))
+    app.config.update(settings)
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings["DATABASE_URL"]
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tokens live as long as the session
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+
+    from . import cli, redis_store
+    from .extensions import csrf, db, login_manager, mail, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    mail.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Log in to see that page."
+    redis_store.init_app(app)
+    cli.init_app(app)
+
+    from .views import apps, auth, health
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(apps.bp)
+    app.register_blueprint(health.bp)
+    _configure_logging(app)
+    return app
+
+
+def _instance_secret_key(instance: Path) -> str:
+    """Return a random key kept in the instance folder, so sessions survive restarts and span processes."""
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+from .extensions import login_manager  # noqa: E402
+
+
+@login_manager.user_loader
+def _load_user(user_id: str):
+    from .extensions import db
+    from .models import User
+
+    return db.session.get(User, int(user_id))

@@ -1,0 +1,52 @@
+"""Create people, organisations and memberships (used by the CLI and the demo)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from .extensions import db
+from .models import ROLES, Membership, Organization, User, find_user_by_email, slugify
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+
+
+class AccountError(ValueError):
+    """The account cannot be created as asked; the message says why."""
+
+
+def get_or_create_organization(slug: str, name: str | None = None) -> Organization:
+    if not SLUG_RE.match(slug):
+        raise AccountError(f"Organisation slug {slug!r} must be lowercase letters, digits and dashes (at most 50).")
+    organization = db.session.scalar(select(Organization).where(Organization.slug == slug))
+    if organization is None:
+        organization = Organization(slug=slug, name=name or slug.replace("-", " ").title())
+        db.session.add(organization)
+        db.session.flush()
+    return organization
+
+
+def create_user(email: str, password: str, org_slug: str, role: str = "owner", name: str = "") -> User:
+    """Create a user who is a member of ``org_slug`` (created if missing) with ``role``; commit."""
+    email = email.strip().lower()
+    if not EMAIL_RE.match(email):
+        raise AccountError(f"{email!r} is not an email address.")
+    if len(password) < 8:
+        raise AccountError("The password must be at least 8 characters long.")
+    if role not in ROLES:
+        raise AccountError(f"Role must be one of {', '.join(ROLES)}.")
+    if find_user_by_email(email) is not None:
+        raise AccountError(f"A user with the email {email} already exists.")
+    organization = get_or_create_organization(org_slug)
+    user = User(email=email, name=name or email.split("@")[0])
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    db.session.add(Membership(user_id=user.id, organization_id=organization.id, role=role))
+    db.session.commit()
+    return user
+
+
+__all__ = ["AccountError", "create_user", "get_or_create_organization", "slugify"]

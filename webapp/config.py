@@ -1,0 +1,125 @@
+"""Read and check Hookline's settings; the only module that reads ``os.environ``."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting has a value Hookline cannot run with; the message names the setting."""
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _nonempty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a number greater than 0")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a whole number greater than 0")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise ValueError("must be a port number between 1 and 65535")
+    return number
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"", "0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be one of 1/0, true/false, yes/no, on/off")
+
+
+def _redis_url(value: str) -> str:
+    if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return value
+
+
+def _database_url(value: str) -> str:
+    if "://" not in value:
+        raise ValueError("must be an SQLAlchemy URL such as sqlite:///hookline.db")
+    return value
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _networks(value: str) -> tuple:
+    return tuple(ipaddress.ip_network(item.strip()) for item in value.split(",") if item.strip())
+
+
+def _schedule(value: str) -> tuple[float, ...]:
+    delays = tuple(float(item) for item in value.split(",") if item.strip())
+    if not delays or any(delay <= 0 for delay in delays):
+        raise ValueError("must be a comma-separated list of positive seconds")
+    return delays
+
+
+# name -> (parser, default). A default of None means "unset unless given".
+SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
+    "SECRET_KEY": (_nonempty, None),
+    "DATABASE_URL": (_database_url, None),
+    "REDIS_URL": (_redis_url, "redis://127.0.0.1:6379/0"),
+    "BASE_URL": (_base_url, "http://127.0.0.1:5000"),
+    "WEBHOOK_TIMEOUT": (_positive_float, 1.0),
+    "WEBHOOK_MAX_RESPONSE_BYTES": (_positive_int, 64 * 1024),
+    "WEBHOOK_ALLOW_PRIVATE": (_flag, False),
+    "WEBHOOK_ALLOWED_NETWORKS": (_networks, ()),
+    "WEBHOOK_RETRY_SCHEDULE": (_schedule, (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)),
+    "MAIL_SERVER": (_text, "localhost"),
+    "MAIL_PORT": (_port, 25),
+    "MAIL_DEFAULT_SENDER": (_text, "hookline@localhost"),
+    "TEST_ALERT_WAIT_SECONDS": (_positive_float, 10.0),
+}
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict:
+    """Return the settings: defaults, then the environment, then ``overrides`` (already typed or strings).
+
+    Raise ConfigError naming the first setting whose value cannot be used.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    settings: dict[str, Any] = {}
+    for name, (parse, default) in SETTINGS.items():
+        raw = overrides.pop(name, environ.get(name))
+        if raw is None:
+            settings[name] = default
+            continue
+        if not isinstance(raw, str):
+            settings[name] = raw
+            continue
+        try:
+            settings[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r} is not valid: {exc}") from None
+    settings.update(overrides)
+    return settings

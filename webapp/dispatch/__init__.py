@@ -1,0 +1,1 @@
+"""Building, signing and sending webhooks, and recording what happened to them."""

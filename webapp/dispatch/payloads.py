@@ -1,0 +1,70 @@
+"""Build the JSON envelopes receivers get, in Sentry's shapes (SPEC section 4)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from ..models import SentryApp
+
+# Kept verbatim: receivers written for Sentry may check it.
+APPLICATION_ACTOR = {"type": "application", "id": "sentry", "name": "Sentry"}
+
+TEST_RULE_ID = -1
+TEST_RULE_LABEL = "Test Alert"
+
+
+def build_envelope(action: str, installation_uuid: str, data: dict, actor: dict | None = None) -> dict:
+    return {
+        "action": action,
+        "installation": {"uuid": installation_uuid},
+        "data": data,
+        "actor": actor or APPLICATION_ACTOR,
+    }
+
+
+def user_actor(user) -> dict:
+    return {"type": "user", "id": user.id, "name": user.name or user.email}
+
+
+def app_page_url(base_url: str, sentry_app: SentryApp) -> str:
+    return f"{base_url}/orgs/{sentry_app.organization.slug}/apps/{sentry_app.slug}"
+
+
+def build_test_alert(sentry_app: SentryApp, base_url: str, now: datetime | None = None) -> dict:
+    """Return the ``event_alert.triggered`` envelope of a test alert (rule id -1).
+
+    A test event is not stored, so every URL in it points at the app's page, which is where the
+    person who pressed the button reads the result.
+    """
+    now = now or datetime.now(timezone.utc)
+    page = app_page_url(base_url, sentry_app)
+    title = "This is an example Python exception"
+    event = {
+        "event_id": uuid.uuid4().hex,
+        "issue_id": str(TEST_RULE_ID),
+        "title": title,
+        "message": title,
+        "culprit": "hookline.test_alert in send",
+        "level": "error",
+        "type": "error",
+        "platform": "python",
+        "datetime": now.isoformat().replace("+00:00", "Z"),
+        "timestamp": now.timestamp(),
+        "metadata": {"type": "Exception", "value": title},
+        "tags": [["level", "error"], ["hookline.test", "true"]],
+        "url": page,
+        "web_url": page,
+        "issue_url": page,
+    }
+    data = {
+        "event": event,
+        "triggered_rule": TEST_RULE_LABEL,
+        "issue_alert": {
+            "id": TEST_RULE_ID,
+            "title": TEST_RULE_LABEL,
+            "sentry_app_id": sentry_app.id,
+            "settings": [],
+        },
+    }
+    return build_envelope("triggered", sentry_app.installation.uuid, data)

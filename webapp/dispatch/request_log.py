@@ -1,0 +1,104 @@
+"""The request log: a Redis ring buffer of every webhook attempt, per app and event type (SPEC section 6)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+import redis
+
+from .. import keys
+from .events import EVENT_TYPES
+
+FIELD_LIMIT = 1024
+
+
+def is_error_code(code: int) -> bool:
+    return code == 0 or code >= 300
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= FIELD_LIMIT else text[:FIELD_LIMIT]
+
+
+class SentryAppWebhookRequestsBuffer:
+    """Write and read one app's request log."""
+
+    def __init__(self, client: redis.Redis, app_id: int):
+        self.client = client
+        self.app_id = app_id
+
+    def add_request(
+        self,
+        *,
+        event_type: str,
+        response_code: int,
+        webhook_url: str,
+        organization_id: int,
+        request_id: str,
+        duration_ms: int,
+        attempt: int = 1,
+        response_headers: dict[str, str] | None = None,
+        request_headers: dict[str, str] | None = None,
+        request_body: str = "",
+        response_body: str = "",
+        extra: dict | None = None,
+        now: datetime | None = None,
+    ) -> dict:
+        """Record one attempt in a single pipelined round trip and return the entry written."""
+        response_headers = response_headers or {}
+        entry = {
+            "date": (now or datetime.now(timezone.utc)).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "response_code": response_code,
+            "webhook_url": webhook_url,
+            "event_type": event_type,
+            "organization_id": organization_id,
+            "request_id": request_id,
+            "duration_ms": duration_ms,
+            "attempt": attempt,
+            **(extra or {}),
+        }
+        for header, name in (("Sentry-Hook-Error", "error_id"), ("Sentry-Hook-Project", "project_id")):
+            value = _header(response_headers, header)
+            if value:
+                entry[name] = _cut(value)
+        is_error = is_error_code(response_code)
+        if is_error:
+            entry["request_headers"] = _cut(json.dumps(request_headers or {}, indent=1))
+            entry["request_body"] = _cut(request_body)
+            entry["response_body"] = _cut(response_body)
+        encoded = json.dumps(entry)
+        targets = [keys.request_log(self.app_id, event_type)]
+        if is_error:
+            targets.append(keys.request_log_errors(self.app_id, event_type))
+        pipe = self.client.pipeline(transaction=False)
+        for key in targets:
+            pipe.lpush(key, encoded)
+            pipe.ltrim(key, 0, keys.REQUEST_LOG_SIZE - 1)
+            pipe.expire(key, keys.REQUEST_LOG_TTL)
+        pipe.execute()
+        return entry
+
+    def get_requests(
+        self, event_type: str | None = None, errors_only: bool = False, after: str | None = None
+    ) -> list[dict]:
+        """Return at most REQUEST_LOG_SIZE entries, newest first, optionally newer than the date ``after``."""
+        event_types: Iterable[str] = [event_type] if event_type else EVENT_TYPES
+        key_of = keys.request_log_errors if errors_only else keys.request_log
+        pipe = self.client.pipeline(transaction=False)
+        for name in event_types:
+            pipe.lrange(key_of(self.app_id, name), 0, keys.REQUEST_LOG_SIZE - 1)
+        entries = [json.loads(raw) for chunk in pipe.execute() for raw in chunk]
+        if after:
+            entries = [entry for entry in entries if entry["date"] > after]
+        entries.sort(key=lambda entry: entry["date"], reverse=True)
+        return entries[: keys.REQUEST_LOG_SIZE]
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None

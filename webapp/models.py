@@ -1,0 +1,118 @@
+"""SQL models: organisations, people and their roles, internal apps and their installations."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+ROLES = ("owner", "manager", "member")
+MANAGING_ROLES = frozenset({"owner", "manager"})
+RESOURCES = ("issue", "error", "comment")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def slugify(text: str) -> str:
+    """Return a lowercase, dash-separated slug of ``text`` (at most 50 characters)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:50].strip("-") or "app"
+
+
+class Organization(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    date_added: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(UserMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    date_joined: Mapped[datetime] = mapped_column(default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="user", lazy="selectin")
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def role_in(self, organization_id: int) -> str | None:
+        for membership in self.memberships:
+            if membership.organization_id == organization_id:
+                return membership.role
+        return None
+
+
+class Membership(db.Model):
+    __table_args__ = (UniqueConstraint("user_id", "organization_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20), default="member")
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    organization: Mapped[Organization] = relationship(lazy="joined")
+
+
+class SentryApp(db.Model):
+    """An internal integration: where an organisation wants its alerts delivered."""
+
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=lambda: str(uuid.uuid4()))
+    webhook_url: Mapped[str] = mapped_column(Text)
+    client_secret: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(32))
+    # Space-separated subset of RESOURCES.
+    resources: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(20), default="enabled")
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    date_added: Mapped[datetime] = mapped_column(default=utcnow)
+    date_updated: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    organization: Mapped[Organization] = relationship(lazy="joined")
+    installation: Mapped[SentryAppInstallation | None] = relationship(back_populates="sentry_app", uselist=False)
+
+    @property
+    def resource_list(self) -> list[str]:
+        return self.resources.split()
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.status == "enabled"
+
+
+class SentryAppInstallation(db.Model):
+    """The app installed in an organisation; its uuid is what payloads carry as ``installation.uuid``."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sentry_app_id: Mapped[int] = mapped_column(ForeignKey("sentry_app.id", ondelete="CASCADE"), unique=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=lambda: str(uuid.uuid4()))
+    date_added: Mapped[datetime] = mapped_column(default=utcnow)
+
+    sentry_app: Mapped[SentryApp] = relationship(back_populates="installation")
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == email.strip().lower()))

@@ -1,0 +1,163 @@
+"""Internal apps: list, register, app page with secret, test alert and request log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..dispatch.events import EVENT_TYPES
+from ..dispatch.request_log import SentryAppWebhookRequestsBuffer
+from ..dispatch.signing import standard_webhooks_secret
+from ..forms import AppForm, EmptyForm
+from ..integrations import (
+    AppValidationError,
+    enqueue_test_alert,
+    get_test_alert_result,
+    list_organization_apps,
+    register_internal_app,
+)
+from ..models import MANAGING_ROLES
+from ..redis_store import get_redis
+from .helpers import get_app_or_404, get_org_or_404, is_htmx, require_manager
+
+bp = Blueprint("apps", __name__)
+
+# htmx stops polling when a response has this status.
+HTMX_STOP_POLLING = 286
+
+
+@bp.route("/")
+@login_required
+def index():
+    memberships = current_user.memberships
+    if len(memberships) == 1:
+        return redirect(url_for("apps.list_apps", org_slug=memberships[0].organization.slug))
+    return render_template("orgs.html", memberships=memberships)
+
+
+@bp.route("/orgs/<org_slug>/apps")
+@login_required
+def list_apps(org_slug):
+    organization, role = get_org_or_404(org_slug)
+    sentry_apps = list_organization_apps(organization.id)
+    return render_template("apps/list.html", organization=organization, role=role, sentry_apps=sentry_apps)
+
+
+@bp.route("/orgs/<org_slug>/apps/new", methods=["GET", "POST"])
+@login_required
+def new_app(org_slug):
+    organization, role = get_org_or_404(org_slug)
+    require_manager(role)
+    form = AppForm()
+    if form.validate_on_submit():
+        try:
+            sentry_app = register_internal_app(
+                organization, form.name.data, form.webhook_url.data, form.selected_resources()
+            )
+        except AppValidationError as exc:
+            for field, message in exc.errors.items():
+                form[field if field in form else "name"].errors.append(message)
+        else:
+            flash(f"Registered {sentry_app.name}.", "success")
+            return redirect(url_for("apps.app_detail", org_slug=org_slug, app_slug=sentry_app.slug))
+    status = 400 if form.errors else 200
+    return render_template("apps/new.html", organization=organization, form=form), status
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>")
+@login_required
+def app_detail(org_slug, app_slug):
+    organization, role = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    return _render_detail(organization, sentry_app, role)
+
+
+def _render_detail(organization, sentry_app, role, revealed=False):
+    event_type, errors_only = _log_filters()
+    entries = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).get_requests(event_type, errors_only)
+    return render_template(
+        "apps/detail.html",
+        organization=organization,
+        sentry_app=sentry_app,
+        can_manage=role in MANAGING_ROLES,
+        entries=entries,
+        event_types=EVENT_TYPES,
+        event_type=event_type,
+        errors_only=errors_only,
+        revealed=revealed,
+        whsec=standard_webhooks_secret(sentry_app.client_secret) if revealed else None,
+        form=EmptyForm(),
+        referrer=request.args.get("referrer"),
+    )
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/requests")
+@login_required
+def request_log_rows(org_slug, app_slug):
+    """Return the log rows newer than ``after`` (the htmx poller) with a fresh poller on top."""
+    organization, _ = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    event_type, errors_only = _log_filters()
+    after = request.args.get("after") or None
+    entries = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).get_requests(event_type, errors_only, after)
+    if after and not entries:
+        return "", 204  # nothing new: htmx keeps the current poller and polls again
+    response = make_response(
+        render_template(
+            "apps/_log_rows.html",
+            organization=organization,
+            sentry_app=sentry_app,
+            entries=entries,
+            event_type=event_type,
+            errors_only=errors_only,
+            latest=entries[0]["date"] if entries else after,
+        )
+    )
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/secret", methods=["POST"])
+@login_required
+def reveal_secret(org_slug, app_slug):
+    organization, role = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    require_manager(role)
+    if is_htmx(request):
+        whsec = standard_webhooks_secret(sentry_app.client_secret)
+        return render_template("apps/_secret.html", sentry_app=sentry_app, revealed=True, whsec=whsec, can_manage=True)
+    return _render_detail(organization, sentry_app, role, revealed=True)
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/test-alert", methods=["POST"])
+@login_required
+def send_test(org_slug, app_slug):
+    organization, role = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    require_manager(role)
+    job_id = enqueue_test_alert(sentry_app)
+    if is_htmx(request):
+        return render_template("apps/_test_result.html", sentry_app=sentry_app, job_id=job_id, result=None)
+    flash("Test alert queued; its request appears in the log below when the worker has sent it.", "info")
+    return redirect(url_for("apps.app_detail", org_slug=org_slug, app_slug=app_slug))
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/test-alert/<job_id>")
+@login_required
+def test_result(org_slug, app_slug, job_id):
+    organization, _ = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    try:
+        result = get_test_alert_result(sentry_app, job_id)
+    except LookupError:
+        abort(404)
+    body = render_template("apps/_test_result.html", sentry_app=sentry_app, job_id=job_id, result=result)
+    return body, (200 if result is None else HTMX_STOP_POLLING)
+
+
+def _log_filters() -> tuple[str | None, bool]:
+    event_type = request.args.get("event_type") or None
+    if event_type is not None and event_type not in EVENT_TYPES:
+        abort(400, description=f"Unknown event type {event_type!r}.")
+    errors_only = request.args.get("errors_only") in {"1", "on", "true"}
+    return event_type, errors_only

@@ -1,0 +1,36 @@
+"""Load-or-404 helpers that keep every query inside the organisations the user belongs to."""
+
+from __future__ import annotations
+
+from flask import abort
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import MANAGING_ROLES, Organization, SentryApp
+
+
+def get_org_or_404(org_slug: str) -> tuple[Organization, str]:
+    """Return the organisation and the current user's role in it; 404 if they are not a member."""
+    for membership in current_user.memberships:
+        if membership.organization.slug == org_slug:
+            return membership.organization, membership.role
+    abort(404)
+
+
+def get_app_or_404(organization: Organization, app_slug: str) -> SentryApp:
+    sentry_app = db.session.scalar(
+        select(SentryApp).where(SentryApp.organization_id == organization.id, SentryApp.slug == app_slug)
+    )
+    if sentry_app is None:
+        abort(404)
+    return sentry_app
+
+
+def require_manager(role: str) -> None:
+    if role not in MANAGING_ROLES:
+        abort(403, description="Only owners and managers of this organisation can do that.")
+
+
+def is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
