@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 from .accounts import AccountError, create_user
@@ -16,6 +17,7 @@ def init_app(app: Flask) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command():
     """Create the schema, or upgrade it to the newest migration (safe to run again)."""
     upgrade()
@@ -23,6 +25,7 @@ def init_db_command():
 
 
 @click.command("create-user")
+@with_appcontext
 @click.option("--email", required=True)
 @click.option("--password", required=True)
 @click.option("--org", "org_slug", required=True, help="Organisation slug; created if missing.")

@@ -1,0 +1,65 @@
+"""The one outbound HTTP function, against a real local HTTP server."""
+
+import time
+
+import pytest
+from werkzeug import Response
+
+from webapp.dispatch.http import post_webhook
+from webapp.netguard import AddressPolicy
+
+OPEN = AddressPolicy(allow_private=True)
+
+
+def post(url, policy=OPEN, timeout=1.0, max_bytes=65536):
+    return post_webhook(url, b"{}", {"Content-Type": "application/json"}, policy=policy, timeout=timeout, max_bytes=max_bytes)
+
+
+def test_success_returns_status_body_and_headers(httpserver):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("fine", status=202, headers={"Sentry-Hook-Error": "e1"})
+    response = post(httpserver.url_for("/hook"))
+    assert (response.status_code, response.body, response.error) == (202, "fine", None)
+    assert response.headers["Sentry-Hook-Error"] == "e1"
+    assert response.is_success
+
+
+def test_redirects_are_not_followed(httpserver):
+    httpserver.expect_request("/hook").respond_with_response(Response(status=302, headers={"Location": "/elsewhere"}))
+    httpserver.expect_request("/elsewhere").respond_with_data("followed")
+    response = post(httpserver.url_for("/hook"))
+    assert response.status_code == 302
+    assert [request.path for request, _ in httpserver.log] == ["/hook"]
+
+
+def test_a_hanging_receiver_costs_at_most_the_timeout(httpserver):
+    httpserver.expect_request("/hook").respond_with_handler(lambda request: time.sleep(3) or Response("late"))
+    started = time.monotonic()
+    response = post(httpserver.url_for("/hook"), timeout=0.5)
+    assert time.monotonic() - started < 1.5
+    assert response.status_code == 0
+    assert "Timed out" in response.error
+
+
+def test_connection_refused_is_code_0():
+    response = post("http://127.0.0.1:9/hook")
+    assert response.status_code == 0
+    assert response.error.startswith("Connection failed")
+
+
+def test_only_max_bytes_of_the_response_are_read(httpserver):
+    httpserver.expect_request("/hook").respond_with_data("x" * 500_000, status=500)
+    response = post(httpserver.url_for("/hook"), max_bytes=1000)
+    assert response.status_code == 500
+    assert len(response.body) == 1000
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_private_destinations_are_blocked_at_connect_time(httpserver, host):
+    """Even a URL that passed registration is checked again when connecting, by resolved address."""
+    httpserver.expect_request("/hook").respond_with_data("should not arrive")
+    url = httpserver.url_for("/hook").replace("localhost", host).replace("127.0.0.1", host)
+    response = post(url, policy=AddressPolicy())
+    assert response.status_code == 0
+    assert response.error.startswith("Blocked:")
+    assert "may not reach" in response.error
+    assert len(httpserver.log) == 0

@@ -1,0 +1,60 @@
+"""A real HTTP receiver (pytest-httpserver) that checks signatures with its own code, as a customer would."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from werkzeug import Request, Response
+
+
+@dataclass
+class Received:
+    headers: dict
+    body: bytes
+    sentry_signature_ok: bool
+    standard_webhooks_ok: bool
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+class Receiver:
+    def __init__(self, httpserver):
+        self.server = httpserver
+        self.received: list[Received] = []
+        self.secret: str | None = None
+
+    def url(self, path: str = "/hook") -> str:
+        return self.server.url_for(path)
+
+    def respond(self, status=200, body='{"ok": true}', headers=None, path="/hook", delay=0.0, content_type="application/json"):
+        """Answer every POST to ``path`` like this, recording (and checking) what arrived."""
+
+        def handler(request: Request) -> Response:
+            self.received.append(self._check(request))
+            if delay:
+                time.sleep(delay)
+            return Response(body, status=status, headers=headers or {}, content_type=content_type)
+
+        self.server.expect_request(path, method="POST").respond_with_handler(handler)
+
+    def _check(self, request: Request) -> Received:
+        body = request.get_data()
+        headers = dict(request.headers)
+        sentry_ok = standard_ok = False
+        if self.secret:
+            expected = hmac.new(self.secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+            sentry_ok = hmac.compare_digest(expected, request.headers.get("Sentry-Hook-Signature", ""))
+            whsec = "whsec_" + __import__("base64").b64encode(self.secret.encode("utf-8")).decode()
+            try:
+                Webhook(whsec).verify(body, {k.lower(): v for k, v in headers.items()})
+                standard_ok = True
+            except WebhookVerificationError:
+                standard_ok = False
+        return Received(headers, body, sentry_ok, standard_ok)
