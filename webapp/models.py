@@ -91,7 +91,9 @@ class SentryApp(db.Model):
     date_updated: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     organization: Mapped[Organization] = relationship(lazy="joined")
-    installation: Mapped[SentryAppInstallation | None] = relationship(back_populates="sentry_app", uselist=False)
+    installation: Mapped[SentryAppInstallation | None] = relationship(
+        back_populates="sentry_app", uselist=False, cascade="all, delete-orphan"
+    )
 
     @property
     def resource_list(self) -> list[str]:

@@ -1,0 +1,109 @@
+"""Registering apps and reading them, scoped to the user's organisation."""
+
+from sqlalchemy import func, select
+
+from webapp.extensions import db
+from webapp.models import SentryApp, SentryAppInstallation
+
+APP = {"name": "Pager bridge", "webhook_url": "https://93.184.216.34/hook", "issue": "y", "comment": "y"}
+
+
+def count_apps(app):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(SentryApp))
+
+
+def test_register_app_creates_it_with_an_installation(app, owner):
+    response = owner.post("/orgs/acme/apps/new", APP)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/orgs/acme/apps/pager-bridge"
+    with app.app_context():
+        sentry_app = db.session.scalar(select(SentryApp))
+        assert (sentry_app.name, sentry_app.slug, sentry_app.status) == ("Pager bridge", "pager-bridge", "enabled")
+        assert sentry_app.resource_list == ["issue", "comment"]
+        assert len(sentry_app.client_secret) == 64
+        assert db.session.scalar(select(SentryAppInstallation)).sentry_app_id == sentry_app.id
+    listing = owner.get("/orgs/acme/apps").get_data(as_text=True)
+    assert "Pager bridge" in listing and "https://93.184.216.34/hook" in listing and "enabled" in listing
+
+
+def test_form_labels_and_buttons(owner):
+    page = owner.get("/orgs/acme/apps/new").get_data(as_text=True)
+    for text in ('<label for="name">Name</label>', '<label for="webhook_url">Webhook URL</label>', "Register app"):
+        assert text in page
+    for resource in ("issue", "error", "comment"):
+        assert f'name="{resource}" type="checkbox"' in page
+
+
+def test_bad_url_gets_a_message_next_to_the_field_and_saves_nothing(app, settings, owner):
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = False
+    for url, message in [
+        ("ftp://93.184.216.34/", "must start with http:// or https://"),
+        ("http://me:pw@93.184.216.34/", "must not contain a user name or password"),
+        ("http://127.0.0.1:8080/", "private or reserved"),
+        ("http://169.254.169.254/latest", "private or reserved"),
+        ("", "Enter the URL to send webhooks to."),
+    ]:
+        response = owner.post("/orgs/acme/apps/new", {**APP, "webhook_url": url})
+        assert response.status_code == 400
+        page = response.get_data(as_text=True)
+        assert message in page, url
+        assert 'class="field has-error"' in page
+    assert count_apps(app) == 0
+
+
+def test_duplicate_name_in_the_org_is_refused(app, owner):
+    owner.post("/orgs/acme/apps/new", APP)
+    response = owner.post("/orgs/acme/apps/new", APP)
+    assert response.status_code == 400
+    assert "already has an app named" in response.get_data(as_text=True)
+    assert count_apps(app) == 1
+
+
+def test_members_can_read_but_not_register(app, make_user, owner, session):
+    owner.post("/orgs/acme/apps/new", APP)
+    make_user("member@example.com", "acme", "member")
+    member = type(owner)(app.test_client())
+    member.login("member@example.com")
+    page = member.get("/orgs/acme/apps/pager-bridge").get_data(as_text=True)
+    assert "Pager bridge" in page and "Only owners and managers can see the secret." in page
+    assert "Reveal secret" not in page and "Send test alert" not in page
+    assert member.post("/orgs/acme/apps/new", {**APP, "name": "Other"}).status_code == 403
+    assert member.post("/orgs/acme/apps/pager-bridge/secret").status_code == 403
+    assert member.post("/orgs/acme/apps/pager-bridge/test-alert").status_code == 403
+    assert count_apps(app) == 1
+
+
+def test_another_orgs_app_is_a_404(app, make_user, owner):
+    owner.post("/orgs/acme/apps/new", APP)
+    make_user("eve@example.com", "evil-corp", "owner")
+    eve = type(owner)(app.test_client())
+    eve.login("eve@example.com")
+    for path in ["/orgs/acme/apps", "/orgs/acme/apps/pager-bridge", "/orgs/evil-corp/apps/pager-bridge",
+                 "/orgs/acme/apps/pager-bridge/requests"]:
+        assert eve.get(path).status_code == 404, path
+    for path in ["/orgs/acme/apps/pager-bridge/secret", "/orgs/acme/apps/pager-bridge/test-alert",
+                 "/orgs/evil-corp/apps/pager-bridge/test-alert", "/orgs/acme/apps/new"]:
+        assert eve.post(path, APP).status_code == 404, path
+    assert count_apps(app) == 1
+
+
+def test_app_page_shows_ids_and_hides_the_secret_until_revealed(app, owner):
+    owner.post("/orgs/acme/apps/new", APP)
+    with app.app_context():
+        sentry_app = db.session.scalar(select(SentryApp))
+        secret, uuid, installation = sentry_app.client_secret, sentry_app.uuid, sentry_app.installation.uuid
+    page = owner.get("/orgs/acme/apps/pager-bridge").get_data(as_text=True)
+    assert "pager-bridge" in page and uuid in page and installation in page and "https://93.184.216.34/hook" in page
+    assert secret not in page and "Reveal secret" in page
+    fragment = owner.post("/orgs/acme/apps/pager-bridge/secret", htmx=True).get_data(as_text=True)
+    assert secret in fragment and "whsec_" in fragment and "<html" not in fragment
+    full = owner.post("/orgs/acme/apps/pager-bridge/secret").get_data(as_text=True)
+    assert secret in full and "Request Log" in full
+
+
+def test_reveal_needs_the_csrf_token(app, owner):
+    owner.post("/orgs/acme/apps/new", APP)
+    response = owner.client.post("/orgs/acme/apps/pager-bridge/secret", headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert "CSRF" in response.get_data(as_text=True)
