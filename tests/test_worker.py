@@ -1,0 +1,56 @@
+"""``python worker.py``: runs queued jobs in the app context, and fails loudly without losing jobs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rq import Queue
+
+from webapp import keys
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_worker_process(settings, **overrides):
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "BASE_URL", "WEBHOOK_ALLOW_PRIVATE", "WEBHOOK_TIMEOUT"):
+        env[name] = str(overrides.get(name, settings[name]))
+    return subprocess.run(
+        [sys.executable, str(ROOT / "worker.py"), "--burst"], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def queue_test_alert(owner, receiver_url):
+    owner.post("/orgs/acme/apps/new", {"name": "Receiver", "webhook_url": receiver_url})
+    owner.post("/orgs/acme/apps/receiver/test-alert")
+
+
+def test_worker_process_delivers_queued_test_alert(app, settings, owner, httpserver):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    queue_test_alert(owner, httpserver.url_for("/hook"))
+    result = run_worker_process(settings)
+    assert result.returncode == 0, result.stderr
+    assert len(httpserver.log) == 1
+    assert "event_alert.triggered" in owner.get("/orgs/acme/apps/receiver").get_data(as_text=True)
+
+
+def test_worker_without_database_fails_loudly_and_keeps_the_job(app, settings, owner, httpserver, tmp_path):
+    queue_test_alert(owner, httpserver.url_for("/hook"))
+    result = run_worker_process(settings, DATABASE_URL=f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+    assert result.returncode == 1
+    assert "cannot reach the database" in result.stderr
+    assert Queue(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"]).count == 1
+    assert len(httpserver.log) == 0
+
+
+def test_worker_without_redis_fails_loudly(settings):
+    result = run_worker_process(settings, REDIS_URL="redis://127.0.0.1:9/0")
+    assert result.returncode == 1
+    assert "cannot reach Redis at redis://127.0.0.1:9/0" in result.stderr
+
+
+def test_worker_with_bad_setting_names_it(settings):
+    result = run_worker_process(settings, WEBHOOK_TIMEOUT="soon")
+    assert result.returncode == 2
+    assert "WEBHOOK_TIMEOUT" in result.stderr
