@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 from dataclasses import dataclass
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug import Request, Response
+
+
+class InFlight:
+    """Counts handlers still running, so a test can wait for a slow answer before it ends."""
+
+    def __init__(self):
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self):
+        with self._idle:
+            self._count += 1
+
+    def __exit__(self, *exc):
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._count == 0, timeout)
 
 
 @dataclass
@@ -29,6 +52,7 @@ class Receiver:
         self.server = httpserver
         self.received: list[Received] = []
         self.secret: str | None = None
+        self.in_flight = InFlight()
 
     def url(self, path: str = "/hook") -> str:
         return self.server.url_for(path)
@@ -37,10 +61,11 @@ class Receiver:
         """Answer every POST to ``path`` like this, recording (and checking) what arrived."""
 
         def handler(request: Request) -> Response:
-            self.received.append(self._check(request))
-            if delay:
-                time.sleep(delay)
-            return Response(body, status=status, headers=headers or {}, content_type=content_type)
+            with self.in_flight:
+                self.received.append(self._check(request))
+                if delay:
+                    time.sleep(delay)
+                return Response(body, status=status, headers=headers or {}, content_type=content_type)
 
         self.server.expect_request(path, method="POST").respond_with_handler(handler)
 
@@ -51,7 +76,7 @@ class Receiver:
         if self.secret:
             expected = hmac.new(self.secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
             sentry_ok = hmac.compare_digest(expected, request.headers.get("Sentry-Hook-Signature", ""))
-            whsec = "whsec_" + __import__("base64").b64encode(self.secret.encode("utf-8")).decode()
+            whsec = "whsec_" + base64.b64encode(self.secret.encode("utf-8")).decode()
             try:
                 Webhook(whsec).verify(body, {k.lower(): v for k, v in headers.items()})
                 standard_ok = True

@@ -16,7 +16,9 @@ PAGE = "/orgs/acme/apps/receiver"
 
 @pytest.fixture
 def receiver(httpserver):
-    return Receiver(httpserver)
+    receiver = Receiver(httpserver)
+    yield receiver
+    receiver.in_flight.wait_idle()  # a slow answer must not spill into the next test
 
 
 @pytest.fixture
