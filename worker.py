@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from webapp import ConfigError, create_app
 from webapp import keys
 from webapp.dispatch.queues import make_worker
+from webapp.dispatch.schedule import schedule_metric_alert_tick
 from webapp.extensions import db
 
 logger = logging.getLogger("hookline.worker")
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"hookline worker: {problem}", file=sys.stderr)
         return 1
+    if not args.burst:
+        with app.app_context():
+            schedule_metric_alert_tick()
     worker = make_worker(app, keys.ALL_QUEUES, fork=args.fork, name=args.name)
     logger.info("listening on %s", ", ".join(keys.ALL_QUEUES))
     worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")

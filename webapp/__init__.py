@@ -31,7 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
 
-    from . import cli, redis_store
+    from . import cache, cli, redis_store  # noqa: F401  (cache registers its invalidation listeners)
     from .extensions import csrf, db, login_manager, mail, migrate
 
     db.init_app(app)

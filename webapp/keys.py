@@ -16,6 +16,33 @@ def request_log_errors(app_id: int, event_type: str) -> str:
     return f"hookline:webhook-requests:{app_id}:{event_type}:errors"
 
 
+# Model cache (get_from_cache): JSON of a few columns of one row, deleted after a commit changes it.
+#   hookline:cache:<table>:<primary key>
+MODEL_CACHE_TTL = 3600
+
+
+def model_cache(table: str, pk: int) -> str:
+    return f"hookline:cache:{table}:{pk}"
+
+
+# Issue alert throttle: present while a rule may not fire again for an issue (SET NX EX frequency).
+#   hookline:rule-fired:<rule id>:<group id>
+def rule_fired(rule_id: int, group_id: int) -> str:
+    return f"hookline:rule-fired:{rule_id}:{group_id}"
+
+
+# Metric alert evaluation lock: one evaluator per rule at a time.
+#   hookline:metric-rule-lock:<rule id>
+def metric_rule_lock(rule_id: int) -> str:
+    return f"hookline:metric-rule-lock:{rule_id}"
+
+
+# Periodic metric-alert tick: set by the worker that scheduled the tick due at <unix minute>.
+#   hookline:metric-alert-tick:<due unix seconds>   (expires after 3 minutes)
+def metric_alert_tick(due: int) -> str:
+    return f"hookline:metric-alert-tick:{due}"
+
+
 # Queue names (RQ stores them as rq:queue:<name>).
 WEBHOOK_QUEUE = "hookline-webhooks"
 MAIL_QUEUE = "hookline-mail"

@@ -6,10 +6,17 @@ import logging
 
 from flask import current_app
 from rq import get_current_job
+from sqlalchemy import select
 
+from ..eventstore import StoredEvent
 from ..extensions import db
-from ..models import SentryApp
-from .payloads import build_test_alert
+from ..incidents import evaluate_rule
+from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp
+from ..rules import rules_to_fire
+from .fanout import enqueue_delivery, notify_resource_change
+from .payloads import build_envelope, build_test_alert
+from .schedule import schedule_metric_alert_tick
+from .serializers import serialize_event, serialize_incident, serialize_issue
 from .webhooks import send_and_save_webhook_request
 
 logger = logging.getLogger(__name__)
@@ -34,3 +41,92 @@ def send_test_alert(sentry_app_id: int) -> dict:
         "duration_ms": response.duration_ms,
         "excerpt": (response.error or response.body)[:EXCERPT_CHARS],
     }
+
+
+def _load_enabled_app(sentry_app_id: int, what: str) -> SentryApp | None:
+    sentry_app = db.session.get(SentryApp, sentry_app_id)
+    if sentry_app is None:
+        logger.info("%s.missing_app sentry_app_id=%s", what, sentry_app_id)
+        return None
+    if not sentry_app.is_enabled:
+        logger.info("%s.app_disabled sentry_app=%s", what, sentry_app.slug)
+        return None
+    return sentry_app
+
+
+def send_resource_change_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict | None = None) -> int | None:
+    """Deliver an ``issue.*``, ``error.created`` or ``comment.*`` webhook whose data was built when it happened."""
+    sentry_app = _load_enabled_app(sentry_app_id, "resource_change")
+    if sentry_app is None:
+        return None
+    action = event_type.split(".", 1)[1]
+    envelope = build_envelope(action, sentry_app.installation.uuid, data, actor)
+    return send_and_save_webhook_request(sentry_app, event_type, envelope).status_code
+
+
+def send_alert_event(event_pk: int, rule_id: int, sentry_app_id: int, settings: list | None = None) -> int | None:
+    """Deliver ``event_alert.triggered`` for a stored event that set off an issue alert rule."""
+    sentry_app = _load_enabled_app(sentry_app_id, "alert_event")
+    event = db.session.get(Event, event_pk)
+    rule = db.session.get(IssueAlertRule, rule_id)
+    if sentry_app is None or event is None or rule is None:
+        return None
+    data = {"event": serialize_event(event, current_app.config["BASE_URL"]), "triggered_rule": rule.name}
+    if settings:
+        data["issue_alert"] = {"id": rule.id, "title": rule.name, "sentry_app_id": sentry_app.id, "settings": settings}
+    envelope = build_envelope("triggered", sentry_app.installation.uuid, data)
+    return send_and_save_webhook_request(sentry_app, "event_alert.triggered", envelope).status_code
+
+
+def send_incident_alert_notification(sentry_app_id: int, incident_id: int, status: str, metric_value: int) -> int | None:
+    """Deliver ``metric_alert.<status>`` for an incident that opened or changed status."""
+    sentry_app = _load_enabled_app(sentry_app_id, "metric_alert")
+    incident = db.session.get(Incident, incident_id)
+    if sentry_app is None or incident is None:
+        return None
+    data = serialize_incident(incident, current_app.config["BASE_URL"], status, metric_value)
+    envelope = build_envelope(status, sentry_app.installation.uuid, data)
+    return send_and_save_webhook_request(sentry_app, f"metric_alert.{status}", envelope).status_code
+
+
+def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -> None:
+    """After an event is stored: resource webhooks, issue alert rules, metric alert rules.
+
+    1. ``issue.created`` for a new issue, ``issue.unresolved`` for a reopened one, ``error.created`` always.
+    2. Each issue alert rule the event sets off: one ``send_alert_event`` job per action.
+    3. The project's metric alert rules are evaluated now, not only on the next tick.
+    """
+    event = db.session.get(Event, event_pk)
+    if event is None:
+        return
+    base_url = current_app.config["BASE_URL"]
+    organization_id = event.group.project.organization_id
+    if is_new_group:
+        notify_resource_change(organization_id, "issue.created", {"issue": serialize_issue(event.group, base_url)})
+    if is_regression:
+        notify_resource_change(organization_id, "issue.unresolved", {"issue": serialize_issue(event.group, base_url)})
+    notify_resource_change(organization_id, "error.created", {"error": serialize_event(event, base_url)})
+    stored = StoredEvent(event.id, event.group_id, is_new_group, is_regression)
+    for rule in rules_to_fire(stored):
+        for action in rule.actions:
+            enqueue_delivery("webapp.dispatch.tasks.send_alert_event", event.id, rule.id, action["sentry_app_id"],
+                             action.get("settings") or [])
+    for rule in db.session.scalars(select(MetricAlertRule).where(MetricAlertRule.project_id == event.project_id)):
+        notify_incident_changes(rule)
+
+
+def notify_incident_changes(rule: MetricAlertRule, now=None) -> None:
+    """Evaluate one metric alert rule and queue a notification per action for each status change."""
+    for incident_id, status, value in evaluate_rule(rule, now):
+        for action in rule.actions:
+            enqueue_delivery("webapp.dispatch.tasks.send_incident_alert_notification",
+                             action["sentry_app_id"], incident_id, status, value)
+
+
+def evaluate_metric_alerts() -> int:
+    """Evaluate every metric alert rule (the periodic tick); return how many rules were looked at."""
+    rules = list(db.session.scalars(select(MetricAlertRule)))
+    for rule in rules:
+        notify_incident_changes(rule)
+    schedule_metric_alert_tick()
+    return len(rules)

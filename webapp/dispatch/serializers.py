@@ -1,0 +1,158 @@
+"""The ``data`` of each webhook, in Sentry's shapes (SPEC section 4), with absolute URLs under BASE_URL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ..cache import get_from_cache
+from ..extensions import db
+from ..models import Comment, Event, Group, Incident, Organization, Project, SentryAppInstallation
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="milliseconds") + "Z" if value else None
+
+
+class Links:
+    """Every absolute URL a payload carries; each opens a page or an API resource of Hookline."""
+
+    def __init__(self, base_url: str, organization_slug: str):
+        self.base = base_url
+        self.org = organization_slug
+
+    def issue_api(self, group_id: int) -> str:
+        return f"{self.base}/api/0/organizations/{self.org}/issues/{group_id}/"
+
+    def issue_page(self, group_id: int) -> str:
+        return f"{self.base}/orgs/{self.org}/issues/{group_id}"
+
+    def event_api(self, project_slug: str, event_id: str) -> str:
+        return f"{self.base}/api/0/projects/{self.org}/{project_slug}/events/{event_id}/"
+
+    def event_page(self, group_id: int, event_id: str) -> str:
+        return f"{self.base}/orgs/{self.org}/issues/{group_id}/events/{event_id}"
+
+    def project_page(self, project_slug: str) -> str:
+        return f"{self.base}/orgs/{self.org}/projects/{project_slug}"
+
+    def incident_page(self, identifier: int) -> str:
+        return f"{self.base}/orgs/{self.org}/incidents/{identifier}"
+
+
+def links_for_project(base_url: str, project_id: int) -> tuple[Links, object]:
+    """Return the links builder and the cached project; organisation and project come through the cache."""
+    project = get_from_cache(Project, project_id)
+    organization = get_from_cache(Organization, project.organization_id)
+    return Links(base_url, organization.slug), project
+
+
+def serialize_issue(group: Group, base_url: str) -> dict:
+    links, project = links_for_project(base_url, group.project_id)
+    assignee = group.assignee
+    return {
+        "id": str(group.id),
+        "shortId": f"{project.slug.upper()}-{group.short_id}",
+        "title": group.title,
+        "culprit": group.culprit,
+        "level": group.level,
+        "status": group.status,
+        "platform": group.platform,
+        "type": "error",
+        "metadata": group.event_metadata,
+        "assignedTo": {"type": "user", "id": str(assignee.id), "name": assignee.name, "email": assignee.email}
+        if assignee else None,
+        "project": {"id": str(project.id), "slug": project.slug, "name": project.name, "platform": project.platform},
+        "firstSeen": iso(group.first_seen),
+        "lastSeen": iso(group.last_seen),
+        "count": str(group.times_seen),
+        "permalink": links.issue_page(group.id),
+        "url": links.issue_api(group.id),
+        "web_url": links.issue_page(group.id),
+        "project_url": links.project_page(project.slug),
+    }
+
+
+def serialize_event(event: Event, base_url: str) -> dict:
+    """Return the event as stored plus ``url``, ``web_url``, ``issue_url`` and ``issue_id``."""
+    links, project = links_for_project(base_url, event.project_id)
+    return {
+        **event.data,
+        "project": project.id,
+        "received": event.received.timestamp(),
+        "url": links.event_api(project.slug, event.event_id),
+        "web_url": links.event_page(event.group_id, event.event_id),
+        "issue_url": links.issue_api(event.group_id),
+        "issue_id": str(event.group_id),
+    }
+
+
+def serialize_comment(comment: Comment, group: Group, base_url: str) -> dict:
+    project = get_from_cache(Project, group.project_id)
+    return {
+        "comment_id": str(comment.id),
+        "issue_id": str(group.id),
+        "project_slug": project.slug,
+        "timestamp": iso(comment.date_updated),
+        "comment": comment.text,
+    }
+
+
+def serialize_incident(incident: Incident, base_url: str, status: str, metric_value: int) -> dict:
+    """Return ``data`` of a ``metric_alert.*`` webhook for the incident at ``status`` with ``metric_value``."""
+    rule = incident.alert_rule
+    links, project = links_for_project(base_url, rule.project_id)
+    installations = _installation_uuids([action["sentry_app_id"] for action in rule.actions])
+    triggers = []
+    for label, threshold in (("critical", rule.critical_threshold), ("warning", rule.warning_threshold)):
+        if threshold is None:
+            continue
+        triggers.append({
+            "label": label,
+            "threshold_type": 0,  # above
+            "alert_threshold": threshold,
+            "resolve_threshold": rule.effective_resolve_threshold,
+            "actions": [
+                {"type": "sentry_app", "sentry_app_id": action["sentry_app_id"],
+                 "sentry_app_installation_uuid": installations.get(action["sentry_app_id"]),
+                 "settings": action.get("settings") or []}
+                for action in rule.actions
+            ],
+        })
+    title = f"{status.capitalize()}: {rule.name}"
+    value_text = f"{metric_value} events in the last {rule.time_window_minutes} minutes"
+    return {
+        "metric_alert": {
+            "id": str(incident.id),
+            "identifier": str(incident.identifier),
+            "title": incident.title,
+            "status": {"closed": 2, "warning": 10, "critical": 20}.get(status, 1),
+            "status_text": status,
+            "date_started": iso(incident.date_started),
+            "date_closed": iso(incident.date_closed),
+            "date_detected": iso(incident.date_started),
+            "projects": [project.slug],
+            "alert_rule": {
+                "id": str(rule.id),
+                "name": rule.name,
+                "aggregate": "count()",
+                "dataset": "events",
+                "time_window": rule.time_window_minutes,
+                "resolve_threshold": rule.effective_resolve_threshold,
+                "threshold_type": 0,
+                "triggers": triggers,
+            },
+        },
+        "description_text": value_text,
+        "description_title": title,
+        "web_url": links.incident_page(incident.identifier),
+    }
+
+
+def _installation_uuids(sentry_app_ids: list[int]) -> dict[int, str]:
+    rows = db.session.execute(
+        select(SentryAppInstallation.sentry_app_id, SentryAppInstallation.uuid)
+        .where(SentryAppInstallation.sentry_app_id.in_(sentry_app_ids))
+    )
+    return dict(rows.all())

@@ -1,0 +1,179 @@
+"""Turn an SDK's event into a stored Event in an issue (Group): normalise, fingerprint, group, save."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .extensions import db
+from .models import LEVELS, Event, Group, Project, utcnow
+
+DEFAULT_FINGERPRINT = {"{{ default }}", "{{default}}"}
+# Keys of an SDK event that are kept as they came (after the normalised ones).
+PASSTHROUGH_KEYS = ("release", "dist", "environment", "server_name", "transaction", "logger", "user", "contexts",
+                    "extra", "sdk", "request", "modules", "breadcrumbs")
+
+
+@dataclass
+class StoredEvent:
+    event_id: int  # primary key of the Event row
+    group_id: int
+    is_new_group: bool
+    is_regression: bool
+
+
+def _text(value, limit: int = 1000) -> str:
+    return str(value)[:limit] if value is not None else ""
+
+
+def _message(raw: dict) -> str:
+    for key in ("logentry", "message"):
+        value = raw.get(key)
+        if isinstance(value, dict):
+            value = value.get("formatted") or value.get("message")
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _exceptions(raw: dict) -> list[dict]:
+    value = raw.get("exception")
+    values = value.get("values") if isinstance(value, dict) else value
+    return [item for item in values or [] if isinstance(item, dict)]
+
+
+def _timestamp(value) -> datetime:
+    try:
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value, timezone.utc)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        pass
+    return datetime.now(timezone.utc)
+
+
+def _tags(value) -> list[list[str]]:
+    pairs = value.items() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return [[_text(pair[0], 200), _text(pair[1], 200)] for pair in pairs if isinstance(pair, (list, tuple)) and len(pair) == 2]
+
+
+def _top_in_app_frame(exception: dict) -> dict | None:
+    frames = ((exception.get("stacktrace") or {}).get("frames")) or []
+    frames = [frame for frame in frames if isinstance(frame, dict)]
+    in_app = [frame for frame in frames if frame.get("in_app")]
+    # Frames run from the outermost call to where it was raised: the last one is the top.
+    return (in_app or frames or [None])[-1]
+
+
+def normalize_event(raw: dict) -> dict:
+    """Return the event as Hookline stores and sends it: known fields cleaned, title/culprit/metadata derived."""
+    event_id = str(raw.get("event_id") or "").replace("-", "").lower()
+    if len(event_id) != 32 or any(c not in "0123456789abcdef" for c in event_id):
+        event_id = uuid.uuid4().hex
+    level = raw.get("level") if raw.get("level") in LEVELS else "error"
+    if raw.get("level") == "critical":
+        level = "fatal"
+    exceptions = _exceptions(raw)
+    message = _message(raw)
+    when = _timestamp(raw.get("timestamp"))
+    event = {"event_id": event_id, "level": level, "platform": _text(raw.get("platform") or "other", 50),
+             "message": message, "datetime": when.isoformat().replace("+00:00", "Z"), "timestamp": when.timestamp(),
+             "tags": _tags(raw.get("tags")), "type": "error" if exceptions else "default"}
+    if exceptions:
+        event["exception"] = {"values": exceptions}
+        main = exceptions[-1]
+        kind, value = _text(main.get("type") or "Error", 200), _text(main.get("value"), 1000)
+        event["title"] = f"{kind}: {value}" if value else kind
+        event["metadata"] = {"type": kind, "value": value}
+        frame = _top_in_app_frame(main)
+        event["culprit"] = _text(raw.get("transaction") or (
+            f"{frame.get('module') or frame.get('filename') or '?'} in {frame.get('function') or '?'}" if frame else ""), 200)
+    else:
+        event["title"] = (message.splitlines() or ["<unlabeled event>"])[0][:200]
+        event["metadata"] = {"title": event["title"]}
+        event["culprit"] = _text(raw.get("transaction") or raw.get("culprit"), 200)
+    fingerprint = raw.get("fingerprint")
+    if isinstance(fingerprint, list) and fingerprint:
+        event["fingerprint"] = [_text(part, 200) for part in fingerprint]
+    for key in PASSTHROUGH_KEYS:
+        if key in raw:
+            event[key] = raw[key]
+    return event
+
+
+def grouping_components(event: dict) -> list[str]:
+    """Return what identifies the event's issue: the explicit fingerprint, else type + value + top in-app frame, else message."""
+    exceptions = (event.get("exception") or {}).get("values") or []
+    if exceptions:
+        main = exceptions[-1]
+        frame = _top_in_app_frame(main) or {}
+        default = [_text(main.get("type")), _text(main.get("value")),
+                   f"{frame.get('module') or frame.get('filename') or ''}:{frame.get('function') or ''}"]
+    else:
+        default = [event.get("message") or event.get("title") or ""]
+    fingerprint = event.get("fingerprint")
+    if not fingerprint:
+        return default
+    return [part for item in fingerprint for part in (default if item in DEFAULT_FINGERPRINT else [item])]
+
+
+def fingerprint_hash(components: list[str]) -> str:
+    return hashlib.sha1("\x1f".join(components).encode("utf-8")).hexdigest()
+
+
+def store_event(project: Project, raw: dict) -> StoredEvent | None:
+    """Store one event in its issue and commit; return what happened, or None for a duplicate event id.
+
+    1. Normalise and fingerprint the event.
+    2. Find or create its group (another request may create it at the same moment: retry on conflict).
+    3. Count the event on the group; a resolved group reopens (one atomic UPDATE decides the regression).
+    4. Save the event.
+    """
+    event = normalize_event(raw)
+    if db.session.scalar(select(Event.id).where(Event.project_id == project.id, Event.event_id == event["event_id"])):
+        return None
+    group, is_new = _get_or_create_group(project, event, fingerprint_hash(grouping_components(event)))
+    now = utcnow()
+    reopened = db.session.execute(
+        update(Group).where(Group.id == group.id, Group.status == "resolved")
+        .values(status="unresolved", resolved_at=None)
+    ).rowcount == 1
+    db.session.execute(
+        update(Group).where(Group.id == group.id)
+        .values(times_seen=Group.times_seen + 1, last_seen=now, level=event["level"])
+    )
+    row = Event(event_id=event["event_id"], project_id=project.id, group_id=group.id, level=event["level"],
+                title=event["title"][:255], received=now, data_json=json.dumps(event))
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same event id arrived twice at once
+        db.session.rollback()
+        return None
+    return StoredEvent(row.id, group.id, is_new, reopened)
+
+
+def _get_or_create_group(project: Project, event: dict, hash_: str, attempts: int = 5) -> tuple[Group, bool]:
+    for _ in range(attempts):
+        group = db.session.scalar(select(Group).where(Group.project_id == project.id, Group.fingerprint_hash == hash_))
+        if group is not None:
+            return group, False
+        next_short_id = (db.session.scalar(select(func.max(Group.short_id)).where(Group.project_id == project.id)) or 0) + 1
+        group = Group(project_id=project.id, short_id=next_short_id, fingerprint_hash=hash_, title=event["title"][:255],
+                      culprit=event["culprit"][:255], level=event["level"], platform=event["platform"],
+                      metadata_json=json.dumps(event["metadata"]), times_seen=0)
+        db.session.add(group)
+        try:
+            db.session.commit()
+            return group, True
+        except IntegrityError:  # another request took this fingerprint or short id first
+            db.session.rollback()
+    raise RuntimeError(f"could not create a group in project {project.id} after {attempts} attempts")

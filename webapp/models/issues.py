@@ -1,0 +1,109 @@
+"""Projects, the events they ingest, the issues (groups) events fall into, and comments on issues."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .accounts import Organization, User, utcnow
+
+LEVELS = ("debug", "info", "warning", "error", "fatal")
+ISSUE_STATUSES = ("unresolved", "resolved", "ignored")
+
+
+def level_rank(level: str) -> int:
+    return LEVELS.index(level) if level in LEVELS else LEVELS.index("error")
+
+
+class Project(db.Model):
+    __table_args__ = (UniqueConstraint("organization_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(String(50))
+    name: Mapped[str] = mapped_column(String(100))
+    platform: Mapped[str] = mapped_column(String(50), default="python")
+    # The DSN's user part; what sentry-sdk sends as sentry_key.
+    public_key: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: secrets.token_hex(16))
+    date_added: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organization: Mapped[Organization] = relationship(lazy="joined")
+
+    def dsn(self, base_url: str) -> str:
+        scheme, rest = base_url.split("://", 1)
+        return f"{scheme}://{self.public_key}@{rest}/{self.id}"
+
+
+class Group(db.Model):
+    """An issue: events with the same fingerprint in one project."""
+
+    __tablename__ = "sentry_group"  # "group" is an SQL keyword
+    __table_args__ = (
+        UniqueConstraint("project_id", "fingerprint_hash"),
+        UniqueConstraint("project_id", "short_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    short_id: Mapped[int] = mapped_column(Integer)
+    fingerprint_hash: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(255))
+    culprit: Mapped[str] = mapped_column(String(255), default="")
+    level: Mapped[str] = mapped_column(String(10), default="error")
+    platform: Mapped[str] = mapped_column(String(50), default="python")
+    metadata_json: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(20), default="unresolved")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), default=None)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    times_seen: Mapped[int] = mapped_column(Integer, default=0)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    project: Mapped[Project] = relationship(lazy="joined")
+    assignee: Mapped[User | None] = relationship(lazy="joined")
+
+    @property
+    def qualified_short_id(self) -> str:
+        return f"{self.project.slug.upper()}-{self.short_id}"
+
+    @property
+    def event_metadata(self) -> dict:
+        return json.loads(self.metadata_json or "{}")
+
+
+class Event(db.Model):
+    __table_args__ = (
+        UniqueConstraint("project_id", "event_id"),
+        Index("ix_event_project_received", "project_id", "received"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("sentry_group.id", ondelete="CASCADE"), index=True)
+    level: Mapped[str] = mapped_column(String(10), default="error")
+    title: Mapped[str] = mapped_column(String(255))
+    received: Mapped[datetime] = mapped_column(default=utcnow)
+    data_json: Mapped[str] = mapped_column(Text)
+
+    group: Mapped[Group] = relationship()
+
+    @property
+    def data(self) -> dict:
+        return json.loads(self.data_json)
+
+
+class Comment(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("sentry_group.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    date_added: Mapped[datetime] = mapped_column(default=utcnow)
+    date_updated: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User | None] = relationship(lazy="joined")

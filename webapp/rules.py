@@ -1,0 +1,34 @@
+"""Issue alert rules: which rules an ingested event sets off, throttled per issue."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from . import keys
+from .eventstore import StoredEvent
+from .extensions import db
+from .models import Event, IssueAlertRule, level_rank
+
+
+def rule_matches(rule: IssueAlertRule, stored: StoredEvent, level: str) -> bool:
+    """Say whether the rule's condition and level filter hold for the event."""
+    if rule.trigger == "first_seen" and not stored.is_new_group:
+        return False
+    if rule.trigger == "regression" and not stored.is_regression:
+        return False
+    return rule.min_level is None or level_rank(level) >= level_rank(rule.min_level)
+
+
+def claim_rule_fire(rule: IssueAlertRule, group_id: int) -> bool:
+    """Take the rule's slot for this issue for ``frequency_minutes``; False if it fired within that time."""
+    return bool(current_app.extensions["redis"].set(
+        keys.rule_fired(rule.id, group_id), 1, nx=True, ex=max(60, rule.frequency_minutes * 60)
+    ))
+
+
+def rules_to_fire(stored: StoredEvent) -> list[IssueAlertRule]:
+    """Return the project's rules this event sets off, each claimed so a later event in the window does not."""
+    event = db.session.get(Event, stored.event_id)
+    rules = db.session.scalars(select(IssueAlertRule).where(IssueAlertRule.project_id == event.project_id))
+    return [rule for rule in rules if rule_matches(rule, stored, event.level) and claim_rule_fire(rule, stored.group_id)]
