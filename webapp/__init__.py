@@ -44,11 +44,10 @@ def create_app(config: dict | None = None) -> Flask:
     redis_store.init_app(app)
     cli.init_app(app)
 
-    from .views import apps, auth, health
+    from .views import api, apps, auth, health, incidents, ingest, issues, orgs, projects
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(apps.bp)
-    app.register_blueprint(health.bp)
+    for blueprint in (ingest.bp, api.bp, auth.bp, apps.bp, projects.bp, issues.bp, incidents.bp, orgs.bp, health.bp):
+        app.register_blueprint(blueprint)
     _configure_logging(app)
     return app
 

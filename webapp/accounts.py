@@ -7,7 +7,7 @@ import re
 from sqlalchemy import select
 
 from .extensions import db
-from .models import ROLES, Membership, Organization, User, find_user_by_email, slugify
+from .models import ROLES, Membership, Organization, User, find_user_by_email
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
@@ -49,4 +49,17 @@ def create_user(email: str, password: str, org_slug: str, role: str = "owner", n
     return user
 
 
-__all__ = ["AccountError", "create_user", "get_or_create_organization", "slugify"]
+
+
+def rename_organization(organization: Organization, name: str, slug: str) -> None:
+    """Change the organisation's name and slug; commit (the model cache is invalidated on commit)."""
+    name, slug = (name or "").strip(), (slug or "").strip()
+    if not name or len(name) > 100:
+        raise AccountError("Give the organisation a name of at most 100 characters.")
+    if not SLUG_RE.match(slug):
+        raise AccountError(f"Slug {slug!r} must be lowercase letters, digits and dashes (at most 50).")
+    other = db.session.scalar(select(Organization).where(Organization.slug == slug, Organization.id != organization.id))
+    if other is not None:
+        raise AccountError(f"The slug {slug!r} is taken.")
+    organization.name, organization.slug = name, slug
+    db.session.commit()

@@ -1,19 +1,23 @@
-"""``flask --app webapp …`` commands: init-db, create-user."""
+"""``flask --app webapp …`` commands: init-db, create-user, create-project."""
 
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
+from sqlalchemy import select
 
 from .accounts import AccountError, create_user
-from .models import ROLES
+from .extensions import db
+from .models import ROLES, Organization
+from .projects import ProjectError, create_project
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(init_db_command)
     app.cli.add_command(create_user_command)
+    app.cli.add_command(create_project_command)
 
 
 @click.command("init-db")
@@ -38,3 +42,20 @@ def create_user_command(email, password, org_slug, role, name):
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Created {user.email} ({role} of {org_slug}).")
+
+
+@click.command("create-project")
+@with_appcontext
+@click.option("--org", "org_slug", required=True, help="Organisation slug (must exist).")
+@click.option("--name", required=True)
+@click.option("--slug", default=None, help="Defaults to the name, slugified.")
+def create_project_command(org_slug, name, slug):
+    """Create a project and print its DSN (what sentry_sdk.init(dsn=...) takes)."""
+    organization = db.session.scalar(select(Organization).where(Organization.slug == org_slug))
+    if organization is None:
+        raise click.ClickException(f"There is no organisation {org_slug!r}.")
+    try:
+        project = create_project(organization, name, slug)
+    except ProjectError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(project.dsn(current_app.config["BASE_URL"]))

@@ -97,7 +97,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "MAIL_SERVER": (_text, "localhost"),
     "MAIL_PORT": (_port, 25),
     "MAIL_DEFAULT_SENDER": (_text, "hookline@localhost"),
-    "TEST_ALERT_WAIT_SECONDS": (_positive_float, 10.0),
+    # Largest request body the ingestion endpoints read (decompressed bodies may be 4x this).
+    "INGEST_MAX_BYTES": (_positive_int, 1024 * 1024),
 }
 
 

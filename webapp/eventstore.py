@@ -129,8 +129,8 @@ def fingerprint_hash(components: list[str]) -> str:
     return hashlib.sha1("\x1f".join(components).encode("utf-8")).hexdigest()
 
 
-def store_event(project: Project, raw: dict) -> StoredEvent | None:
-    """Store one event in its issue and commit; return what happened, or None for a duplicate event id.
+def store_event(project: Project, raw: dict) -> tuple[str, StoredEvent | None]:
+    """Store one event in its issue and commit; return its event id and what happened (None: a duplicate).
 
     1. Normalise and fingerprint the event.
     2. Find or create its group (another request may create it at the same moment: retry on conflict).
@@ -139,7 +139,7 @@ def store_event(project: Project, raw: dict) -> StoredEvent | None:
     """
     event = normalize_event(raw)
     if db.session.scalar(select(Event.id).where(Event.project_id == project.id, Event.event_id == event["event_id"])):
-        return None
+        return event["event_id"], None
     group, is_new = _get_or_create_group(project, event, fingerprint_hash(grouping_components(event)))
     now = utcnow()
     reopened = db.session.execute(
@@ -157,8 +157,8 @@ def store_event(project: Project, raw: dict) -> StoredEvent | None:
         db.session.commit()
     except IntegrityError:  # the same event id arrived twice at once
         db.session.rollback()
-        return None
-    return StoredEvent(row.id, group.id, is_new, reopened)
+        return event["event_id"], None
+    return event["event_id"], StoredEvent(row.id, group.id, is_new, reopened)
 
 
 def _get_or_create_group(project: Project, event: dict, hash_: str, attempts: int = 5) -> tuple[Group, bool]:

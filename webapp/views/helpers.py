@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import MANAGING_ROLES, Organization, SentryApp
+from ..models import MANAGING_ROLES, Group, Organization, Project, SentryApp
 
 
 def get_org_or_404(org_slug: str) -> tuple[Organization, str]:
@@ -34,3 +34,27 @@ def require_manager(role: str) -> None:
 
 def is_htmx(request) -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def get_project_or_404(organization: Organization, project_slug: str) -> Project:
+    project = db.session.scalar(
+        select(Project).where(Project.organization_id == organization.id, Project.slug == project_slug)
+    )
+    if project is None:
+        abort(404)
+    return project
+
+
+def get_in_project_or_404(model, project: Project, object_id: int):
+    """Load a rule (or any row with ``project_id``) of this project, else 404."""
+    row = db.session.get(model, object_id)
+    if row is None or row.project_id != project.id:
+        abort(404)
+    return row
+
+
+def get_group_or_404(organization: Organization, group_id: int) -> Group:
+    group = db.session.get(Group, group_id)
+    if group is None or group.project.organization_id != organization.id:
+        abort(404)
+    return group

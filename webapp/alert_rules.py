@@ -1,0 +1,120 @@
+"""Create and change issue alert rules and metric alert rules (validation lives here, not in views)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from .extensions import db
+from .models import LEVELS, RULE_TRIGGERS, IssueAlertRule, MetricAlertRule, Project, SentryApp
+
+
+class RuleValidationError(ValueError):
+    """The rule cannot be saved; ``errors`` maps each bad field to a message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+        self.errors = errors
+
+
+def parse_settings(text: str) -> list[dict]:
+    """Parse ``name=value`` lines into Sentry's settings list ``[{"name": ..., "value": ...}]``."""
+    settings = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"line {number} must look like name=value")
+        settings.append({"name": name.strip(), "value": value.strip()})
+    return settings
+
+
+def format_settings(settings: list[dict]) -> str:
+    return "\n".join(f"{item['name']}={item['value']}" for item in settings)
+
+
+def parse_actions(form, organization_id: int) -> list[dict]:
+    """Read ``app_<id>`` checkboxes and ``settings_<id>`` text areas; raise RuleValidationError if bad."""
+    apps = db.session.scalars(select(SentryApp).where(SentryApp.organization_id == organization_id))
+    actions, errors = [], {}
+    for sentry_app in apps:
+        if not form.get(f"app_{sentry_app.id}"):
+            continue
+        try:
+            settings = parse_settings(form.get(f"settings_{sentry_app.id}", ""))
+        except ValueError as exc:
+            errors["actions"] = f"Settings for {sentry_app.name}: {exc}."
+            continue
+        actions.append({"sentry_app_id": sentry_app.id, "settings": settings})
+    if not actions and not errors:
+        errors["actions"] = "Choose at least one app to send the alert to."
+    if errors:
+        raise RuleValidationError(errors)
+    return actions
+
+
+def _int(fields: dict, name: str, errors: dict, *, low: int, high: int, optional: bool = False) -> int | None:
+    raw = str(fields.get(name) or "").strip()
+    if not raw and optional:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        errors[name] = "Enter a whole number."
+        return None
+    if not low <= value <= high:
+        errors[name] = f"Enter a number from {low} to {high}."
+        return None
+    return value
+
+
+def _name(fields: dict, errors: dict) -> str:
+    name = str(fields.get("name") or "").strip()
+    if not name or len(name) > 64:
+        errors["name"] = "Give the rule a name of at most 64 characters."
+    return name
+
+
+def save_issue_rule(project: Project, fields: dict, actions: list[dict], rule: IssueAlertRule | None = None) -> IssueAlertRule:
+    """Validate ``fields`` (name, trigger, min_level, frequency_minutes) and save the rule; commit."""
+    errors: dict[str, str] = {}
+    name = _name(fields, errors)
+    trigger = fields.get("trigger")
+    if trigger not in RULE_TRIGGERS:
+        errors["trigger"] = "Choose when the rule fires."
+    min_level = fields.get("min_level") or None
+    if min_level is not None and min_level not in LEVELS:
+        errors["min_level"] = "Choose a level."
+    frequency = _int(fields, "frequency_minutes", errors, low=1, high=43200)
+    if errors:
+        raise RuleValidationError(errors)
+    rule = rule or IssueAlertRule(project_id=project.id)
+    rule.name, rule.trigger, rule.min_level, rule.frequency_minutes = name, trigger, min_level, frequency
+    rule.actions = actions
+    db.session.add(rule)
+    db.session.commit()
+    return rule
+
+
+def save_metric_rule(project: Project, fields: dict, actions: list[dict], rule: MetricAlertRule | None = None) -> MetricAlertRule:
+    """Validate ``fields`` (name, window, thresholds) and save the metric alert rule; commit."""
+    errors: dict[str, str] = {}
+    name = _name(fields, errors)
+    window = _int(fields, "time_window_minutes", errors, low=1, high=1440)
+    critical = _int(fields, "critical_threshold", errors, low=1, high=10**9)
+    warning = _int(fields, "warning_threshold", errors, low=1, high=10**9, optional=True)
+    resolve = _int(fields, "resolve_threshold", errors, low=0, high=10**9, optional=True)
+    if critical is not None and warning is not None and warning >= critical:
+        errors["warning_threshold"] = "The warning threshold must be below the critical threshold."
+    lowest = warning if warning is not None else critical
+    if resolve is not None and lowest is not None and resolve > lowest:
+        errors["resolve_threshold"] = f"The resolve threshold must be at most {lowest}, the lowest alert threshold."
+    if errors:
+        raise RuleValidationError(errors)
+    rule = rule or MetricAlertRule(project_id=project.id)
+    rule.name, rule.time_window_minutes = name, window
+    rule.critical_threshold, rule.warning_threshold, rule.resolve_threshold = critical, warning, resolve
+    rule.actions = actions
+    db.session.add(rule)
+    db.session.commit()
+    return rule

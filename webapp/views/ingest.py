@@ -1,0 +1,68 @@
+"""Sentry's ingestion endpoints, for applications using the official sentry-sdk."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ..dispatch.fanout import enqueue_delivery
+from ..eventstore import store_event
+from ..extensions import csrf, db
+from ..ingest import IngestError, decode_body, parse_envelope, parse_json_object, public_key_from
+from ..models import Project
+
+bp = Blueprint("ingest", __name__)
+
+
+@bp.route("/api/<int:project_id>/envelope/", methods=["POST"])
+@csrf.exempt
+def envelope(project_id: int):
+    try:
+        body = _read_body()
+        parsed = parse_envelope(body)
+        project = _authenticate(project_id, public_key_from(request.headers, request.args, parsed.headers))
+        event_ids = [_accept(project, event) for event in parsed.events()]
+    except IngestError as exc:
+        return jsonify(detail=exc.detail), exc.status
+    return jsonify(id=event_ids[0] if event_ids else parsed.headers.get("event_id"))
+
+
+@bp.route("/api/<int:project_id>/store/", methods=["POST"])
+@csrf.exempt
+def store(project_id: int):
+    try:
+        body = _read_body()
+        project = _authenticate(project_id, public_key_from(request.headers, request.args))
+        event_id = _accept(project, parse_json_object(body, "event"))
+    except IngestError as exc:
+        return jsonify(detail=exc.detail), exc.status
+    return jsonify(id=event_id)
+
+
+def _read_body() -> bytes:
+    limit = current_app.config["INGEST_MAX_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        raise IngestError(413, f"The body is larger than {limit} bytes.")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise IngestError(413, f"The body is larger than {limit} bytes.")
+    return decode_body(raw, request.headers.get("Content-Encoding", ""), limit * 4)
+
+
+def _authenticate(project_id: int, public_key: str | None) -> Project:
+    if not public_key:
+        raise IngestError(401, "Missing sentry_key: send X-Sentry-Auth or ?sentry_key= with the project's DSN key.")
+    project = db.session.get(Project, project_id)
+    if project is None or not hmac.compare_digest(project.public_key, public_key):
+        raise IngestError(403, "Unknown project or wrong project key; check the DSN.")
+    return project
+
+
+def _accept(project: Project, raw_event: dict) -> str:
+    """Store the event and queue the rest (webhooks, rules) for the worker; return the event id."""
+    event_id, stored = store_event(project, raw_event)
+    if stored is not None:
+        enqueue_delivery("webapp.dispatch.tasks.post_process_event", stored.event_id, stored.is_new_group,
+                         stored.is_regression)
+    return event_id

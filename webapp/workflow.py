@@ -1,0 +1,87 @@
+"""What a person does to an issue: resolve, ignore, unresolve, assign, comment; each sends its webhook."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import update
+
+from .dispatch.fanout import notify_resource_change
+from .dispatch.payloads import user_actor
+from .dispatch.serializers import serialize_comment, serialize_issue
+from .extensions import db
+from .models import ISSUE_STATUSES, Comment, Group, User, utcnow
+
+
+class WorkflowError(ValueError):
+    """The change cannot be made as asked; the message says why."""
+
+
+def _organization_id(group: Group) -> int:
+    return group.project.organization_id
+
+
+def set_status(group: Group, status: str, actor: User) -> bool:
+    """Move the issue to ``status``; send ``issue.<status>`` if it changed. Return whether it changed."""
+    if status not in ISSUE_STATUSES:
+        raise WorkflowError(f"Unknown status {status!r}; use one of {', '.join(ISSUE_STATUSES)}.")
+    changed = db.session.execute(
+        update(Group).where(Group.id == group.id, Group.status != status)
+        .values(status=status, resolved_at=utcnow() if status == "resolved" else None)
+    ).rowcount == 1
+    db.session.commit()
+    if changed:
+        db.session.refresh(group)
+        data = {"issue": serialize_issue(group, current_app.config["BASE_URL"])}
+        notify_resource_change(_organization_id(group), f"issue.{status}", data, user_actor(actor))
+    return changed
+
+
+def assign(group: Group, assignee: User | None, actor: User) -> None:
+    """Assign the issue to a member of its organisation (None: unassign) and send ``issue.assigned``."""
+    if assignee is not None and assignee.role_in(_organization_id(group)) is None:
+        raise WorkflowError("Issues can only be assigned to members of the organisation.")
+    group.assignee_id = assignee.id if assignee else None
+    db.session.commit()
+    db.session.refresh(group)
+    data = {"issue": serialize_issue(group, current_app.config["BASE_URL"])}
+    notify_resource_change(_organization_id(group), "issue.assigned", data, user_actor(actor))
+
+
+def _clean_text(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise WorkflowError("A comment cannot be empty.")
+    if len(text) > 5000:
+        raise WorkflowError("A comment can be at most 5000 characters.")
+    return text
+
+
+def _notify_comment(event_type: str, comment: Comment, group: Group, actor: User) -> None:
+    data = serialize_comment(comment, group, current_app.config["BASE_URL"])
+    notify_resource_change(_organization_id(group), event_type, data, user_actor(actor))
+
+
+def add_comment(group: Group, text: str, actor: User) -> Comment:
+    comment = Comment(group_id=group.id, user_id=actor.id, text=_clean_text(text))
+    db.session.add(comment)
+    db.session.commit()
+    _notify_comment("comment.created", comment, group, actor)
+    return comment
+
+
+def edit_comment(comment: Comment, text: str, actor: User) -> None:
+    if comment.user_id != actor.id:
+        raise WorkflowError("Only the author can edit a comment.")
+    comment.text = _clean_text(text)
+    db.session.commit()
+    _notify_comment("comment.updated", comment, db.session.get(Group, comment.group_id), actor)
+
+
+def delete_comment(comment: Comment, actor: User, may_moderate: bool) -> None:
+    if comment.user_id != actor.id and not may_moderate:
+        raise WorkflowError("Only the author, an owner or a manager can delete a comment.")
+    group = db.session.get(Group, comment.group_id)
+    data = serialize_comment(comment, group, current_app.config["BASE_URL"])
+    db.session.delete(comment)
+    db.session.commit()
+    notify_resource_change(_organization_id(group), "comment.deleted", data, user_actor(actor))
