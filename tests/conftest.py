@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 import pytest
 from flask_migrate import upgrade
 from pytest_httpserver import HTTPServer
+from werkzeug.serving import make_server
+
+from tests.receiver import Receiver
 
 from webapp import create_app
 from webapp.accounts import create_user
 from webapp.dispatch.queues import make_worker
 from webapp.embedded_redis import answers, start_embedded_redis
+
+pytest_plugins = ["tests.alert_world"]
 
 # Tests own this Redis database number and flush it; set HOOKLINE_TEST_REDIS_URL to move them.
 TEST_REDIS_URL = os.environ.get("HOOKLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -117,6 +123,25 @@ def owner(make_user, session):
     make_user("owner@example.com", "acme", "owner")
     session.login()
     return session
+
+
+@pytest.fixture
+def receiver(httpserver):
+    """A receiver that checks signatures; set ``receiver.secret`` to the app's secret."""
+    receiver = Receiver(httpserver)
+    yield receiver
+    receiver.in_flight.wait_idle()  # a slow answer must not spill into the next test
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve ``app`` on a free loopback port from a thread; return its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ class InFlight:
 
 @dataclass
 class Received:
+    path: str
     headers: dict
     body: bytes
     sentry_signature_ok: bool
@@ -52,6 +53,7 @@ class Receiver:
         self.server = httpserver
         self.received: list[Received] = []
         self.secret: str | None = None
+        self.secrets: dict[str, str] = {}  # per path, for several apps on one receiver
         self.in_flight = InFlight()
 
     def url(self, path: str = "/hook") -> str:
@@ -73,13 +75,23 @@ class Receiver:
         body = request.get_data()
         headers = dict(request.headers)
         sentry_ok = standard_ok = False
-        if self.secret:
-            expected = hmac.new(self.secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+        secret = self.secrets.get(request.path, self.secret)
+        if secret:
+            expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
             sentry_ok = hmac.compare_digest(expected, request.headers.get("Sentry-Hook-Signature", ""))
-            whsec = "whsec_" + base64.b64encode(self.secret.encode("utf-8")).decode()
+            whsec = "whsec_" + base64.b64encode(secret.encode("utf-8")).decode()
             try:
                 Webhook(whsec).verify(body, {k.lower(): v for k, v in headers.items()})
                 standard_ok = True
             except WebhookVerificationError:
                 standard_ok = False
-        return Received(headers, body, sentry_ok, standard_ok)
+        return Received(request.path, headers, body, sentry_ok, standard_ok)
+
+    def at(self, path: str) -> list[Received]:
+        return [received for received in self.received if received.path == path]
+
+    def of(self, resource_action: str, path: str | None = None) -> list[Received]:
+        """Return what arrived for ``resource.action`` (e.g. ``issue.created``), oldest first."""
+        resource, action = resource_action.split(".")
+        return [r for r in self.received if r.headers.get("Sentry-Hook-Resource") == resource
+                and r.json.get("action") == action and (path is None or r.path == path)]

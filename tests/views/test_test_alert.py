@@ -7,18 +7,10 @@ import pytest
 from rq.job import Job
 from sqlalchemy import select
 
-from tests.receiver import Receiver
 from webapp.extensions import db
 from webapp.models import SentryApp
 
 PAGE = "/orgs/acme/apps/receiver"
-
-
-@pytest.fixture
-def receiver(httpserver):
-    receiver = Receiver(httpserver)
-    yield receiver
-    receiver.in_flight.wait_idle()  # a slow answer must not spill into the next test
 
 
 @pytest.fixture

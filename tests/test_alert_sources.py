@@ -1,0 +1,188 @@
+"""An application using the real sentry-sdk → Hookline → webhooks, for each alert source."""
+
+import re
+
+from tests.alert_world import raise_and_capture
+from webapp.alert_rules import save_issue_rule
+from webapp.extensions import db
+from webapp.models import IssueAlertRule, Project
+
+
+def add_issue_rule(world, **fields):
+    actions = fields.pop("actions", [{"sentry_app_id": world.bare_id, "settings": []}])
+    values = {"name": "Page me", "trigger": "first_seen", "frequency_minutes": "30", **fields}
+    with world.app.app_context():
+        return save_issue_rule(db.session.get(Project, world.project_id), values, actions).id
+
+
+def test_sdk_error_becomes_issue_created_and_error_created(world, sdk, receiver, run_worker, owner):
+    event_id = raise_and_capture("card declined")
+    run_worker()
+
+    [created] = receiver.of("issue.created")
+    [error] = receiver.of("error.created")
+    assert created.path == "/all" and created.sentry_signature_ok and created.standard_webhooks_ok
+    assert receiver.at("/alerts") == []  # not subscribed to anything
+    issue = created.json["data"]["issue"]
+    [group] = world.groups()
+    assert issue["id"] == str(group.id) and issue["shortId"] == f"WEB-{group.short_id}"
+    assert issue["title"] == "ValueError: card declined"
+    assert issue["culprit"] == "tests.alert_world in charge_card"
+    assert (issue["level"], issue["status"], issue["count"], issue["assignedTo"]) == ("error", "unresolved", "1", None)
+    assert issue["project"]["slug"] == "web"
+    assert issue["url"] == f"http://hookline.test/api/0/organizations/acme/issues/{group.id}/"
+    assert issue["web_url"] == f"http://hookline.test/orgs/acme/issues/{group.id}"
+    assert issue["project_url"] == "http://hookline.test/orgs/acme/projects/web"
+    assert created.json["actor"] == {"type": "application", "id": "sentry", "name": "Sentry"}
+
+    event = error.json["data"]["error"]
+    assert event["event_id"] == event_id
+    assert event["issue_id"] == str(group.id)
+    assert event["release"] == "web@1.2.3" and event["environment"] == "test"
+    assert event["exception"]["values"][-1]["type"] == "ValueError"
+    assert event["url"] == f"http://hookline.test/api/0/projects/acme/web/events/{event_id}/"
+    assert event["web_url"] == f"http://hookline.test/orgs/acme/issues/{group.id}/events/{event_id}"
+    assert event["issue_url"] == issue["url"]
+
+    # The URLs in the payload open real resources (here, for a logged-in owner).
+    path = lambda url: url.removeprefix("http://hookline.test")  # noqa: E731
+    assert owner.get(path(event["url"])).json["event_id"] == event_id
+    assert owner.get(path(issue["url"])).json["title"] == "ValueError: card declined"
+    assert "ValueError: card declined" in owner.get(path(event["web_url"])).get_data(as_text=True)
+    assert "WEB-1" in owner.get(path(issue["web_url"])).get_data(as_text=True)
+    assert "Web" in owner.get(path(issue["project_url"])).get_data(as_text=True)
+
+
+def test_grouping_by_exception_fingerprint_and_message(world, sdk, receiver, run_worker):
+    raise_and_capture("card declined")
+    raise_and_capture("card declined")
+    raise_and_capture("card expired")  # another message: another issue
+    with sdk.new_scope() as scope:
+        scope.fingerprint = ["payments", "declines"]
+        raise_and_capture("card declined")
+    sdk.capture_message("disk almost full", level="warning")
+    sdk.capture_message("disk almost full", level="warning")
+    sdk.flush()
+    run_worker()
+
+    groups = world.groups()
+    assert [(g.title, g.times_seen) for g in groups] == [
+        ("ValueError: card declined", 2), ("ValueError: card expired", 1),
+        ("ValueError: card declined", 1), ("disk almost full", 2),
+    ]
+    assert groups[3].level == "warning"
+    assert len(receiver.of("issue.created")) == 4
+    assert len(receiver.of("error.created")) == 6
+
+
+def test_tags_arrive_with_the_event(world, sdk, receiver, run_worker):
+    sdk.set_tag("customer", "big-co")
+    raise_and_capture()
+    run_worker()
+    [error] = receiver.of("error.created")
+    assert ["customer", "big-co"] in error.json["data"]["error"]["tags"]
+
+
+def test_issue_alert_rule_sends_event_alert_with_rule_and_settings(world, sdk, receiver, run_worker):
+    rule_id = add_issue_rule(world, name="Page the on-call", actions=[
+        {"sentry_app_id": world.bare_id, "settings": [{"name": "channel", "value": "#ops"}]}])
+    event_id = raise_and_capture()
+    run_worker()
+    [alert] = receiver.of("event_alert.triggered", "/alerts")
+    assert alert.sentry_signature_ok and alert.standard_webhooks_ok
+    data = alert.json["data"]
+    assert data["triggered_rule"] == "Page the on-call"
+    assert data["issue_alert"] == {"id": rule_id, "title": "Page the on-call", "sentry_app_id": world.bare_id,
+                                   "settings": [{"name": "channel", "value": "#ops"}]}
+    assert data["event"]["event_id"] == event_id and data["event"]["issue_id"] == str(world.groups()[0].id)
+    assert data["event"]["web_url"].startswith("http://hookline.test/orgs/acme/issues/")
+    assert alert.json["action"] == "triggered"
+
+
+def test_rule_without_settings_sends_no_issue_alert_block(world, sdk, receiver, run_worker):
+    add_issue_rule(world)
+    raise_and_capture()
+    run_worker()
+    [alert] = receiver.of("event_alert.triggered")
+    assert "issue_alert" not in alert.json["data"] and alert.json["data"]["triggered_rule"] == "Page me"
+
+
+def test_first_seen_rule_fires_once_per_new_issue(world, sdk, receiver, run_worker):
+    add_issue_rule(world, trigger="first_seen")
+    raise_and_capture("a")
+    raise_and_capture("a")
+    raise_and_capture("b")
+    run_worker()
+    assert len(receiver.of("event_alert.triggered")) == 2
+
+
+def test_every_event_rule_is_throttled_per_issue(world, sdk, receiver, run_worker):
+    add_issue_rule(world, trigger="every_event", frequency_minutes="10")
+    for _ in range(3):
+        raise_and_capture("a")
+    raise_and_capture("b")
+    run_worker()
+    titles = [r.json["data"]["event"]["title"] for r in receiver.of("event_alert.triggered")]
+    assert sorted(titles) == ["ValueError: a", "ValueError: b"]
+
+
+def test_level_filter(world, sdk, receiver, run_worker):
+    add_issue_rule(world, trigger="every_event", min_level="error")
+    sdk.capture_message("just a warning", level="warning")
+    sdk.capture_message("this is fatal", level="fatal")
+    sdk.flush()
+    run_worker()
+    assert [r.json["data"]["event"]["title"] for r in receiver.of("event_alert.triggered")] == ["this is fatal"]
+
+
+def test_regression_reopens_and_fires_regression_rules(world, sdk, receiver, run_worker, owner):
+    add_issue_rule(world, trigger="regression")
+    raise_and_capture()
+    run_worker()
+    group_id = world.groups()[0].id
+    owner.post(f"/orgs/acme/issues/{group_id}/status", {"status": "resolved"})
+    run_worker()
+    assert receiver.of("event_alert.triggered") == []
+    raise_and_capture()
+    run_worker()
+    [reopened] = receiver.of("issue.unresolved")
+    assert reopened.json["data"]["issue"]["status"] == "unresolved"
+    assert reopened.json["actor"]["type"] == "application"
+    assert len(receiver.of("event_alert.triggered")) == 1
+    assert world.groups()[0].status == "unresolved"
+
+
+def test_disabled_app_gets_nothing(world, sdk, receiver, run_worker):
+    from webapp.models import SentryApp
+
+    with world.app.app_context():
+        db.session.get(SentryApp, world.subscribed_id).status = "disabled"
+        db.session.commit()
+    raise_and_capture()
+    run_worker()
+    assert receiver.at("/all") == []
+
+
+def test_store_endpoint_and_sentry_key_query_parameter(world, app, receiver, run_worker):
+    client = app.test_client()
+    key = re.search(r"//(\w+)@", world.dsn).group(1)
+    response = client.post(f"/api/{world.project_id}/store/?sentry_key={key}",
+                           json={"message": "legacy client says hi", "level": "info"})
+    assert response.status_code == 200 and len(response.json["id"]) == 32
+    run_worker()
+    [error] = receiver.of("error.created")
+    assert error.json["data"]["error"]["title"] == "legacy client says hi"
+
+
+def test_rules_of_another_project_do_not_fire(world, sdk, receiver, run_worker):
+    from webapp.models import Organization
+    from webapp.projects import create_project
+
+    with world.app.app_context():
+        other = create_project(db.session.get(Organization, 1), "Other")
+        save_issue_rule(other, {"name": "x", "trigger": "every_event", "frequency_minutes": "1"},
+                        [{"sentry_app_id": world.bare_id, "settings": []}])
+        assert db.session.query(IssueAlertRule).count() == 1
+    raise_and_capture()
+    run_worker()
+    assert receiver.of("event_alert.triggered") == []
