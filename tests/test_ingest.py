@@ -1,0 +1,142 @@
+"""The ingestion endpoints' answers to good and bad input (what an SDK or a curl user sees)."""
+
+import gzip
+import json
+import zlib
+
+import brotli
+import pytest
+from rq import Queue
+
+from webapp import keys
+
+AUTH = "Sentry sentry_version=7, sentry_client=test/1.0, sentry_key={key}"
+
+
+def envelope(*items, header=None) -> bytes:
+    lines = [json.dumps(header or {"event_id": "9ec79c33ec9942ab8353589fcb2e04dc"})]
+    for item_header, payload in items:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        lines.append(json.dumps({**item_header, "length": len(data)}))
+        lines.append(data.decode("latin-1"))
+    return "\n".join(lines).encode("latin-1")
+
+
+EVENT = {"event_id": "9ec79c33ec9942ab8353589fcb2e04dc", "message": "boom", "level": "error"}
+
+
+@pytest.fixture
+def key(world):
+    return world.dsn.split("//")[1].split("@")[0]
+
+
+@pytest.fixture
+def post(app, world, key):
+    client = app.test_client()
+
+    def send(body, *, kind="envelope", encoding=None, auth=True, project_id=None):
+        headers = {"X-Sentry-Auth": AUTH.format(key=key)} if auth else {}
+        if encoding:
+            headers["Content-Encoding"] = encoding
+        return client.post(f"/api/{project_id or world.project_id}/{kind}/", data=body, headers=headers)
+
+    return send
+
+
+def queued(app) -> int:
+    return Queue(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"]).count
+
+
+def test_envelope_is_answered_with_the_event_id_and_handed_to_the_worker(app, world, post):
+    response = post(envelope(({"type": "event"}, EVENT)))
+    assert response.status_code == 200
+    assert response.json == {"id": "9ec79c33ec9942ab8353589fcb2e04dc"}
+    assert world.event_count() == 1 and queued(app) == 1
+
+
+@pytest.mark.parametrize("encoding,compress", [
+    ("gzip", gzip.compress), ("deflate", zlib.compress), ("br", brotli.compress)])
+def test_compressed_bodies(world, post, encoding, compress):
+    response = post(compress(envelope(({"type": "event"}, EVENT))), encoding=encoding)
+    assert response.status_code == 200 and world.event_count() == 1
+
+
+def test_the_same_event_id_twice_is_stored_once(app, world, post):
+    body = envelope(({"type": "event"}, EVENT))
+    assert post(body).status_code == 200 and post(body).status_code == 200
+    assert world.event_count() == 1 and queued(app) == 1
+
+
+def test_items_we_do_not_use_are_accepted_and_ignored(world, post):
+    body = envelope(
+        ({"type": "session"}, {"sid": "x", "status": "ok"}),
+        ({"type": "transaction"}, {"type": "transaction", "spans": []}),
+        ({"type": "attachment", "filename": "a.bin"}, b"\x00\x01binary"),
+        ({"type": "client_report"}, {"discarded_events": []}),
+    )
+    response = post(body)
+    assert response.status_code == 200 and response.json == {"id": "9ec79c33ec9942ab8353589fcb2e04dc"}
+    assert world.event_count() == 0
+
+
+def test_envelope_items_without_length(world, post):
+    body = b'{}\n{"type":"event"}\n' + json.dumps(EVENT).encode() + b"\n"
+    assert post(body).status_code == 200 and world.event_count() == 1
+
+
+def test_missing_key_is_401(world, post):
+    response = post(envelope(({"type": "event"}, EVENT)), auth=False)
+    assert response.status_code == 401 and "sentry_key" in response.json["detail"]
+    assert world.event_count() == 0
+
+
+def test_wrong_key_and_unknown_project_are_403(app, world):
+    client = app.test_client()
+    body = envelope(({"type": "event"}, EVENT))
+    for project_id, key in [(world.project_id, "0" * 32), (9999, "0" * 32)]:
+        response = client.post(f"/api/{project_id}/envelope/", data=body, headers={"X-Sentry-Auth": AUTH.format(key=key)})
+        assert response.status_code == 403 and "DSN" in response.json["detail"]
+    assert world.event_count() == 0
+
+
+@pytest.mark.parametrize("body,detail", [
+    (b"not json at all", "envelope header is not valid JSON"),
+    (b'{}\n{"type": "event", "length": 500}\n{}', "runs past the end"),
+    (b'{}\n{"type": "event"}\n[1, 2]', "must be a JSON object"),
+    (b'{}\n{"type": "event"}\n{"ok": 1}\n{"type": "event"}\n{broken', "event item is not valid JSON"),
+])
+def test_malformed_envelopes_are_400_and_store_nothing(app, world, post, body, detail):
+    response = post(body)
+    assert response.status_code == 400 and detail in response.json["detail"]
+    assert world.event_count() == 0 and queued(app) == 0
+
+
+def test_malformed_store_body_is_400(world, post):
+    response = post(b"{nope", kind="store")
+    assert response.status_code == 400 and world.event_count() == 0
+
+
+def test_bad_compression_is_400_and_unknown_encoding_415(world, post):
+    assert post(b"not gzip", encoding="gzip").status_code == 400
+    assert post(b"whatever", encoding="zstd-9000").status_code == 415
+    assert world.event_count() == 0
+
+
+def test_oversize_bodies_are_413(app, world, post):
+    app.config["INGEST_MAX_BYTES"] = 2000
+    big = envelope(({"type": "event"}, {**EVENT, "message": "x" * 5000}))
+    assert post(big).status_code == 413
+    bomb = gzip.compress(b'{}\n{"type":"event"}\n{"message": "' + b"x" * 100_000 + b'"}')
+    assert len(bomb) < 2000
+    assert post(bomb, encoding="gzip").status_code == 413
+    assert world.event_count() == 0
+
+
+def test_create_project_cli_prints_the_dsn(app, runner, make_user):
+    make_user("owner@example.com", "acme")
+    result = runner.invoke(args=["create-project", "--org", "acme", "--name", "Backend API"])
+    assert result.exit_code == 0, result.output
+    assert __import__("re").fullmatch(r"http://[0-9a-f]{32}@hookline\.test/\d+\n", result.output)
+    assert runner.invoke(args=["create-project", "--org", "acme", "--name", "Backend API"]).exit_code != 0
+    missing = runner.invoke(args=["create-project", "--org", "nope", "--name", "X"])
+    assert missing.exit_code != 0 and "no organisation" in missing.output
