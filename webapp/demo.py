@@ -23,6 +23,7 @@ DEMO_ORG = "demo"
 DEMO_EMAIL = "owner@example.com"
 DEMO_PASSWORD = "hookline-demo"
 DEMO_APP = "Demo receiver"
+DEMO_PROJECT = "Demo project"
 
 
 def prepare_environment(port: int, receiver_port: int) -> dict[str, str]:
@@ -36,8 +37,8 @@ def prepare_environment(port: int, receiver_port: int) -> dict[str, str]:
     return env
 
 
-def seed_demo(receiver_port: int) -> str:
-    """Create the schema and demo data (idempotent); return the demo app's client secret."""
+def seed_demo(receiver_port: int) -> tuple[str, str]:
+    """Create the schema and demo data (idempotent); return the demo app's client secret and the project's DSN."""
     from flask_migrate import upgrade
     from sqlalchemy import select
 
@@ -45,7 +46,9 @@ def seed_demo(receiver_port: int) -> str:
     from .accounts import create_user, get_or_create_organization
     from .extensions import db
     from .integrations import register_internal_app
-    from .models import SentryApp, find_user_by_email
+    from .alert_rules import save_issue_rule
+    from .models import Project, SentryApp, find_user_by_email
+    from .projects import create_project
 
     app = create_app()
     with app.app_context():
@@ -66,7 +69,12 @@ def seed_demo(receiver_port: int) -> str:
         elif sentry_app.webhook_url != url:
             sentry_app.webhook_url = url
             db.session.commit()
-        return sentry_app.client_secret
+        project = db.session.scalar(select(Project).where(Project.organization_id == organization.id))
+        if project is None:
+            project = create_project(organization, DEMO_PROJECT)
+            save_issue_rule(project, {"name": "New issues to the demo receiver", "trigger": "first_seen",
+                                      "frequency_minutes": "5"}, [{"sentry_app_id": sentry_app.id, "settings": []}])
+        return sentry_app.client_secret, project.dsn(app.config["BASE_URL"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         env["REDIS_URL"] = url
     os.environ.update(env)
 
-    secret = seed_demo(args.receiver_port)
+    secret, dsn = seed_demo(args.receiver_port)
     secret_file = instance / "demo_receiver_secret"
     secret_file.write_text(secret)
     secret_file.chmod(0o600)
@@ -108,16 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for command in commands:
         children.append(subprocess.Popen(command, env=env, cwd=PROJECT_ROOT))
-    _print_welcome(env["BASE_URL"], env["REDIS_URL"] if "REDIS_URL" in env else settings["REDIS_URL"])
+    _print_welcome(env["BASE_URL"], env.get("REDIS_URL", settings["REDIS_URL"]), dsn)
     return _supervise(children)
 
 
-def _print_welcome(base_url: str, redis_url: str) -> None:
+def _print_welcome(base_url: str, redis_url: str, dsn: str) -> None:
     print(
         "\n"
         f"  Hookline is running at {base_url}/\n"
         f"  Log in as {DEMO_EMAIL} with password {DEMO_PASSWORD}\n"
         f"  Open the app '{DEMO_APP}' and press 'Send test alert'.\n"
+        f"  Send errors with sentry-sdk to DSN {dsn}\n"
         f"  Redis: {redis_url}   Stop with Ctrl-C.\n",
         flush=True,
     )

@@ -1,0 +1,73 @@
+"""Projects and rules in the dashboard."""
+
+import re
+
+from webapp.extensions import db
+from webapp.models import IssueAlertRule, MetricAlertRule, Project
+
+
+def test_create_project_shows_its_dsn(app, owner):
+    response = owner.post("/orgs/acme/projects", {"name": "Mobile app"})
+    assert response.status_code == 302 and response.headers["Location"] == "/orgs/acme/projects/mobile-app"
+    page = owner.get("/orgs/acme/projects/mobile-app").get_data(as_text=True)
+    with app.app_context():
+        project = db.session.query(Project).one()
+        assert f"http://{project.public_key}@hookline.test/{project.id}" in page
+    assert owner.post("/orgs/acme/projects", {"name": "Mobile app"}).status_code == 400
+    assert owner.post("/orgs/acme/projects", {"name": ""}).status_code == 400
+
+
+def test_issue_rule_form_round_trip(app, world, owner):
+    form = {"name": "Ops pager", "trigger": "every_event", "min_level": "error", "frequency_minutes": "15",
+            f"app_{world.bare_id}": "on", f"settings_{world.bare_id}": "channel=#ops\nseverity = high"}
+    response = owner.post("/orgs/acme/projects/web/rules/new", form)
+    assert response.status_code == 302
+    with app.app_context():
+        rule = db.session.query(IssueAlertRule).one()
+        assert (rule.trigger, rule.min_level, rule.frequency_minutes) == ("every_event", "error", 15)
+        assert rule.actions == [{"sentry_app_id": world.bare_id, "settings": [
+            {"name": "channel", "value": "#ops"}, {"name": "severity", "value": "high"}]}]
+    detail = owner.get("/orgs/acme/projects/web").get_data(as_text=True)
+    assert "Ops pager" in detail and "Alerts only" in detail
+    edit = owner.get(f"/orgs/acme/projects/web/rules/{rule.id}").get_data(as_text=True)
+    assert "channel=#ops" in edit and 'value="Ops pager"' in edit
+    owner.post(f"/orgs/acme/projects/web/rules/{rule.id}", {**form, "frequency_minutes": "60"})
+    owner.post(f"/orgs/acme/projects/web/rules/{rule.id}/delete")
+    with app.app_context():
+        assert db.session.query(IssueAlertRule).count() == 0
+
+
+def test_bad_rule_input_shows_errors_and_saves_nothing(app, world, owner):
+    cases = [
+        ({"name": "x", "trigger": "first_seen", "frequency_minutes": "15"}, "Choose at least one app"),
+        ({"name": "x", "trigger": "first_seen", "frequency_minutes": "soon", f"app_{world.bare_id}": "on"}, "Enter a whole number."),
+        ({"name": "x", "trigger": "sometimes", "frequency_minutes": "5", f"app_{world.bare_id}": "on"}, "Choose when the rule fires."),
+        ({"name": "x", "trigger": "first_seen", "frequency_minutes": "5", f"app_{world.bare_id}": "on",
+          f"settings_{world.bare_id}": "no equals sign"}, "line 1 must look like name=value"),
+    ]
+    for form, message in cases:
+        response = owner.post("/orgs/acme/projects/web/rules/new", form)
+        assert response.status_code == 400
+        assert message in response.get_data(as_text=True)
+    response = owner.post("/orgs/acme/projects/web/metric-rules/new", {
+        "name": "Spike", "time_window_minutes": "5", "critical_threshold": "3", "warning_threshold": "7",
+        f"app_{world.bare_id}": "on"})
+    assert "must be below the critical threshold" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(IssueAlertRule).count() == 0 and db.session.query(MetricAlertRule).count() == 0
+
+
+def test_members_cannot_manage_rules_and_other_orgs_get_404(app, world, owner, make_user):
+    make_user("member@example.com", "acme", "member")
+    member = type(owner)(app.test_client())
+    member.login("member@example.com")
+    assert member.get("/orgs/acme/projects/web").status_code == 200
+    assert member.get("/orgs/acme/projects/web/rules/new").status_code == 403
+    assert member.post("/orgs/acme/projects", {"name": "Sneaky"}).status_code == 403
+    make_user("eve@example.com", "evil", "owner")
+    eve = type(owner)(app.test_client())
+    eve.login("eve@example.com")
+    assert eve.get("/orgs/acme/projects/web").status_code == 404
+    assert eve.get("/orgs/evil/projects/web").status_code == 404
+    page = owner.get("/orgs/acme/projects/web").get_data(as_text=True)
+    assert re.search(r"New issue alert rule", page)
