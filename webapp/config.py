@@ -94,9 +94,19 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "WEBHOOK_ALLOW_PRIVATE": (_flag, False),
     "WEBHOOK_ALLOWED_NETWORKS": (_networks, ()),
     "WEBHOOK_RETRY_SCHEDULE": (_schedule, (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)),
+    # Retry-After from a receiver is honoured up to this many seconds.
+    "WEBHOOK_RETRY_AFTER_CAP": (_positive_float, 3600.0),
+    # Broken detection (SPEC section 7).
+    "BROKEN_RANGE_DAYS": (_positive_int, 7),
+    "BROKEN_TIMEOUT_THRESHOLD": (_positive_int, 1000),
+    "BROKEN_WARNING_DAY": (_positive_int, 3),
     "MAIL_SERVER": (_text, "localhost"),
     "MAIL_PORT": (_port, 25),
     "MAIL_DEFAULT_SENDER": (_text, "hookline@localhost"),
+    "MAIL_USERNAME": (_text, None),
+    "MAIL_PASSWORD": (_text, None),
+    "MAIL_USE_TLS": (_flag, False),
+    "MAIL_USE_SSL": (_flag, False),
     # Largest request body the ingestion endpoints read (decompressed bodies may be 4x this).
     "INGEST_MAX_BYTES": (_positive_int, 1024 * 1024),
 }

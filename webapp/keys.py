@@ -16,6 +16,41 @@ def request_log_errors(app_id: int, event_type: str) -> str:
     return f"hookline:webhook-requests:{app_id}:{event_type}:errors"
 
 
+# Daily health (IntegrationRequestBuffer, SPEC section 7): a hash per app x organisation x UTC day with
+# success_count, error_count, timeout_count, fatal_count; expires HEALTH_DAYS after its day's last write.
+#   hookline:integration-health:<app id>:<organization id>:<YYYY-MM-DD>
+HEALTH_DAYS = 30
+
+
+def integration_health(app_id: int, organization_id: int, day: str) -> str:
+    return f"hookline:integration-health:{app_id}:{organization_id}:{day}"
+
+
+# Newest delivery per app (for the apps list): hash field <app id> -> JSON {"date", "response_code"}.
+#   hookline:last-delivery   (no expiry; a field is removed with its app)
+LAST_DELIVERY = "hookline:last-delivery"
+
+# Deliveries an app missed while disabled, kept to replay on re-enable: a list of pickled deliveries,
+# newest first, trimmed to MISSED_KEEP and expiring MISSED_TTL after the last one; plus their total count.
+#   hookline:missed:<app id>          hookline:missed-count:<app id>
+MISSED_KEEP = 1000
+MISSED_TTL = 30 * 24 * 3600
+
+
+def missed_deliveries(app_id: int) -> str:
+    return f"hookline:missed:{app_id}"
+
+
+def missed_count(app_id: int) -> str:
+    return f"hookline:missed-count:{app_id}"
+
+
+# Warning email sent for the failing streak that began on <YYYY-MM-DD> (SET NX; expires with the health data).
+#   hookline:broken-warning:<app id>:<streak start day>
+def broken_warning(app_id: int, streak_start: str) -> str:
+    return f"hookline:broken-warning:{app_id}:{streak_start}"
+
+
 # Model cache (get_from_cache): JSON of a few columns of one row, deleted after a commit changes it.
 #   hookline:cache:<table>:<primary key>
 MODEL_CACHE_TTL = 3600

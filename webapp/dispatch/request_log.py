@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 
 import redis
 
-from .. import keys
+from .. import clock, keys
 from .events import EVENT_TYPES
 
 FIELD_LIMIT = 1024
@@ -45,11 +45,12 @@ class SentryAppWebhookRequestsBuffer:
         response_body: str = "",
         extra: dict | None = None,
         now: datetime | None = None,
+        pipe=None,
     ) -> dict:
-        """Record one attempt in a single pipelined round trip and return the entry written."""
+        """Record one attempt and return the entry written; with ``pipe``, the caller executes the pipeline."""
         response_headers = response_headers or {}
         entry = {
-            "date": (now or datetime.now(timezone.utc)).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "date": (now or clock.now()).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "response_code": response_code,
             "webhook_url": webhook_url,
             "event_type": event_type,
@@ -72,12 +73,14 @@ class SentryAppWebhookRequestsBuffer:
         targets = [keys.request_log(self.app_id, event_type)]
         if is_error:
             targets.append(keys.request_log_errors(self.app_id, event_type))
-        pipe = self.client.pipeline(transaction=False)
+        own_pipe = pipe is None
+        pipe = self.client.pipeline(transaction=False) if own_pipe else pipe
         for key in targets:
             pipe.lpush(key, encoded)
             pipe.ltrim(key, 0, keys.REQUEST_LOG_SIZE - 1)
             pipe.expire(key, keys.REQUEST_LOG_TTL)
-        pipe.execute()
+        if own_pipe:
+            pipe.execute()
         return entry
 
     def get_requests(

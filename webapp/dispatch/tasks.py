@@ -1,23 +1,27 @@
-"""RQ jobs: thin wrappers that load by id and call the dispatcher. Jobs take ids, never objects."""
+"""RQ jobs: thin wrappers that load by id and call the dispatcher. Jobs take ids (and plain data), never ORM objects."""
 
 from __future__ import annotations
 
 import logging
 
 from flask import current_app
+from flask_mail import Message
 from rq import get_current_job
 from sqlalchemy import select
 
 from ..eventstore import StoredEvent
-from ..extensions import db
+from ..extensions import db, mail
 from ..incidents import evaluate_rule
 from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp
 from ..rules import rules_to_fire
-from .fanout import enqueue_delivery, notify_resource_change
-from .payloads import build_envelope, build_test_alert
+from .delivery import deliver_webhook
+from .fanout import enqueue_job, notify_resource_change
+from .payloads import build_test_alert
 from .schedule import schedule_metric_alert_tick
 from .serializers import serialize_event, serialize_incident, serialize_issue
 from .webhooks import send_and_save_webhook_request
+
+__all__ = ["deliver_webhook"]  # the delivery job lives in delivery.py; RQ finds it by this module's path
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +37,9 @@ def send_test_alert(sentry_app_id: int) -> dict:
     envelope = build_test_alert(sentry_app, current_app.config["BASE_URL"])
     job = get_current_job()
     response = send_and_save_webhook_request(
-        sentry_app, "event_alert.triggered", envelope, log_extra={"test": True, "job_id": job.id if job else None}
-    )
+        sentry_app, "event_alert.triggered", envelope, count_health=False,
+        log_extra={"test": True, "job_id": job.id if job else None},
+    ).response
     return {
         "outcome": "success" if response.is_success else ("timeout" if response.status_code == 0 else "error"),
         "response_code": response.status_code,
@@ -43,50 +48,34 @@ def send_test_alert(sentry_app_id: int) -> dict:
     }
 
 
-def _load_enabled_app(sentry_app_id: int, what: str) -> SentryApp | None:
-    sentry_app = db.session.get(SentryApp, sentry_app_id)
-    if sentry_app is None:
-        logger.info("%s.missing_app sentry_app_id=%s", what, sentry_app_id)
-        return None
-    if not sentry_app.is_enabled:
-        logger.info("%s.app_disabled sentry_app=%s", what, sentry_app.slug)
-        return None
-    return sentry_app
-
-
-def send_resource_change_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict | None = None) -> int | None:
-    """Deliver an ``issue.*``, ``error.created`` or ``comment.*`` webhook whose data was built when it happened."""
-    sentry_app = _load_enabled_app(sentry_app_id, "resource_change")
-    if sentry_app is None:
-        return None
-    action = event_type.split(".", 1)[1]
-    envelope = build_envelope(action, sentry_app.installation.uuid, data, actor)
-    return send_and_save_webhook_request(sentry_app, event_type, envelope).status_code
-
-
-def send_alert_event(event_pk: int, rule_id: int, sentry_app_id: int, settings: list | None = None) -> int | None:
+def send_alert_event(event_pk: int, rule_id: int, sentry_app_id: int, settings: list | None = None) -> str | None:
     """Deliver ``event_alert.triggered`` for a stored event that set off an issue alert rule."""
-    sentry_app = _load_enabled_app(sentry_app_id, "alert_event")
     event = db.session.get(Event, event_pk)
     rule = db.session.get(IssueAlertRule, rule_id)
-    if sentry_app is None or event is None or rule is None:
+    if event is None or rule is None:
+        logger.info("alert_event.missing event=%s rule=%s", event_pk, rule_id)
         return None
     data = {"event": serialize_event(event, current_app.config["BASE_URL"]), "triggered_rule": rule.name}
     if settings:
-        data["issue_alert"] = {"id": rule.id, "title": rule.name, "sentry_app_id": sentry_app.id, "settings": settings}
-    envelope = build_envelope("triggered", sentry_app.installation.uuid, data)
-    return send_and_save_webhook_request(sentry_app, "event_alert.triggered", envelope).status_code
+        data["issue_alert"] = {"id": rule.id, "title": rule.name, "sentry_app_id": sentry_app_id, "settings": settings}
+    return deliver_webhook(sentry_app_id, "event_alert.triggered", data)
 
 
-def send_incident_alert_notification(sentry_app_id: int, incident_id: int, status: str, metric_value: int) -> int | None:
+def send_incident_alert_notification(sentry_app_id: int, incident_id: int, status: str, metric_value: int) -> str | None:
     """Deliver ``metric_alert.<status>`` for an incident that opened or changed status."""
-    sentry_app = _load_enabled_app(sentry_app_id, "metric_alert")
     incident = db.session.get(Incident, incident_id)
-    if sentry_app is None or incident is None:
+    if incident is None:
+        logger.info("metric_alert.missing_incident incident=%s", incident_id)
         return None
     data = serialize_incident(incident, current_app.config["BASE_URL"], status, metric_value)
-    envelope = build_envelope(status, sentry_app.installation.uuid, data)
-    return send_and_save_webhook_request(sentry_app, f"metric_alert.{status}", envelope).status_code
+    return deliver_webhook(sentry_app_id, f"metric_alert.{status}", data)
+
+
+def send_mail(subject: str, recipients: list[str], text: str, html: str) -> None:
+    """Send one email with Flask-Mail; an SMTP failure raises, and RQ retries the job on its schedule."""
+    mail.send(Message(subject, recipients=recipients, body=text, html=html,
+                      sender=current_app.config["MAIL_DEFAULT_SENDER"]))
+    logger.info("mail.sent subject=%r recipients=%s", subject, len(recipients))
 
 
 def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -> None:
@@ -109,7 +98,7 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
     stored = StoredEvent(event.id, event.group_id, is_new_group, is_regression)
     for rule in rules_to_fire(stored):
         for action in rule.actions:
-            enqueue_delivery("webapp.dispatch.tasks.send_alert_event", event.id, rule.id, action["sentry_app_id"],
+            enqueue_job("webapp.dispatch.tasks.send_alert_event", event.id, rule.id, action["sentry_app_id"],
                              action.get("settings") or [])
     for rule in db.session.scalars(select(MetricAlertRule).where(MetricAlertRule.project_id == event.project_id)):
         notify_incident_changes(rule)
@@ -119,7 +108,7 @@ def notify_incident_changes(rule: MetricAlertRule, now=None) -> None:
     """Evaluate one metric alert rule and queue a notification per action for each status change."""
     for incident_id, status, value in evaluate_rule(rule, now):
         for action in rule.actions:
-            enqueue_delivery("webapp.dispatch.tasks.send_incident_alert_notification",
+            enqueue_job("webapp.dispatch.tasks.send_incident_alert_notification",
                              action["sentry_app_id"], incident_id, status, value)
 
 

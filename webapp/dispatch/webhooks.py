@@ -4,23 +4,50 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 
 from flask import current_app
 
-from ..models import SentryApp
+from .. import clock, keys
+from ..models import SentryApp, utcnow
 from ..netguard import AddressPolicy
 from ..redis_store import get_redis
+from .broken import check_broken
 from .events import resource_of
+from .health import IntegrationRequestBuffer
 from .http import WebhookResponse, post_webhook
+from .outcomes import Outcome, classify
 from .request_log import SentryAppWebhookRequestsBuffer
 from .signing import build_headers, new_message_id
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class Attempt:
+    response: WebhookResponse
+    outcome: Outcome
+    will_retry: bool
+
+
 def signing_secrets(sentry_app: SentryApp) -> list[str]:
-    """Return the secrets that sign the app's webhooks, current one first."""
-    return [sentry_app.client_secret]
+    """Return the secrets that sign the app's webhooks: the current one, then a rotated-out one for 24 hours."""
+    secrets = [sentry_app.client_secret]
+    expires = sentry_app.previous_secret_expires_at
+    if sentry_app.previous_client_secret and expires and expires > utcnow():
+        secrets.append(sentry_app.previous_client_secret)
+    return secrets
+
+
+def record_timeout(buffer: IntegrationRequestBuffer, pipe, today) -> None:
+    """Count a timeout or connection error toward the app's health."""
+    buffer.record("timeout", today, pipe)
+
+
+def record_response_for_disabling_integration(buffer: IntegrationRequestBuffer, outcome: Outcome, pipe, today) -> None:
+    """Count an answered attempt toward the app's health (429 is not counted)."""
+    if outcome.counted:
+        buffer.record(outcome.kind, today, pipe)
 
 
 def send_and_save_webhook_request(
@@ -29,42 +56,52 @@ def send_and_save_webhook_request(
     envelope: dict,
     *,
     attempt: int = 1,
+    max_attempts: int = 1,
     message_id: str | None = None,
+    count_health: bool = True,
     log_extra: dict | None = None,
-) -> WebhookResponse:
-    """Send one attempt of ``envelope`` to the app's webhook and write it to the request log.
+) -> Attempt:
+    """Send one attempt of ``envelope`` to the app's webhook, record it, and check whether the app broke.
 
     1. Serialise the envelope once; those exact bytes are signed and sent.
     2. POST through the guarded HTTP client (timeout, no redirects, size cap, address check).
-    3. Record the attempt in the request log, whatever the outcome.
+    3. In one pipelined round trip: the request-log entry, the day's health count, the app's last delivery.
+    4. After a counted failure, ``check_broken``.
     """
     config = current_app.config
     body = json.dumps(envelope).encode("utf-8")
     headers = build_headers(resource_of(event_type), body, signing_secrets(sentry_app), message_id or new_message_id())
     response = post_webhook(
-        sentry_app.webhook_url,
-        body,
-        headers,
-        policy=AddressPolicy.from_config(config),
-        timeout=config["WEBHOOK_TIMEOUT"],
-        max_bytes=config["WEBHOOK_MAX_RESPONSE_BYTES"],
+        sentry_app.webhook_url, body, headers, policy=AddressPolicy.from_config(config),
+        timeout=config["WEBHOOK_TIMEOUT"], max_bytes=config["WEBHOOK_MAX_RESPONSE_BYTES"],
     )
-    SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).add_request(
-        event_type=event_type,
-        response_code=response.status_code,
-        webhook_url=sentry_app.webhook_url,
-        organization_id=sentry_app.organization_id,
-        request_id=headers["Request-ID"],
-        duration_ms=response.duration_ms,
-        attempt=attempt,
-        response_headers=response.headers,
-        request_headers=headers,
-        request_body=body.decode("utf-8"),
-        response_body=response.error or response.body,
-        extra=log_extra,
+    outcome = classify(response)
+    will_retry = outcome.retry and attempt < max_attempts
+    extra = {"outcome": outcome.kind, **(log_extra or {})}
+    if outcome.kind != "success" and not will_retry and max_attempts > 1:
+        extra["delivery_failed"] = True  # no attempt follows this one
+    redis = get_redis()
+    pipe = redis.pipeline(transaction=False)
+    entry = SentryAppWebhookRequestsBuffer(redis, sentry_app.id).add_request(
+        event_type=event_type, response_code=response.status_code, webhook_url=sentry_app.webhook_url,
+        organization_id=sentry_app.organization_id, request_id=headers["Request-ID"],
+        duration_ms=response.duration_ms, attempt=attempt, response_headers=response.headers,
+        request_headers=headers, request_body=body.decode("utf-8"), response_body=response.error or response.body,
+        extra=extra, pipe=pipe,
     )
+    pipe.hset(keys.LAST_DELIVERY, str(sentry_app.id), json.dumps({"date": entry["date"], "response_code": response.status_code}))
+    today = clock.today()
+    if count_health:
+        buffer = IntegrationRequestBuffer(redis, sentry_app.id, sentry_app.organization_id)
+        if outcome.kind == "timeout":
+            record_timeout(buffer, pipe, today)
+        else:
+            record_response_for_disabling_integration(buffer, outcome, pipe, today)
+    pipe.execute()
     logger.info(
-        "webhook.sent app=%s event=%s code=%s duration_ms=%s attempt=%s",
-        sentry_app.slug, event_type, response.status_code, response.duration_ms, attempt,
+        "webhook.sent app=%s event=%s code=%s outcome=%s duration_ms=%s attempt=%s",
+        sentry_app.slug, event_type, response.status_code, outcome.kind, response.duration_ms, attempt,
     )
-    return response
+    if count_health and outcome.counted and outcome.kind != "success":
+        check_broken(sentry_app, today)
+    return Attempt(response, outcome, will_retry)

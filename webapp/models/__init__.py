@@ -11,10 +11,12 @@ from .accounts import (
     utcnow,
 )
 from .alerts import INCIDENT_STATUSES, RULE_TRIGGERS, Incident, IssueAlertRule, MetricAlertRule
+from .audit import AuditLogEntry
 from .apps import RESOURCES, SentryApp, SentryAppInstallation
 from .issues import ISSUE_STATUSES, LEVELS, Comment, Event, Group, Project, level_rank
 
 __all__ = [
+    "AuditLogEntry",
     "INCIDENT_STATUSES",
     "ISSUE_STATUSES",
     "LEVELS",

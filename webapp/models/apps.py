@@ -27,6 +27,9 @@ class SentryApp(db.Model):
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=lambda: str(uuid.uuid4()))
     webhook_url: Mapped[str] = mapped_column(Text)
     client_secret: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(32))
+    # After a rotation the old secret keeps signing beside the new one until this time.
+    previous_client_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     # Space-separated subset of RESOURCES.
     resources: Mapped[str] = mapped_column(String(100), default="")
     status: Mapped[str] = mapped_column(String(20), default="enabled")

@@ -6,7 +6,7 @@ import hmac
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..dispatch.fanout import enqueue_delivery
+from ..dispatch.fanout import enqueue_job
 from ..eventstore import store_event
 from ..extensions import csrf, db
 from ..ingest import IngestError, decode_body, parse_envelope, parse_json_object, public_key_from
@@ -63,6 +63,6 @@ def _accept(project: Project, raw_event: dict) -> str:
     """Store the event and queue the rest (webhooks, rules) for the worker; return the event id."""
     event_id, stored = store_event(project, raw_event)
     if stored is not None:
-        enqueue_delivery("webapp.dispatch.tasks.post_process_event", stored.event_id, stored.is_new_group,
+        enqueue_job("webapp.dispatch.tasks.post_process_event", stored.event_id, stored.is_new_group,
                          stored.is_regression)
     return event_id

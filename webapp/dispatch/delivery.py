@@ -1,0 +1,114 @@
+"""One message to one app, through every attempt: send, retry on a schedule, or keep it while the app is disabled."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from datetime import timedelta
+
+from flask import current_app
+from rq import Retry
+
+from .. import clock, keys
+from ..extensions import db
+from ..models import SentryApp
+from ..redis_store import get_redis
+from .payloads import build_envelope
+from .queues import get_queue
+from .signing import new_message_id
+from .webhooks import send_and_save_webhook_request
+
+logger = logging.getLogger(__name__)
+
+DELIVER_JOB = "webapp.dispatch.tasks.deliver_webhook"
+# RQ re-runs a delivery job whose worker died mid-attempt (its abandoned-job handling) or that raised
+# unexpectedly (database down); the receiver sees the same webhook-id again and can de-duplicate.
+CRASH_RETRY = Retry(max=3, interval=[10, 60, 300])
+JITTER = 0.2
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """Return the seconds before attempt ``attempt + 1``: the schedule's step ±20 %, or longer if the receiver asked."""
+    config = current_app.config
+    base = config["WEBHOOK_RETRY_SCHEDULE"][attempt - 1]
+    delay = base * random.uniform(1 - JITTER, 1 + JITTER)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, config["WEBHOOK_RETRY_AFTER_CAP"]))
+    return delay
+
+
+def enqueue_delivery_job(args: tuple, delay: float | None = None) -> str:
+    """Queue ``deliver_webhook(*args)`` now or after ``delay`` seconds (RQ's scheduler); return the job id."""
+    options = {"job_timeout": int(current_app.config["WEBHOOK_TIMEOUT"]) + 30, "result_ttl": 600,
+               "failure_ttl": 30 * 24 * 3600, "retry": CRASH_RETRY}
+    queue = get_queue(keys.WEBHOOK_QUEUE)
+    if delay is None:
+        return queue.enqueue(DELIVER_JOB, *args, **options).id
+    return queue.enqueue_in(timedelta(seconds=delay), DELIVER_JOB, *args, **options).id
+
+
+def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict | None = None,
+                    message_id: str | None = None, attempt: int = 1, replay: bool = False) -> str:
+    """Make attempt ``attempt`` of one message and return what happened.
+
+    1. A deleted app: drop it. A disabled app: keep the message to replay when it is re-enabled.
+    2. Send and record the attempt (log, health, broken check).
+    3. A transient failure with attempts left: schedule the next attempt, same webhook-id.
+    """
+    sentry_app = db.session.get(SentryApp, sentry_app_id)
+    if sentry_app is None:
+        logger.info("delivery.missing_app sentry_app_id=%s event=%s", sentry_app_id, event_type)
+        return "missing"
+    message_id = message_id or new_message_id()
+    if not sentry_app.is_enabled:
+        record_missed(sentry_app.id, event_type, data, actor, message_id)
+        return "missed"
+    envelope = build_envelope(event_type.split(".", 1)[1], sentry_app.installation.uuid, data, actor)
+    max_attempts = 1 + len(current_app.config["WEBHOOK_RETRY_SCHEDULE"])
+    result = send_and_save_webhook_request(
+        sentry_app, event_type, envelope, attempt=attempt, max_attempts=max_attempts, message_id=message_id,
+        log_extra={"replay": True} if replay else None,
+    )
+    if result.will_retry:
+        delay = retry_delay(attempt, result.outcome.retry_after)
+        enqueue_delivery_job((sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay), delay)
+        logger.info("delivery.retry_scheduled app=%s event=%s attempt=%s in=%.0fs", sentry_app.slug, event_type,
+                    attempt + 1, delay)
+        return "retry"
+    return result.outcome.kind
+
+
+def record_missed(sentry_app_id: int, event_type: str, data: dict, actor: dict | None, message_id: str) -> None:
+    """Keep a delivery a disabled app would have received (newest MISSED_KEEP, 30 days) and count it."""
+    item = json.dumps({"event_type": event_type, "data": data, "actor": actor, "message_id": message_id,
+                       "date": clock.now().isoformat()})
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.lpush(keys.missed_deliveries(sentry_app_id), item)
+    pipe.ltrim(keys.missed_deliveries(sentry_app_id), 0, keys.MISSED_KEEP - 1)
+    pipe.expire(keys.missed_deliveries(sentry_app_id), keys.MISSED_TTL)
+    pipe.incr(keys.missed_count(sentry_app_id))
+    pipe.expire(keys.missed_count(sentry_app_id), keys.MISSED_TTL)
+    pipe.execute()
+    logger.info("delivery.missed app_id=%s event=%s", sentry_app_id, event_type)
+
+
+def missed_delivery_count(sentry_app_id: int) -> int:
+    return int(get_redis().get(keys.missed_count(sentry_app_id)) or 0)
+
+
+def take_missed(sentry_app_id: int) -> list[dict]:
+    """Remove and return the kept deliveries, oldest first (one MULTI, so two re-enables cannot both take them)."""
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.lrange(keys.missed_deliveries(sentry_app_id), 0, -1)
+    pipe.delete(keys.missed_deliveries(sentry_app_id), keys.missed_count(sentry_app_id))
+    items, _ = pipe.execute()
+    return [json.loads(item) for item in reversed(items)]
+
+
+def replay_missed(sentry_app_id: int) -> int:
+    """Queue every kept delivery again, each a fresh, freshly signed attempt; return how many."""
+    items = take_missed(sentry_app_id)
+    for item in items:
+        enqueue_delivery_job((sentry_app_id, item["event_type"], item["data"], item["actor"], item["message_id"], 1, True))
+    return len(items)

@@ -1,0 +1,74 @@
+"""Daily delivery health per app (``IntegrationRequestBuffer``) and the rules that call an app broken."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import redis
+
+from .. import keys
+
+FIELDS = {"success": "success_count", "error": "error_count", "timeout": "timeout_count", "fatal": "fatal_count"}
+
+
+def is_failing_day(counts: dict[str, int]) -> bool:
+    """A day fails when it had an error, timeout or fatal answer and no success."""
+    failures = counts["error_count"] + counts["timeout_count"] + counts["fatal_count"]
+    return failures > 0 and counts["success_count"] == 0
+
+
+class IntegrationRequestBuffer:
+    """One app's outcome counters, one Redis hash per UTC day, kept ``keys.HEALTH_DAYS`` days."""
+
+    def __init__(self, client: redis.Redis, app_id: int, organization_id: int):
+        self.client = client
+        self.app_id = app_id
+        self.organization_id = organization_id
+
+    def _key(self, day: date) -> str:
+        return keys.integration_health(self.app_id, self.organization_id, day.isoformat())
+
+    def record(self, kind: str, day: date, pipe) -> None:
+        """Add one ``kind`` outcome on ``day`` to ``pipe`` (the caller executes it with the log write)."""
+        key = self._key(day)
+        pipe.hincrby(key, FIELDS[kind], 1)
+        pipe.expire(key, keys.HEALTH_DAYS * 24 * 3600)
+
+    def daily_counts(self, days: int, today: date) -> list[tuple[date, dict[str, int]]]:
+        """Return ``days`` days of counts ending with ``today``, oldest first, in one round trip."""
+        span = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+        pipe = self.client.pipeline(transaction=False)
+        for day in span:
+            pipe.hmget(self._key(day), *FIELDS.values())
+        rows = pipe.execute()
+        return [(day, {field: int(value or 0) for field, value in zip(FIELDS.values(), row)})
+                for day, row in zip(span, rows)]
+
+    def clear(self, today: date) -> None:
+        self.client.delete(*(self._key(today - timedelta(days=offset)) for offset in range(keys.HEALTH_DAYS + 1)))
+
+    def failing_streak(self, today: date, days: int = keys.HEALTH_DAYS) -> int:
+        """Return how many days in a row, ending today, have failed (0 if today has not)."""
+        streak = 0
+        for _, counts in reversed(self.daily_counts(days, today)):
+            if not is_failing_day(counts):
+                break
+            streak += 1
+        return streak
+
+    def broken_reason(self, today: date, range_days: int, timeout_threshold: int) -> str | None:
+        """Return why the app counts as broken (which rule, with the counts), or None if it does not."""
+        history = self.daily_counts(range_days, today)
+        fatal = sum(counts["fatal_count"] for _, counts in history)
+        if fatal:
+            return f"The webhook answered 410 Gone ({fatal} time{'s' if fatal != 1 else ''}), which means the endpoint was removed."
+        timeouts_today = history[-1][1]["timeout_count"]
+        if timeouts_today >= timeout_threshold:
+            return (f"{timeouts_today} requests timed out or could not connect today (UTC), "
+                    f"at or above the limit of {timeout_threshold} a day.")
+        if all(is_failing_day(counts) for _, counts in history):
+            errors = sum(counts["error_count"] for _, counts in history)
+            timeouts = sum(counts["timeout_count"] for _, counts in history)
+            return (f"Every one of the last {range_days} days ({history[0][0]} to {today}, UTC) had failed requests "
+                    f"and no successful one: {errors} errors and {timeouts} timeouts in all.")
+        return None
