@@ -1,17 +1,24 @@
-"""Internal apps: register them and send them test alerts."""
+"""Internal apps: register, test, re-enable, rotate secrets, read health."""
 
 from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
 
 from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from . import keys
+from . import clock, keys
+from .audit import record_audit
+from .dispatch.delivery import replay_missed, take_missed
+from .dispatch.health import FIELDS, IntegrationRequestBuffer, counts_of, is_failing_day
 from .dispatch.queues import get_queue
 from .dispatch.tasks import send_test_alert
 from .extensions import db
-from .models import RESOURCES, Organization, SentryApp, SentryAppInstallation, slugify
+from .models import RESOURCES, Organization, SentryApp, SentryAppInstallation, slugify, utcnow
 from .netguard import AddressPolicy, InvalidWebhookURL, validate_webhook_url
 from .redis_store import get_redis
 
@@ -33,7 +40,9 @@ def unique_app_slug(name: str) -> str:
     return slug
 
 
-def register_internal_app(organization: Organization, name: str, webhook_url: str, resources: list[str]) -> SentryApp:
+def register_internal_app(
+    organization: Organization, name: str, webhook_url: str, resources: list[str], actor_id: int | None = None
+) -> SentryApp:
     """Validate, create the app and its installation in ``organization``, commit and return the app."""
     errors: dict[str, str] = {}
     name = (name or "").strip()
@@ -64,8 +73,83 @@ def register_internal_app(organization: Organization, name: str, webhook_url: st
     db.session.add(sentry_app)
     db.session.flush()
     db.session.add(SentryAppInstallation(sentry_app_id=sentry_app.id, organization_id=organization.id))
+    record_audit(organization.id, "sentry-app.add", actor_id=actor_id, target_object=sentry_app.id,
+                 target_label=name, data={"webhook_url": webhook_url, "resources": sentry_app.resource_list})
     db.session.commit()
     return sentry_app
+
+
+def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool) -> int | None:
+    """Re-enable a disabled app: status back, health fresh, audit; replay or drop what it missed.
+
+    Return how many missed deliveries were queued again, or None if the app was not disabled.
+    """
+    changed = db.session.execute(
+        update(SentryApp).where(SentryApp.id == sentry_app.id, SentryApp.status == "disabled")
+        .values(status="enabled", disabled_at=None, disabled_reason=None)
+    ).rowcount == 1
+    if not changed:
+        db.session.rollback()
+        return None
+    record_audit(sentry_app.organization_id, "internal-integration.enable", actor_id=actor_id,
+                 target_object=sentry_app.id, target_label=sentry_app.name, data={"replay": replay})
+    db.session.commit()
+    db.session.refresh(sentry_app)
+    IntegrationRequestBuffer(get_redis(), sentry_app.id, sentry_app.organization_id).clear(clock.today())
+    if replay:
+        return replay_missed(sentry_app.id)
+    take_missed(sentry_app.id)  # the owner chose not to replay: drop them
+    return 0
+
+
+def rotate_secret(sentry_app: SentryApp, actor_id: int | None) -> str:
+    """Give the app a new client secret; the old one keeps signing beside it for 24 hours. Return the new one."""
+    sentry_app.previous_client_secret = sentry_app.client_secret
+    sentry_app.previous_secret_expires_at = utcnow() + timedelta(hours=24)
+    sentry_app.client_secret = secrets.token_hex(32)
+    record_audit(sentry_app.organization_id, "internal-integration.rotate-secret", actor_id=actor_id,
+                 target_object=sentry_app.id, target_label=sentry_app.name,
+                 data={"previous_valid_until": sentry_app.previous_secret_expires_at.isoformat() + "Z"})
+    db.session.commit()
+    return sentry_app.client_secret
+
+
+def app_health(sentry_app: SentryApp, days: int) -> list[tuple]:
+    """Return ``days`` days of (day, counts), oldest first."""
+    return health_for_apps([sentry_app], days)[sentry_app.id]
+
+
+def health_for_apps(sentry_apps: list[SentryApp], days: int) -> dict[int, list[tuple]]:
+    """Return each app's ``days`` days of (day, counts), oldest first, in one round trip for all apps."""
+    today = clock.today()
+    span = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+    pipe = get_redis().pipeline(transaction=False)
+    for sentry_app in sentry_apps:
+        for day in span:
+            pipe.hmget(keys.integration_health(sentry_app.id, sentry_app.organization_id, day.isoformat()), *FIELDS.values())
+    rows = iter(pipe.execute())
+    return {
+        sentry_app.id: [(day, counts_of(next(rows))) for day in span]
+        for sentry_app in sentry_apps
+    }
+
+
+def failing_since(history: list[tuple]) -> object | None:
+    """Return the first day of the failing streak that runs up to today, or None."""
+    start = None
+    for day, counts in reversed(history):
+        if not is_failing_day(counts):
+            break
+        start = day
+    return start
+
+
+def last_deliveries(app_ids: list[int]) -> dict[int, dict]:
+    """Return each app's newest delivery (date, response_code), in one round trip."""
+    if not app_ids:
+        return {}
+    values = get_redis().hmget(keys.LAST_DELIVERY, [str(app_id) for app_id in app_ids])
+    return {app_id: json.loads(value) for app_id, value in zip(app_ids, values) if value}
 
 
 def list_organization_apps(organization_id: int) -> list[SentryApp]:

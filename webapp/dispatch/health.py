@@ -11,6 +11,11 @@ from .. import keys
 FIELDS = {"success": "success_count", "error": "error_count", "timeout": "timeout_count", "fatal": "fatal_count"}
 
 
+def counts_of(values: list) -> dict[str, int]:
+    """Turn one day's HMGET answer into ``{field: count}``."""
+    return {field: int(value or 0) for field, value in zip(FIELDS.values(), values)}
+
+
 def is_failing_day(counts: dict[str, int]) -> bool:
     """A day fails when it had an error, timeout or fatal answer and no success."""
     failures = counts["error_count"] + counts["timeout_count"] + counts["fatal_count"]
@@ -40,9 +45,7 @@ class IntegrationRequestBuffer:
         pipe = self.client.pipeline(transaction=False)
         for day in span:
             pipe.hmget(self._key(day), *FIELDS.values())
-        rows = pipe.execute()
-        return [(day, {field: int(value or 0) for field, value in zip(FIELDS.values(), row)})
-                for day, row in zip(span, rows)]
+        return [(day, counts_of(row)) for day, row in zip(span, pipe.execute())]
 
     def clear(self, today: date) -> None:
         self.client.delete(*(self._key(today - timedelta(days=offset)) for offset in range(keys.HEALTH_DAYS + 1)))

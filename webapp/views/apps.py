@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from datetime import timedelta
+
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..dispatch.events import EVENT_TYPES
 from ..dispatch.request_log import SentryAppWebhookRequestsBuffer
 from ..dispatch.signing import standard_webhooks_secret
 from ..forms import AppForm, EmptyForm
+from ..dispatch.delivery import missed_delivery_count
 from ..integrations import (
     AppValidationError,
+    app_health,
+    enable_app,
     enqueue_test_alert,
+    failing_since,
     get_test_alert_result,
+    health_for_apps,
+    last_deliveries,
     list_organization_apps,
     register_internal_app,
+    rotate_secret,
 )
 from ..models import MANAGING_ROLES
 from ..redis_store import get_redis
@@ -40,7 +49,10 @@ def index():
 def list_apps(org_slug):
     organization, role = get_org_or_404(org_slug)
     sentry_apps = list_organization_apps(organization.id)
-    return render_template("apps/list.html", organization=organization, role=role, sentry_apps=sentry_apps)
+    return render_template(
+        "apps/list.html", organization=organization, role=role, sentry_apps=sentry_apps,
+        health=health_for_apps(sentry_apps, 7), last=last_deliveries([sentry_app.id for sentry_app in sentry_apps]),
+    )
 
 
 @bp.route("/orgs/<org_slug>/apps/new", methods=["GET", "POST"])
@@ -52,7 +64,7 @@ def new_app(org_slug):
     if form.validate_on_submit():
         try:
             sentry_app = register_internal_app(
-                organization, form.name.data, form.webhook_url.data, form.selected_resources()
+                organization, form.name.data, form.webhook_url.data, form.selected_resources(), current_user.id
             )
         except AppValidationError as exc:
             for field, message in exc.errors.items():
@@ -75,6 +87,9 @@ def app_detail(org_slug, app_slug):
 def _render_detail(organization, sentry_app, role, revealed=False):
     event_type, errors_only = _log_filters()
     entries = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).get_requests(event_type, errors_only)
+    history = app_health(sentry_app, 30)
+    streak_start = failing_since(history)
+    range_days = current_app.config["BROKEN_RANGE_DAYS"]
     return render_template(
         "apps/detail.html",
         organization=organization,
@@ -88,7 +103,38 @@ def _render_detail(organization, sentry_app, role, revealed=False):
         whsec=standard_webhooks_secret(sentry_app.client_secret) if revealed else None,
         form=EmptyForm(),
         referrer=request.args.get("referrer"),
+        history=history,
+        failing_since=streak_start,
+        disable_on=streak_start + timedelta(days=range_days - 1) if streak_start else None,
+        missed=missed_delivery_count(sentry_app.id),
     )
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/enable", methods=["POST"])
+@login_required
+def enable(org_slug, app_slug):
+    organization, role = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    require_manager(role)
+    replayed = enable_app(sentry_app, current_user.id, replay=request.form.get("replay") == "1")
+    if replayed is None:
+        flash(f"{sentry_app.name} is already enabled.", "info")
+    elif replayed:
+        flash(f"{sentry_app.name} is enabled again; {replayed} missed deliveries are being sent.", "success")
+    else:
+        flash(f"{sentry_app.name} is enabled again.", "success")
+    return redirect(url_for("apps.app_detail", org_slug=org_slug, app_slug=app_slug))
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/rotate-secret", methods=["POST"])
+@login_required
+def rotate(org_slug, app_slug):
+    organization, role = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    require_manager(role)
+    rotate_secret(sentry_app, current_user.id)
+    flash("New secret created. The old one keeps signing beside it for 24 hours; update your receiver.", "success")
+    return _render_detail(organization, sentry_app, role, revealed=True)
 
 
 @bp.route("/orgs/<org_slug>/apps/<app_slug>/requests")

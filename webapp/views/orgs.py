@@ -1,4 +1,4 @@
-"""Organisation settings: name and slug (owners only)."""
+"""Organisation settings (owners) and the audit log (owners and managers)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import login_required
 
 from ..accounts import AccountError, rename_organization
+from ..audit import list_audit_entries
 from ..extensions import db
 from ..forms import EmptyForm
-from .helpers import get_org_or_404
+from .helpers import get_org_or_404, require_manager
 
 bp = Blueprint("orgs", __name__, url_prefix="/orgs/<org_slug>")
 
@@ -32,3 +33,12 @@ def settings(org_slug):
     values = request.form if request.method == "POST" else {"name": organization.name, "slug": organization.slug}
     return render_template("orgs/settings.html", organization=organization, values=values, error=error,
                            form=EmptyForm()), 400 if error else 200
+
+
+@bp.route("/audit-log")
+@login_required
+def audit_log(org_slug):
+    organization, role = get_org_or_404(org_slug)
+    require_manager(role)
+    return render_template("orgs/audit_log.html", organization=organization,
+                           entries=list_audit_entries(organization.id))
