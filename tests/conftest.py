@@ -5,20 +5,28 @@ from __future__ import annotations
 import os
 import re
 import threading
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
 
 import pytest
+from aiosmtpd.controller import Controller
 from flask_migrate import upgrade
+from rq import Queue
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 from pytest_httpserver import HTTPServer
 from werkzeug.serving import make_server
 
 from tests.receiver import Receiver
 
-from webapp import create_app
+from webapp import create_app, keys
 from webapp.accounts import create_user
 from webapp.dispatch.queues import make_worker
-from webapp.embedded_redis import answers, start_embedded_redis
+from webapp.embedded_redis import answers, free_port, start_embedded_redis
 
-pytest_plugins = ["tests.alert_world"]
+pytest_plugins = ["tests.alert_world", "tests.lifecycle"]
 
 # Tests own this Redis database number and flush it; set HOOKLINE_TEST_REDIS_URL to move them.
 TEST_REDIS_URL = os.environ.get("HOOKLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -47,8 +55,57 @@ def redis_url(tmp_path_factory):
     process.wait(timeout=10)
 
 
+class SMTPRecorder:
+    """A real SMTP server (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self):
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    recorder = SMTPRecorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller
+    controller.stop()
+
+
 @pytest.fixture
-def settings(tmp_path, redis_url):
+def smtp(smtp_server):
+    smtp_server.handler.messages.clear()
+    smtp_server.handler.envelopes.clear()
+    return smtp_server.handler
+
+
+class Clock:
+    """The clock tests drive: ``webapp.clock.now`` returns ``current`` until the test moves it."""
+
+    def __init__(self, start: datetime):
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta) -> None:
+        self.current += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock(datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc))
+    monkeypatch.setattr("webapp.clock.now", fake.now)
+    return fake
+
+
+@pytest.fixture
+def settings(tmp_path, redis_url, smtp_server):
     """Settings of the app under test; tests may change them before asking for ``app``."""
     return {
         "TESTING": True,
@@ -59,6 +116,10 @@ def settings(tmp_path, redis_url):
         "WEBHOOK_TIMEOUT": "1",
         # Receivers in tests listen on loopback; the SSRF tests switch this off.
         "WEBHOOK_ALLOW_PRIVATE": "1",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp_server.port),
+        "MAIL_DEFAULT_SENDER": "hookline@hookline.test",
+        "MAIL_SUPPRESS_SEND": False,
     }
 
 
@@ -152,3 +213,30 @@ def run_worker(app):
         return make_worker(app).work(burst=True)
 
     return run
+
+
+@pytest.fixture
+def run_scheduled(app):
+    """Move every scheduled job (retries, delayed mails) to its queue as if its time had come; return how many."""
+
+    def run() -> int:
+        redis = app.extensions["redis"]
+        moved = 0
+        for name in keys.ALL_QUEUES:
+            registry = ScheduledJobRegistry(name, connection=redis)
+            queue = Queue(name, connection=redis)
+            for job_id in registry.get_job_ids():
+                job = Job.fetch(job_id, connection=redis)
+                registry.remove(job)
+                queue._enqueue_job(job)
+                moved += 1
+        return moved
+
+    return run
+
+
+def scheduled_in(app, queue_name: str = keys.WEBHOOK_QUEUE) -> list[float]:
+    """Return the seconds from now at which each scheduled job of the queue will run."""
+    registry = ScheduledJobRegistry(queue_name, connection=app.extensions["redis"])
+    now = datetime.now(timezone.utc)
+    return sorted((registry.get_scheduled_time(job_id) - now).total_seconds() for job_id in registry.get_job_ids())

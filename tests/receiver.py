@@ -59,6 +59,11 @@ class Receiver:
     def url(self, path: str = "/hook") -> str:
         return self.server.url_for(path)
 
+    def answer(self, status=200, body='{"ok": true}', headers=None, path="/hook", **kwargs):
+        """Replace whatever the receiver answered before with this (the endpoint was "fixed" or "broke")."""
+        self.server.clear_all_handlers()
+        self.respond(status, body, headers, path, **kwargs)
+
     def respond(self, status=200, body='{"ok": true}', headers=None, path="/hook", delay=0.0, content_type="application/json"):
         """Answer every POST to ``path`` like this, recording (and checking) what arrived."""
 

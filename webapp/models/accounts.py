@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .. import clock
 from ..extensions import db
 
 ROLES = ("owner", "manager", "member")
@@ -17,7 +18,8 @@ MANAGING_ROLES = frozenset({"owner", "manager"})
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    """Return naive UTC (how rows store time) from Hookline's one clock."""
+    return clock.now().replace(tzinfo=None)
 
 
 def slugify(text: str) -> str:

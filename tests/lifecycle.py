@@ -1,0 +1,59 @@
+"""Helpers for the failure-lifecycle tests: an org with three roles and an app "Pager" on the receiver."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from webapp.dispatch.delivery import enqueue_delivery_job
+from webapp.dispatch.health import IntegrationRequestBuffer
+from webapp.dispatch.request_log import SentryAppWebhookRequestsBuffer
+from webapp.dispatch.signing import new_message_id
+from webapp.extensions import db
+from webapp.integrations import register_internal_app
+from webapp.models import AuditLogEntry, Organization, SentryApp
+
+
+@pytest.fixture
+def pager(app, make_user, receiver):
+    """Return the id of app "Pager" (org acme; owner, manager and member) whose webhook is the receiver's /hook."""
+    make_user("owner@example.com", "acme", "owner")
+    make_user("manager@example.com", "acme", "manager")
+    make_user("member@example.com", "acme", "member")
+    with app.app_context():
+        organization = db.session.scalar(select(Organization).where(Organization.slug == "acme"))
+        sentry_app = register_internal_app(organization, "Pager", receiver.url("/hook"), ["issue"])
+        receiver.secret = sentry_app.client_secret
+        return sentry_app.id
+
+
+def send(app, app_id: int, n: int = 1, event_type: str = "issue.created") -> list[str]:
+    """Queue ``n`` deliveries to the app, as a workflow change would; return their webhook ids."""
+    with app.app_context():
+        ids = []
+        for i in range(n):
+            message_id = new_message_id()
+            enqueue_delivery_job((app_id, event_type, {"issue": {"id": str(i), "title": f"issue {i}"}}, None, message_id))
+            ids.append(message_id)
+        return ids
+
+
+def load_app(app, app_id: int) -> SentryApp:
+    with app.app_context():
+        sentry_app = db.session.get(SentryApp, app_id)
+        db.session.expunge(sentry_app)
+        return sentry_app
+
+
+def health_today(app, app_id: int, today) -> dict:
+    with app.app_context():
+        return IntegrationRequestBuffer(app.extensions["redis"], app_id, 1).daily_counts(1, today)[0][1]
+
+
+def log_entries(app, app_id: int) -> list[dict]:
+    return SentryAppWebhookRequestsBuffer(app.extensions["redis"], app_id).get_requests()
+
+
+def audit_events(app) -> list[str]:
+    with app.app_context():
+        return [entry.event for entry in db.session.scalars(select(AuditLogEntry).order_by(AuditLogEntry.id))]
