@@ -40,10 +40,9 @@ def unique_app_slug(name: str) -> str:
     return slug
 
 
-def register_internal_app(
-    organization: Organization, name: str, webhook_url: str, resources: list[str], actor_id: int | None = None
-) -> SentryApp:
-    """Validate, create the app and its installation in ``organization``, commit and return the app."""
+def validate_app_fields(organization_id: int, name: str, webhook_url: str, resources: list[str],
+                        app_id: int | None = None) -> tuple[str, str]:
+    """Return the cleaned name and URL, or raise AppValidationError naming every bad field."""
     errors: dict[str, str] = {}
     name = (name or "").strip()
     if not name:
@@ -51,7 +50,8 @@ def register_internal_app(
     elif len(name) > 64:
         errors["name"] = "The name must be at most 64 characters."
     elif db.session.scalar(
-        select(func.count()).where(SentryApp.organization_id == organization.id, SentryApp.name == name)
+        select(func.count()).where(SentryApp.organization_id == organization_id, SentryApp.name == name,
+                                   SentryApp.id != (app_id or 0))
     ):
         errors["name"] = f"This organisation already has an app named {name!r}."
     try:
@@ -63,6 +63,14 @@ def register_internal_app(
         errors["resources"] = f"Unknown resources: {', '.join(unknown)}."
     if errors:
         raise AppValidationError(errors)
+    return name, webhook_url
+
+
+def register_internal_app(
+    organization: Organization, name: str, webhook_url: str, resources: list[str], actor_id: int | None = None
+) -> SentryApp:
+    """Validate, create the app and its installation in ``organization``, commit and return the app."""
+    name, webhook_url = validate_app_fields(organization.id, name, webhook_url, resources)
     sentry_app = SentryApp(
         organization_id=organization.id,
         name=name,
@@ -77,6 +85,21 @@ def register_internal_app(
                  target_label=name, data={"webhook_url": webhook_url, "resources": sentry_app.resource_list})
     db.session.commit()
     return sentry_app
+
+
+def update_internal_app(sentry_app: SentryApp, name: str, webhook_url: str, resources: list[str],
+                        actor_id: int | None = None) -> dict:
+    """Change the app's name, webhook URL and resources; audit what changed; commit. Return the changes."""
+    name, webhook_url = validate_app_fields(sentry_app.organization_id, name, webhook_url, resources, sentry_app.id)
+    new = {"name": name, "webhook_url": webhook_url, "resources": " ".join(r for r in RESOURCES if r in resources)}
+    changes = {field: value for field, value in new.items() if getattr(sentry_app, field) != value}
+    if changes:
+        for field, value in changes.items():
+            setattr(sentry_app, field, value)
+        record_audit(sentry_app.organization_id, "sentry-app.edit", actor_id=actor_id, target_object=sentry_app.id,
+                     target_label=sentry_app.name, data=changes)
+        db.session.commit()
+    return changes
 
 
 def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool) -> int | None:

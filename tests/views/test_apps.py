@@ -107,3 +107,26 @@ def test_reveal_needs_the_csrf_token(app, owner):
     response = owner.client.post("/orgs/acme/apps/pager-bridge/secret", headers={"HX-Request": "true"})
     assert response.status_code == 400
     assert "CSRF" in response.get_data(as_text=True)
+
+
+def test_edit_app_changes_url_and_resources_and_is_audited(app, owner):
+    owner.post("/orgs/acme/apps/new", APP)
+    form = owner.get("/orgs/acme/apps/pager-bridge/edit").get_data(as_text=True)
+    assert 'value="https://93.184.216.34/hook"' in form
+    assert '<input checked id="issue" name="issue"' in form and '<input checked id="error"' not in form
+    response = owner.post("/orgs/acme/apps/pager-bridge/edit", {"name": "Pager bridge", "webhook_url": "https://93.184.216.35/v2", "error": "y"})
+    assert response.status_code == 302
+    with app.app_context():
+        sentry_app = db.session.scalar(select(SentryApp))
+        assert (sentry_app.webhook_url, sentry_app.resource_list) == ("https://93.184.216.35/v2", ["error"])
+    audit = owner.get("/orgs/acme/audit-log").get_data(as_text=True)
+    assert "sentry-app.edit" in audit and "https://93.184.216.35/v2" in audit
+
+
+def test_edit_app_with_a_bad_url_changes_nothing(app, owner):
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = False
+    owner.post("/orgs/acme/apps/new", APP)
+    response = owner.post("/orgs/acme/apps/pager-bridge/edit", {"name": "Pager bridge", "webhook_url": "http://10.0.0.5/"})
+    assert response.status_code == 400 and "private or reserved" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(SentryApp)).webhook_url == "https://93.184.216.34/hook"

@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from ..dispatch.events import EVENT_TYPES
 from ..dispatch.request_log import SentryAppWebhookRequestsBuffer
 from ..dispatch.signing import standard_webhooks_secret
+from ..extensions import db
 from ..forms import AppForm, EmptyForm
 from ..dispatch.delivery import missed_delivery_count
 from ..integrations import (
@@ -24,6 +25,7 @@ from ..integrations import (
     list_organization_apps,
     register_internal_app,
     rotate_secret,
+    update_internal_app,
 )
 from ..models import MANAGING_ROLES
 from ..redis_store import get_redis
@@ -74,6 +76,31 @@ def new_app(org_slug):
             return redirect(url_for("apps.app_detail", org_slug=org_slug, app_slug=sentry_app.slug))
     status = 400 if form.errors else 200
     return render_template("apps/new.html", organization=organization, form=form), status
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/edit", methods=["GET", "POST"])
+@login_required
+def edit_app(org_slug, app_slug):
+    organization, role = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    require_manager(role)
+    form = AppForm(obj=None if request.method == "POST" else sentry_app)
+    if request.method == "GET":
+        for resource in sentry_app.resource_list:
+            form[resource].data = True
+    if form.validate_on_submit():
+        try:
+            changes = update_internal_app(sentry_app, form.name.data, form.webhook_url.data,
+                                          form.selected_resources(), current_user.id)
+        except AppValidationError as exc:
+            db.session.rollback()
+            for field, message in exc.errors.items():
+                form[field if field in form else "name"].errors.append(message)
+        else:
+            flash(f"Saved {sentry_app.name}." if changes else "Nothing changed.", "success")
+            return redirect(url_for("apps.app_detail", org_slug=org_slug, app_slug=app_slug))
+    status = 400 if form.errors else 200
+    return render_template("apps/edit.html", organization=organization, sentry_app=sentry_app, form=form), status
 
 
 @bp.route("/orgs/<org_slug>/apps/<app_slug>")
