@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, jsonify, request
 
 from .config import ConfigError, load_settings
 
@@ -44,10 +44,18 @@ def create_app(config: dict | None = None) -> Flask:
     redis_store.init_app(app)
     cli.init_app(app)
 
-    from .views import api, apps, auth, health, incidents, ingest, issues, orgs, projects
+    from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, projects
 
-    for blueprint in (ingest.bp, api.bp, auth.bp, apps.bp, projects.bp, issues.bp, incidents.bp, orgs.bp, health.bp):
+    for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, projects.bp, issues.bp, incidents.bp, orgs.bp,
+                      health.bp):
         app.register_blueprint(blueprint)
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def not_found(error):
+        if request.path.startswith("/api/"):
+            return jsonify(detail="The requested resource does not exist." if error.code == 404 else error.description), error.code
+        return error
     _configure_logging(app)
     return app
 

@@ -1,4 +1,4 @@
-"""``flask --app webapp …`` commands: init-db, create-user, create-project."""
+"""``flask --app webapp …`` commands: init-db, create-user, create-project, create-token."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from .accounts import AccountError, create_user
 from .extensions import db
-from .models import ROLES, Organization
+from .models import ROLES, Organization, find_user_by_email
+from .tokens import create_token
 from .projects import ProjectError, create_project
 
 
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(init_db_command)
     app.cli.add_command(create_user_command)
     app.cli.add_command(create_project_command)
+    app.cli.add_command(create_token_command)
 
 
 @click.command("init-db")
@@ -59,3 +61,19 @@ def create_project_command(org_slug, name, slug):
     except ProjectError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(project.dsn(current_app.config["BASE_URL"]))
+
+
+@click.command("create-token")
+@with_appcontext
+@click.option("--email", required=True)
+@click.option("--name", default="CLI token", show_default=True)
+def create_token_command(email, name):
+    """Create a personal API token for a user and print it (it is shown only this once)."""
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"There is no user with the email {email}.")
+    try:
+        _, token = create_token(user, name)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(token)

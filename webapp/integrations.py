@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from . import clock, keys
 from .audit import record_audit
 from .dispatch.delivery import replay_missed, take_missed
+from .dispatch.events import EVENT_TYPES
 from .dispatch.health import FIELDS, IntegrationRequestBuffer, counts_of, is_failing_day
 from .dispatch.queues import get_queue
 from .dispatch.tasks import send_test_alert
@@ -100,6 +101,20 @@ def update_internal_app(sentry_app: SentryApp, name: str, webhook_url: str, reso
                      target_label=sentry_app.name, data=changes)
         db.session.commit()
     return changes
+
+
+def delete_internal_app(sentry_app: SentryApp, actor_id: int | None) -> None:
+    """Delete the app, its installation and everything Hookline keeps about it in Redis; audit it."""
+    record_audit(sentry_app.organization_id, "sentry-app.remove", actor_id=actor_id, target_object=sentry_app.id,
+                 target_label=sentry_app.name, data={"webhook_url": sentry_app.webhook_url})
+    app_id, organization_id = sentry_app.id, sentry_app.organization_id
+    db.session.delete(sentry_app)
+    db.session.commit()
+    redis = get_redis()
+    IntegrationRequestBuffer(redis, app_id, organization_id).clear(clock.today())
+    log_keys = [key(app_id, event_type) for event_type in EVENT_TYPES for key in (keys.request_log, keys.request_log_errors)]
+    redis.delete(*log_keys, keys.missed_deliveries(app_id), keys.missed_count(app_id))
+    redis.hdel(keys.LAST_DELIVERY, str(app_id))
 
 
 def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool) -> int | None:

@@ -13,9 +13,11 @@ from .accounts import (
 from .alerts import INCIDENT_STATUSES, RULE_TRIGGERS, Incident, IssueAlertRule, MetricAlertRule
 from .audit import AuditLogEntry
 from .apps import RESOURCES, SentryApp, SentryAppInstallation
+from .tokens import ApiToken
 from .issues import ISSUE_STATUSES, LEVELS, Comment, Event, Group, Project, level_rank
 
 __all__ = [
+    "ApiToken",
     "AuditLogEntry",
     "INCIDENT_STATUSES",
     "ISSUE_STATUSES",

@@ -1,0 +1,152 @@
+"""Hookline's JSON API under /api/0, in Sentry's shapes: bearer tokens, {"detail": …} errors, Link paging."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, g, jsonify, request
+from flask_login import current_user
+from werkzeug.exceptions import HTTPException
+
+from ...extensions import csrf
+from ...models import MANAGING_ROLES, Organization, User
+from ...tokens import user_for_token
+
+bp = Blueprint("api", __name__, url_prefix="/api/0")
+# Writes need a bearer token (checked below), which a browser never sends on its own: no CSRF risk.
+csrf.exempt(bp)
+
+PAGE_SIZE = 100
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class ApiError(Exception):
+    """Answer ``status`` with ``{"detail": detail}``."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@bp.errorhandler(ApiError)
+def api_error(error: ApiError):
+    return jsonify(detail=error.detail), error.status
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    detail = "The requested resource does not exist." if error.code == 404 else error.description
+    return jsonify(detail=detail), error.code
+
+
+@bp.before_request
+def authenticate():
+    """Find who is asking: ``Authorization: Bearer <token>``, or, for reads only, the dashboard's session."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "Use the header Authorization: Bearer <token>.")
+        user = user_for_token(token.strip())
+        if user is None:
+            raise ApiError(401, "Invalid or revoked token.")
+        g.api_user = user
+    elif request.method in READ_METHODS and current_user.is_authenticated:
+        g.api_user = current_user._get_current_object()
+    else:
+        raise ApiError(401, "Authentication credentials were not provided.")
+
+
+def api_user() -> User:
+    return g.api_user
+
+
+def org_for(org_slug: str) -> tuple[Organization, str]:
+    """Return the organisation and the caller's role in it; 404 unless the caller is a member."""
+    for membership in api_user().memberships:
+        if membership.organization.slug == org_slug:
+            return membership.organization, membership.role
+    raise ApiError(404, "The requested resource does not exist.")
+
+
+def role_in(organization_id: int) -> str:
+    role = api_user().role_in(organization_id)
+    if role is None:
+        raise ApiError(404, "The requested resource does not exist.")
+    return role
+
+
+def require_manager(role: str) -> None:
+    if role not in MANAGING_ROLES:
+        raise ApiError(403, "You do not have permission to perform this action (owners and managers only).")
+
+
+def json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    return body
+
+
+def field(body: dict, name: str, kind: type | tuple, *, required: bool = False, nullable: bool = False):
+    """Return ``body[name]`` if it has the right type; raise 400 naming the field otherwise."""
+    if name not in body:
+        if required:
+            raise ApiError(400, f"{name}: this field is required.")
+        return None
+    value = body[name]
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ApiError(400, f"{name}: expected {_kind_name(kind)}, got a boolean.")
+    if not isinstance(value, kind):
+        raise ApiError(400, f"{name}: expected {_kind_name(kind)}.")
+    return value
+
+
+def _kind_name(kind) -> str:
+    names = {str: "a string", bool: "true or false", list: "a list", int: "a whole number", dict: "an object"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def flag(name: str) -> bool:
+    """Read a true/false query parameter; raise 400 for anything else."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return False
+    if raw.lower() in {"1", "true", "yes"}:
+        return True
+    if raw.lower() in {"0", "false", "no"}:
+        return False
+    raise ApiError(400, f"{name}: expected true or false.")
+
+
+def paged(items: list, serialize, wrap=None):
+    """Answer one page of ``items`` (as ``wrap(page)`` if given) with Sentry's Link header (cursor ``0:<offset>:0``)."""
+    cursor = request.args.get("cursor", "0:0:0")
+    try:
+        offset = int(cursor.split(":")[1])
+        if offset < 0:
+            raise ValueError
+    except (IndexError, ValueError):
+        raise ApiError(400, "cursor: expected a cursor from a Link header, such as 0:100:0.") from None
+    page = items[offset: offset + PAGE_SIZE]
+    rows = [serialize(item) for item in page]
+    response = jsonify(wrap(rows) if wrap else rows)
+    response.headers["Link"] = ", ".join([
+        _link("previous", max(offset - PAGE_SIZE, 0), offset > 0),
+        _link("next", offset + PAGE_SIZE, offset + PAGE_SIZE < len(items)),
+    ])
+    return response
+
+
+def _link(rel: str, offset: int, results: bool) -> str:
+    cursor = f"0:{offset}:{1 if rel == 'previous' else 0}"
+    query = {key: value for key, value in request.args.items() if key != "cursor"}
+    query["cursor"] = cursor
+    return f'<{request.base_url}?{urlencode(query)}>; rel="{rel}"; results="{str(results).lower()}"; cursor="{cursor}"'
+
+
+from . import apps, orgs  # noqa: E402,F401  (register the routes)

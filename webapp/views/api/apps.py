@@ -1,0 +1,221 @@
+"""Internal apps through the API: Sentry's sentry-apps endpoints plus Hookline's test-alert, enable, rotate, health."""
+
+from __future__ import annotations
+
+import time
+
+from flask import current_app, jsonify, request
+from sqlalchemy import select
+
+from ...dispatch.delivery import missed_delivery_count
+from ...dispatch.events import EVENT_TYPES
+from ...dispatch.request_log import SentryAppWebhookRequestsBuffer, is_error_code
+from ...extensions import db
+from ...integrations import (
+    AppValidationError,
+    app_health,
+    delete_internal_app,
+    enable_app,
+    enqueue_test_alert,
+    get_test_alert_result,
+    list_organization_apps,
+    register_internal_app,
+    rotate_secret,
+    update_internal_app,
+)
+from ...models import MANAGING_ROLES, RESOURCES, Organization, SentryApp
+from ...redis_store import get_redis
+from . import ApiError, api_user, bp, field, flag, json_body, org_for, paged, require_manager, role_in
+
+
+def iso(value) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def serialize_app(sentry_app: SentryApp, role: str) -> dict:
+    """Sentry's SentryApp shape, with Hookline's state; the secret only for owners and managers."""
+    manager = role in MANAGING_ROLES
+    return {
+        "name": sentry_app.name,
+        "slug": sentry_app.slug,
+        "uuid": sentry_app.uuid,
+        "status": sentry_app.status,
+        "isInternal": True,
+        "isAlertable": True,
+        "events": sentry_app.resource_list,
+        "webhookUrl": sentry_app.webhook_url,
+        "scopes": [],
+        "clientId": sentry_app.uuid,
+        "clientSecret": sentry_app.client_secret if manager else None,
+        "owner": {"id": sentry_app.organization.id, "slug": sentry_app.organization.slug},
+        "installation": {"uuid": sentry_app.installation.uuid if sentry_app.installation else None},
+        "dateCreated": iso(sentry_app.date_added),
+        "disabledAt": iso(sentry_app.disabled_at),
+        "disabledReason": sentry_app.disabled_reason,
+        "missedDeliveries": missed_delivery_count(sentry_app.id),
+    }
+
+
+def app_or_404(app_slug: str) -> tuple[SentryApp, str]:
+    """Return the app and the caller's role in its organisation; 404 for another organisation's app."""
+    sentry_app = db.session.scalar(select(SentryApp).where(SentryApp.slug == app_slug))
+    if sentry_app is None:
+        raise ApiError(404, "The requested resource does not exist.")
+    return sentry_app, role_in(sentry_app.organization_id)
+
+
+def read_events(body: dict) -> list[str] | None:
+    events = field(body, "events", list)
+    if events is None:
+        return None
+    unknown = [event for event in events if event not in RESOURCES]
+    if unknown or not all(isinstance(event, str) for event in events):
+        raise ApiError(400, f"events: each must be one of {', '.join(RESOURCES)}.")
+    return events
+
+
+def validation_error(exc: AppValidationError) -> ApiError:
+    names = {"webhook_url": "webhookUrl", "resources": "events"}
+    detail = "; ".join(f"{names.get(name, name)}: {message}" for name, message in exc.errors.items())
+    return ApiError(400, detail)
+
+
+@bp.route("/organizations/<org_slug>/sentry-apps/")
+def list_apps(org_slug):
+    organization, role = org_for(org_slug)
+    return paged(list_organization_apps(organization.id), lambda sentry_app: serialize_app(sentry_app, role))
+
+
+@bp.route("/sentry-apps/", methods=["POST"])
+def create_app_endpoint():
+    body = json_body()
+    name = field(body, "name", str, required=True)
+    org_slug = field(body, "organization", str, required=True)
+    webhook_url = field(body, "webhookUrl", str, required=True)
+    events = read_events(body) or []
+    if field(body, "isInternal", bool) is False:
+        raise ApiError(400, "isInternal: Hookline only has internal integrations; leave it out or send true.")
+    organization, role = org_for(org_slug)
+    require_manager(role)
+    try:
+        sentry_app = register_internal_app(organization, name, webhook_url, events, api_user().id)
+    except AppValidationError as exc:
+        db.session.rollback()
+        raise validation_error(exc) from None
+    return jsonify(serialize_app(sentry_app, role)), 201
+
+
+@bp.route("/sentry-apps/<app_slug>/", methods=["GET"])
+def get_app(app_slug):
+    sentry_app, role = app_or_404(app_slug)
+    return jsonify(serialize_app(sentry_app, role))
+
+
+@bp.route("/sentry-apps/<app_slug>/", methods=["PUT"])
+def update_app(app_slug):
+    sentry_app, role = app_or_404(app_slug)
+    require_manager(role)
+    body = json_body()
+    name = field(body, "name", str)
+    webhook_url = field(body, "webhookUrl", str)
+    events = read_events(body)
+    try:
+        update_internal_app(sentry_app, name if name is not None else sentry_app.name,
+                            webhook_url if webhook_url is not None else sentry_app.webhook_url,
+                            events if events is not None else sentry_app.resource_list, api_user().id)
+    except AppValidationError as exc:
+        db.session.rollback()
+        raise validation_error(exc) from None
+    if events is not None and not sentry_app.is_enabled:
+        enable_app(sentry_app, api_user().id, replay=False)  # as in Sentry: setting events re-enables
+    return jsonify(serialize_app(sentry_app, role))
+
+
+@bp.route("/sentry-apps/<app_slug>/", methods=["DELETE"])
+def delete_app(app_slug):
+    sentry_app, role = app_or_404(app_slug)
+    require_manager(role)
+    delete_internal_app(sentry_app, api_user().id)
+    return "", 204
+
+
+@bp.route("/sentry-apps/<app_slug>/webhook-requests/")
+def webhook_requests(app_slug):
+    sentry_app, _ = app_or_404(app_slug)
+    event_type = request.args.get("eventType") or None
+    if event_type is not None and event_type not in EVENT_TYPES:
+        raise ApiError(400, f"eventType: must be one of {', '.join(EVENT_TYPES)}.")
+    entries = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).get_requests(event_type, flag("errorsOnly"))
+    organization = sentry_app.organization
+    return paged(entries, lambda entry: serialize_request(entry, sentry_app, organization))
+
+
+def serialize_request(entry: dict, sentry_app: SentryApp, organization: Organization) -> dict:
+    item = {
+        "webhookUrl": entry["webhook_url"],
+        "sentryAppSlug": sentry_app.slug,
+        "eventType": entry["event_type"],
+        "date": entry["date"],
+        "responseCode": entry["response_code"],
+        "organization": {"name": organization.name, "slug": organization.slug},
+        "requestId": entry.get("request_id"),
+        "durationMs": entry.get("duration_ms"),
+        "attempt": entry.get("attempt", 1),
+        "errorId": entry.get("error_id"),
+        "projectId": entry.get("project_id"),
+    }
+    if is_error_code(entry["response_code"]):
+        item["requestHeaders"] = entry.get("request_headers")
+        item["requestBody"] = entry.get("request_body")
+        item["responseBody"] = entry.get("response_body")
+    return item
+
+
+@bp.route("/sentry-apps/<app_slug>/test-alert/", methods=["POST"])
+def test_alert(app_slug):
+    """Queue a test alert and wait a few seconds for the worker: 200 with the outcome, or 202 while queued."""
+    sentry_app, role = app_or_404(app_slug)
+    require_manager(role)
+    job_id = enqueue_test_alert(sentry_app)
+    deadline = time.monotonic() + current_app.config["TEST_ALERT_WAIT_SECONDS"]
+    while True:
+        result = get_test_alert_result(sentry_app, job_id)
+        if result is not None:
+            return jsonify(outcome=result["outcome"], responseCode=result.get("response_code"),
+                           durationMs=result.get("duration_ms"), excerpt=result.get("excerpt") or "", jobId=job_id)
+        if time.monotonic() >= deadline:
+            return jsonify(outcome="queued", responseCode=None, durationMs=None, excerpt="", jobId=job_id), 202
+        time.sleep(0.1)
+
+
+@bp.route("/sentry-apps/<app_slug>/enable/", methods=["POST"])
+def enable(app_slug):
+    sentry_app, role = app_or_404(app_slug)
+    require_manager(role)
+    body = json_body() if request.get_data() else {}
+    replay = bool(field(body, "replay", bool))
+    replayed = enable_app(sentry_app, api_user().id, replay=replay)
+    if replayed is None:
+        raise ApiError(409, f"{sentry_app.name} is already enabled.")
+    return jsonify({**serialize_app(sentry_app, role), "replayed": replayed})
+
+
+@bp.route("/sentry-apps/<app_slug>/rotate-secret/", methods=["POST"])
+def rotate(app_slug):
+    sentry_app, role = app_or_404(app_slug)
+    require_manager(role)
+    secret = rotate_secret(sentry_app, api_user().id)
+    return jsonify(clientSecret=secret, previousSecretValidUntil=iso(sentry_app.previous_secret_expires_at))
+
+
+@bp.route("/sentry-apps/<app_slug>/health/")
+def health(app_slug):
+    sentry_app, _ = app_or_404(app_slug)
+    raw = request.args.get("days", "7")
+    if not raw.isdigit() or not 1 <= int(raw) <= 30:
+        raise ApiError(400, "days: expected a whole number from 1 to 30.")
+    return jsonify([
+        {"date": day.isoformat(), "successCount": counts["success_count"], "errorCount": counts["error_count"],
+         "timeoutCount": counts["timeout_count"], "fatalCount": counts["fatal_count"]}
+        for day, counts in app_health(sentry_app, int(raw))
+    ])

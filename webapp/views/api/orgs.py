@@ -1,0 +1,94 @@
+"""Organisation resources through the API: issues (read, triage), events, the audit log."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify
+from sqlalchemy import select
+
+from ...audit import list_audit_entries
+from ...dispatch.serializers import serialize_event, serialize_issue
+from ...extensions import db
+from ...models import ISSUE_STATUSES, Event, Group, Project, User
+from ...workflow import WorkflowError, assign, set_status
+from . import ApiError, api_user, bp, field, json_body, org_for, paged, require_manager
+from .apps import iso
+
+
+def group_or_404(organization, group_id: int) -> Group:
+    group = db.session.get(Group, group_id)
+    if group is None or group.project.organization_id != organization.id:
+        raise ApiError(404, "The requested resource does not exist.")
+    return group
+
+
+@bp.route("/projects/<org_slug>/<project_slug>/events/<event_id>/")
+def event(org_slug, project_slug, event_id):
+    organization, _ = org_for(org_slug)
+    project = db.session.scalar(select(Project).where(Project.organization_id == organization.id,
+                                                      Project.slug == project_slug))
+    row = project and db.session.scalar(select(Event).where(Event.project_id == project.id, Event.event_id == event_id))
+    if row is None:
+        raise ApiError(404, "The requested resource does not exist.")
+    return jsonify(serialize_event(row, current_app.config["BASE_URL"]))
+
+
+@bp.route("/organizations/<org_slug>/issues/<int:group_id>/", methods=["GET"])
+def issue(org_slug, group_id):
+    organization, _ = org_for(org_slug)
+    return jsonify(serialize_issue(group_or_404(organization, group_id), current_app.config["BASE_URL"]))
+
+
+@bp.route("/organizations/<org_slug>/issues/<int:group_id>/", methods=["PUT"])
+def update_issue(org_slug, group_id):
+    """Change ``status`` and/or ``assignedTo`` (a member's id or email, or null); each change sends its webhook."""
+    organization, _ = org_for(org_slug)
+    group = group_or_404(organization, group_id)
+    body = json_body()
+    status = field(body, "status", str)
+    if status is not None and status not in ISSUE_STATUSES:
+        raise ApiError(400, f"status: must be one of {', '.join(ISSUE_STATUSES)}.")
+    assignee = _assignee(body, organization.id) if "assignedTo" in body else False
+    try:
+        if status is not None:
+            set_status(group, status, api_user())
+        if assignee is not False:
+            assign(group, assignee, api_user())
+    except WorkflowError as exc:
+        db.session.rollback()
+        raise ApiError(400, str(exc)) from None
+    db.session.refresh(group)
+    return jsonify(serialize_issue(group, current_app.config["BASE_URL"]))
+
+
+def _assignee(body: dict, organization_id: int) -> User | None:
+    value = field(body, "assignedTo", (str, int), nullable=True)
+    if value is None or value == "":
+        return None
+    user = db.session.get(User, int(value)) if str(value).isdigit() else db.session.scalar(
+        select(User).where(User.email == str(value).lower()))
+    if user is None or user.role_in(organization_id) is None:
+        raise ApiError(400, "assignedTo: must be the id or email of a member of the organisation.")
+    return user
+
+
+@bp.route("/organizations/<org_slug>/audit-logs/")
+def audit_logs(org_slug):
+    organization, role = org_for(org_slug)
+    require_manager(role)
+    entries = list_audit_entries(organization.id, limit=1000)
+    options = sorted({entry.event for entry in entries})
+    return paged(entries, serialize_audit_entry, wrap=lambda rows: {"rows": rows, "options": options})
+
+
+def serialize_audit_entry(entry) -> dict:
+    return {
+        "id": str(entry.id),
+        "actor": {"id": str(entry.actor.id), "name": entry.actor.name, "email": entry.actor.email} if entry.actor else None,
+        "event": entry.event,
+        "ipAddress": None,
+        "note": entry.target_label,
+        "targetObject": entry.target_object,
+        "targetUser": None,
+        "data": entry.data,
+        "dateCreated": iso(entry.datetime),
+    }

@@ -1,0 +1,226 @@
+"""The OpenAPI 3 document of /api/0, written by hand to say exactly what the endpoints do."""
+
+from __future__ import annotations
+
+from ...dispatch.events import EVENT_TYPES
+from ...models import ISSUE_STATUSES, RESOURCES
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str, headers: dict | None = None) -> dict:
+    response = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+ERROR = _json(_ref("Error"), "An error, explained in `detail`.")
+LINK = {"Link": {"description": "Sentry-style paging links (rel previous/next, results, cursor).",
+                 "schema": {"type": "string"}}}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(code): ERROR for code in (401, 404, *codes)}
+
+
+def _path(name: str, description: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": schema or {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"}}
+
+
+ORG = _path("organization_slug", "The organisation's slug.")
+APP = _path("sentry_app_slug", "The app's slug.")
+ISSUE = _path("issue_id", "The issue's id.", {"type": "integer", "minimum": 1})
+CURSOR = {"name": "cursor", "in": "query", "required": False, "description": "A cursor from a Link header.",
+          "schema": {"type": "string", "pattern": "^[0-9]+:[0-9]+:[01]$"}}
+NULLABLE_STRING = {"type": ["string", "null"]}
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}},
+    "SentryApp": {
+        "type": "object",
+        "required": ["name", "slug", "uuid", "status", "isInternal", "events", "webhookUrl", "clientSecret", "owner"],
+        "properties": {
+            "name": {"type": "string"}, "slug": {"type": "string"}, "uuid": {"type": "string"},
+            "status": {"type": "string", "enum": ["enabled", "disabled"]},
+            "isInternal": {"type": "boolean"}, "isAlertable": {"type": "boolean"},
+            "events": {"type": "array", "items": {"type": "string", "enum": list(RESOURCES)}},
+            "webhookUrl": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}},
+            "clientId": {"type": "string"},
+            "clientSecret": {**NULLABLE_STRING, "description": "Only for owners and managers; null otherwise."},
+            "owner": {"type": "object", "properties": {"id": {"type": "integer"}, "slug": {"type": "string"}}},
+            "installation": {"type": "object", "properties": {"uuid": NULLABLE_STRING}},
+            "dateCreated": NULLABLE_STRING, "disabledAt": NULLABLE_STRING, "disabledReason": NULLABLE_STRING,
+            "missedDeliveries": {"type": "integer", "minimum": 0},
+            "replayed": {"type": "integer", "minimum": 0},
+        },
+    },
+    "NewSentryApp": {
+        "type": "object", "required": ["name", "organization", "webhookUrl"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "organization": {"type": "string", "description": "The organisation's slug."},
+            "webhookUrl": {"type": "string", "format": "uri"},
+            "events": {"type": "array", "items": {"type": "string", "enum": list(RESOURCES)}},
+            "isInternal": {"type": "boolean", "enum": [True]},
+        },
+    },
+    "SentryAppUpdate": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "webhookUrl": {"type": "string", "format": "uri"},
+            "events": {"type": "array", "items": {"type": "string", "enum": list(RESOURCES)},
+                       "description": "Setting events on a disabled app re-enables it (as in Sentry)."},
+        },
+    },
+    "WebhookRequest": {
+        "type": "object",
+        "required": ["webhookUrl", "sentryAppSlug", "eventType", "date", "responseCode", "organization"],
+        "properties": {
+            "webhookUrl": {"type": "string"}, "sentryAppSlug": {"type": "string"},
+            "eventType": {"type": "string", "enum": list(EVENT_TYPES)}, "date": {"type": "string"},
+            "responseCode": {"type": "integer", "description": "0 for a timeout or connection failure."},
+            "organization": {"type": "object", "properties": {"name": {"type": "string"}, "slug": {"type": "string"}}},
+            "requestId": NULLABLE_STRING, "durationMs": {"type": ["integer", "null"]}, "attempt": {"type": "integer"},
+            "errorId": NULLABLE_STRING, "projectId": NULLABLE_STRING,
+            "requestHeaders": NULLABLE_STRING, "requestBody": NULLABLE_STRING, "responseBody": NULLABLE_STRING,
+        },
+    },
+    "TestAlertResult": {
+        "type": "object", "required": ["outcome", "jobId"],
+        "properties": {
+            "outcome": {"type": "string", "enum": ["success", "error", "timeout", "failed", "missing", "queued"]},
+            "responseCode": {"type": ["integer", "null"]}, "durationMs": {"type": ["integer", "null"]},
+            "excerpt": {"type": "string"}, "jobId": {"type": "string"},
+        },
+    },
+    "HealthDay": {
+        "type": "object", "required": ["date", "successCount", "errorCount", "timeoutCount", "fatalCount"],
+        "properties": {"date": {"type": "string", "format": "date"}, "successCount": {"type": "integer"},
+                       "errorCount": {"type": "integer"}, "timeoutCount": {"type": "integer"},
+                       "fatalCount": {"type": "integer"}},
+    },
+    "AuditLogEntry": {
+        "type": "object", "required": ["id", "event", "dateCreated", "data"],
+        "properties": {"id": {"type": "string"}, "actor": {"type": ["object", "null"]}, "event": {"type": "string"},
+                       "ipAddress": NULLABLE_STRING, "note": {"type": "string"},
+                       "targetObject": {"type": ["integer", "null"]}, "targetUser": {"type": ["object", "null"]},
+                       "data": {"type": "object"}, "dateCreated": NULLABLE_STRING},
+    },
+    "Issue": {
+        "type": "object", "required": ["id", "shortId", "title", "status", "project", "count"],
+        "properties": {"id": {"type": "string"}, "shortId": {"type": "string"}, "title": {"type": "string"},
+                       "culprit": {"type": "string"}, "level": {"type": "string"},
+                       "status": {"type": "string", "enum": list(ISSUE_STATUSES)},
+                       "assignedTo": {"type": ["object", "null"]}, "project": {"type": "object"},
+                       "firstSeen": NULLABLE_STRING, "lastSeen": NULLABLE_STRING, "count": {"type": "string"},
+                       "url": {"type": "string"}, "web_url": {"type": "string"}, "project_url": {"type": "string"}},
+    },
+    "IssueUpdate": {
+        "type": "object",
+        "properties": {"status": {"type": "string", "enum": list(ISSUE_STATUSES)},
+                       "assignedTo": {"type": ["string", "integer", "null"],
+                                      "description": "A member's user id or email; null unassigns."}},
+    },
+    "Event": {"type": "object", "required": ["event_id", "url", "web_url", "issue_url", "issue_id"],
+              "properties": {"event_id": {"type": "string"}, "url": {"type": "string"}, "web_url": {"type": "string"},
+                             "issue_url": {"type": "string"}, "issue_id": {"type": "string"}}},
+}
+
+
+def _body(schema_name: str, required: bool = True) -> dict:
+    return {"required": required, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+APP_ERRORS = _errors(403)
+PATHS = {
+    "/api/0/organizations/{organization_slug}/sentry-apps/": {"get": {
+        "operationId": "listSentryApps", "summary": "List the organisation's internal apps.", "parameters": [ORG, CURSOR],
+        "responses": {"200": _json({"type": "array", "items": _ref("SentryApp")}, "The apps.", LINK),
+                      **_errors(400)}}},
+    "/api/0/sentry-apps/": {"post": {
+        "operationId": "createSentryApp", "summary": "Register an internal app.", "requestBody": _body("NewSentryApp"),
+        "responses": {"201": _json(_ref("SentryApp"), "The new app, with its clientSecret."), **_errors(400, 403)}}},
+    "/api/0/sentry-apps/{sentry_app_slug}/": {
+        "parameters": [APP],
+        "get": {"operationId": "getSentryApp", "summary": "One app.",
+                "responses": {"200": _json(_ref("SentryApp"), "The app."), **_errors()}},
+        "put": {"operationId": "updateSentryApp", "summary": "Change name, webhookUrl or events.",
+                "requestBody": _body("SentryAppUpdate"),
+                "responses": {"200": _json(_ref("SentryApp"), "The app."), **_errors(400, 403)}},
+        "delete": {"operationId": "deleteSentryApp", "summary": "Delete the app and its logs.",
+                   "responses": {"204": {"description": "Deleted."}, **_errors(403)}},
+    },
+    "/api/0/sentry-apps/{sentry_app_slug}/webhook-requests/": {"get": {
+        "operationId": "listWebhookRequests", "summary": "The request log, newest first (at most 100 per event type).",
+        "parameters": [APP,
+                       {"name": "eventType", "in": "query", "required": False,
+                        "schema": {"type": "string", "enum": list(EVENT_TYPES)}},
+                       {"name": "errorsOnly", "in": "query", "required": False, "schema": {"type": "boolean"}},
+                       CURSOR],
+        "responses": {"200": _json({"type": "array", "items": _ref("WebhookRequest")}, "Log entries.", LINK),
+                      **_errors(400)}}},
+    "/api/0/sentry-apps/{sentry_app_slug}/test-alert/": {"post": {
+        "operationId": "sendTestAlert", "summary": "Send a test alert; wait a few seconds for its outcome.",
+        "parameters": [APP],
+        "responses": {"200": _json(_ref("TestAlertResult"), "The worker sent it."),
+                      "202": _json(_ref("TestAlertResult"), "Queued; the worker has not sent it yet."),
+                      **_errors(403)}}},
+    "/api/0/sentry-apps/{sentry_app_slug}/enable/": {"post": {
+        "operationId": "enableSentryApp", "summary": "Re-enable a disabled app, optionally replaying what it missed.",
+        "parameters": [APP],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"replay": {"type": "boolean"}}}}}},
+        "responses": {"200": _json(_ref("SentryApp"), "Enabled; `replayed` says how many deliveries were queued."),
+                      "409": ERROR, **_errors(400, 403)}}},
+    "/api/0/sentry-apps/{sentry_app_slug}/rotate-secret/": {"post": {
+        "operationId": "rotateSecret", "summary": "New client secret; the old one signs too for 24 hours.",
+        "parameters": [APP],
+        "responses": {"200": _json({"type": "object", "required": ["clientSecret", "previousSecretValidUntil"],
+                                    "properties": {"clientSecret": {"type": "string"},
+                                                   "previousSecretValidUntil": {"type": "string"}}}, "The new secret."),
+                      **_errors(403)}}},
+    "/api/0/sentry-apps/{sentry_app_slug}/health/": {"get": {
+        "operationId": "getHealth", "summary": "Daily success/error/timeout counts, oldest first.",
+        "parameters": [APP, {"name": "days", "in": "query", "required": False,
+                             "schema": {"type": "integer", "minimum": 1, "maximum": 30, "default": 7}}],
+        "responses": {"200": _json({"type": "array", "items": _ref("HealthDay")}, "One entry per UTC day."),
+                      **_errors(400)}}},
+    "/api/0/organizations/{organization_slug}/audit-logs/": {"get": {
+        "operationId": "listAuditLogs", "summary": "The organisation's audit log, newest first.",
+        "parameters": [ORG, CURSOR],
+        "responses": {"200": _json({"type": "object", "required": ["rows", "options"], "properties": {
+            "rows": {"type": "array", "items": _ref("AuditLogEntry")},
+            "options": {"type": "array", "items": {"type": "string"}}}}, "Entries.", LINK), **_errors(400, 403)}}},
+    "/api/0/organizations/{organization_slug}/issues/{issue_id}/": {
+        "parameters": [ORG, ISSUE],
+        "get": {"operationId": "getIssue", "summary": "One issue.",
+                "responses": {"200": _json(_ref("Issue"), "The issue."), **_errors()}},
+        "put": {"operationId": "updateIssue", "summary": "Resolve, ignore, unresolve or assign an issue.",
+                "requestBody": _body("IssueUpdate"),
+                "responses": {"200": _json(_ref("Issue"), "The issue after the change."), **_errors(400)}},
+    },
+    "/api/0/projects/{organization_slug}/{project_slug}/events/{event_id}/": {"get": {
+        "operationId": "getEvent", "summary": "One stored event.",
+        "parameters": [ORG, _path("project_slug", "The project's slug."), _path("event_id", "The event id (32 hex).")],
+        "responses": {"200": _json(_ref("Event"), "The event."), **_errors()}}},
+}
+
+
+def openapi_document(base_url: str) -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Hookline API", "version": "0",
+                 "description": "Internal apps, their request logs and health, and issues, in Sentry's shapes. "
+                                "Authenticate with `Authorization: Bearer <token>` (create tokens on the API tokens "
+                                "page or with `flask --app webapp create-token`)."},
+        "servers": [{"url": base_url}],
+        "security": [{"bearer": []}],
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
