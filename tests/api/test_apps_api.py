@@ -1,0 +1,178 @@
+"""Everything an owner does for apps in the dashboard, done through the API with a token."""
+
+import pytest
+
+from tests.conftest import Session
+from tests.lifecycle import send
+from webapp.extensions import db
+from webapp.models import SentryApp
+
+
+def test_create_answers_the_app_in_sentrys_shape(api, pager_api, receiver):
+    assert pager_api["slug"] == "pager" and pager_api["status"] == "enabled" and pager_api["isInternal"] is True
+    assert pager_api["events"] == ["issue"] and pager_api["webhookUrl"] == receiver.url("/hook")
+    assert len(pager_api["clientSecret"]) == 64 and len(pager_api["uuid"]) == 36
+    assert pager_api["owner"]["slug"] == "acme" and pager_api["installation"]["uuid"]
+    listed = api("GET", "/api/0/organizations/acme/sentry-apps/")
+    assert [a["slug"] for a in listed.json] == ["pager"]
+    assert 'rel="next"; results="false"' in listed.headers["Link"]
+
+
+def test_api_and_dashboard_show_the_same_app(app, api, pager_api):
+    session = Session(app.test_client())
+    session.login()
+    page = session.get("/orgs/acme/apps/pager").get_data(as_text=True)
+    for value in (pager_api["uuid"], pager_api["installation"]["uuid"], pager_api["webhookUrl"]):
+        assert value in page
+
+
+@pytest.mark.parametrize(("body", "detail"), [
+    ({"organization": "acme", "webhookUrl": "https://93.184.216.34/"}, "name: this field is required."),
+    ({"name": 5, "organization": "acme", "webhookUrl": "https://93.184.216.34/"}, "name: expected a string."),
+    ({"name": "X", "organization": "acme", "webhookUrl": "ftp://x/"}, "webhookUrl: The URL must start with http"),
+    ({"name": "X", "organization": "acme", "webhookUrl": "https://93.184.216.34/", "events": "issue"}, "events: expected a list."),
+    ({"name": "X", "organization": "acme", "webhookUrl": "https://93.184.216.34/", "events": ["alert"]}, "events: each must be one of"),
+    ({"name": "X", "organization": "acme", "webhookUrl": "https://93.184.216.34/", "isInternal": False}, "isInternal"),
+    ({"name": "X", "organization": "acme", "webhookUrl": "https://93.184.216.34/", "isInternal": "yes"}, "isInternal: expected true or false."),
+    ({"name": "Pager", "organization": "acme", "webhookUrl": "https://93.184.216.34/"}, "already has an app named"),
+])
+def test_bad_input_is_400_naming_the_field_and_creates_nothing(app, api, pager_api, body, detail):
+    response = api("POST", "/api/0/sentry-apps/", json=body)
+    assert response.status_code == 400 and detail in response.json["detail"], response.json
+    with app.app_context():
+        assert db.session.query(SentryApp).count() == 1
+
+
+def test_not_json_is_400(api, pager_api):
+    response = api("PUT", "/api/0/sentry-apps/pager/", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "JSON object" in response.json["detail"]
+    response = api.client.put("/api/0/sentry-apps/pager/", data="{oops", content_type="application/json",
+                              headers={"Authorization": f"Bearer {api.tokens['owner']}"})
+    assert response.status_code == 400
+
+
+def test_update_and_ssrf_guard(app, api, pager_api):
+    response = api("PUT", "/api/0/sentry-apps/pager/", json={"name": "Pager v2", "events": ["issue", "comment"]})
+    assert response.status_code == 200 and response.json["name"] == "Pager v2" and response.json["events"] == ["issue", "comment"]
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = False
+    response = api("PUT", "/api/0/sentry-apps/pager/", json={"webhookUrl": "http://169.254.169.254/latest"})
+    assert response.status_code == 400 and response.json["detail"].startswith("webhookUrl:")
+    assert api("GET", "/api/0/sentry-apps/pager/").json["webhookUrl"] == pager_api["webhookUrl"]
+
+
+def test_put_events_on_a_disabled_app_reenables_it(app, api, pager_api, receiver, run_worker):
+    receiver.answer(410)
+    send(app, 1)
+    run_worker()
+    assert api("GET", "/api/0/sentry-apps/pager/").json["status"] == "disabled"
+    response = api("PUT", "/api/0/sentry-apps/pager/", json={"events": ["issue"]})
+    assert response.json["status"] == "enabled" and response.json["disabledReason"] is None
+
+
+def test_enable_with_replay_and_conflict_when_enabled(app, api, pager_api, receiver, run_worker):
+    assert api("POST", "/api/0/sentry-apps/pager/enable/").status_code == 409
+    receiver.answer(410)
+    send(app, 1)
+    run_worker()
+    send(app, 1, 2)
+    run_worker()
+    app_json = api("GET", "/api/0/sentry-apps/pager/").json
+    assert app_json["status"] == "disabled" and "410" in app_json["disabledReason"] and app_json["missedDeliveries"] == 2
+    assert api("POST", "/api/0/sentry-apps/pager/enable/", json={"replay": "yes"}).status_code == 400
+    receiver.answer(200)
+    response = api("POST", "/api/0/sentry-apps/pager/enable/", json={"replay": True})
+    assert response.status_code == 200 and response.json["replayed"] == 2 and response.json["status"] == "enabled"
+    run_worker()
+    assert len(receiver.received) == 3
+
+
+def test_webhook_requests_filters_and_error_details(app, api, pager_api, receiver, run_worker):
+    receiver.answer(500, "kaput")
+    send(app, 1)
+    run_worker()
+    receiver.answer(200)
+    send(app, 1, event_type="issue.resolved")
+    run_worker()
+    entries = api("GET", "/api/0/sentry-apps/pager/webhook-requests/").json
+    assert [e["eventType"] for e in entries] == ["issue.resolved", "issue.created"]
+    error = entries[1]
+    assert error["responseCode"] == 500 and error["responseBody"] == "kaput" and "Sentry-Hook-Signature" in error["requestHeaders"]
+    assert error["sentryAppSlug"] == "pager" and error["organization"] == {"name": "Acme", "slug": "acme"}
+    assert "responseBody" not in entries[0]
+    only_errors = api("GET", "/api/0/sentry-apps/pager/webhook-requests/?errorsOnly=true").json
+    assert [e["responseCode"] for e in only_errors] == [500]
+    resolved = api("GET", "/api/0/sentry-apps/pager/webhook-requests/?eventType=issue.resolved").json
+    assert [e["eventType"] for e in resolved] == ["issue.resolved"]
+    assert api("GET", "/api/0/sentry-apps/pager/webhook-requests/?eventType=nope").status_code == 400
+    assert api("GET", "/api/0/sentry-apps/pager/webhook-requests/?errorsOnly=maybe").status_code == 400
+
+
+def test_test_alert_waits_for_the_outcome(app, api, pager_api, receiver, run_worker):
+    """The API call waits while a worker (here: this thread, as another process would) sends the alert."""
+    import threading
+
+    from tests.browser.test_walkthrough import wait_for_queued_job
+
+    receiver.answer(200, '{"pong": true}')
+    answers = []
+    caller = threading.Thread(target=lambda: answers.append(api("POST", "/api/0/sentry-apps/pager/test-alert/")))
+    caller.start()
+    wait_for_queued_job(app)
+    run_worker()
+    caller.join(10)
+    [response] = answers
+    assert response.status_code == 200, response.json
+    assert response.json["outcome"] == "success" and response.json["responseCode"] == 200
+    assert response.json["excerpt"] == '{"pong": true}'
+    assert receiver.received[0].sentry_signature_ok
+
+
+def test_test_alert_without_a_worker_answers_202(app, api, pager_api):
+    app.config["TEST_ALERT_WAIT_SECONDS"] = 0.2
+    response = api("POST", "/api/0/sentry-apps/pager/test-alert/")
+    assert response.status_code == 202 and response.json["outcome"] == "queued" and response.json["jobId"]
+
+
+def test_rotate_secret_and_health(app, api, pager_api, receiver, run_worker):
+    response = api("POST", "/api/0/sentry-apps/pager/rotate-secret/")
+    assert response.status_code == 200 and response.json["clientSecret"] != pager_api["clientSecret"]
+    assert api("GET", "/api/0/sentry-apps/pager/").json["clientSecret"] == response.json["clientSecret"]
+    receiver.answer(200)
+    send(app, 1, 2)
+    run_worker()
+    days = api("GET", "/api/0/sentry-apps/pager/health/?days=3").json
+    assert len(days) == 3 and days[-1]["successCount"] == 2 and days[0]["successCount"] == 0
+    for bad in ("0", "31", "x", "-1"):
+        assert api("GET", f"/api/0/sentry-apps/pager/health/?days={bad}").status_code == 400
+
+
+def test_delete_removes_the_app_and_its_log(app, api, pager_api, receiver, run_worker):
+    receiver.answer(200)
+    send(app, 1)
+    run_worker()
+    assert api("DELETE", "/api/0/sentry-apps/pager/").status_code == 204
+    assert api("GET", "/api/0/sentry-apps/pager/").status_code == 404
+    assert not any(key.startswith(b"hookline:webhook-requests:1:") for key in app.extensions["redis"].keys("*"))
+    events = [row["event"] for row in api("GET", "/api/0/organizations/acme/audit-logs/").json["rows"]]
+    assert events[:2] == ["sentry-app.remove", "sentry-app.add"]
+
+
+def test_audit_logs_in_sentrys_shape(api, pager_api):
+    api("POST", "/api/0/sentry-apps/pager/rotate-secret/")
+    body = api("GET", "/api/0/organizations/acme/audit-logs/").json
+    assert set(body) == {"rows", "options"}
+    newest = body["rows"][0]
+    assert newest["event"] == "internal-integration.rotate-secret" and newest["actor"]["email"] == "owner@example.com"
+    assert "sentry-app.add" in body["options"]
+
+
+def test_paging_with_link_headers(api, receiver):
+    for i in range(101):
+        assert api("POST", "/api/0/sentry-apps/", json={"name": f"App {i:03}", "organization": "acme",
+                                                        "webhookUrl": receiver.url("/hook")}).status_code == 201
+    first = api("GET", "/api/0/organizations/acme/sentry-apps/")
+    assert len(first.json) == 100 and 'rel="next"; results="true"; cursor="0:100:0"' in first.headers["Link"]
+    second = api("GET", "/api/0/organizations/acme/sentry-apps/?cursor=0:100:0")
+    assert [a["name"] for a in second.json] == ["App 100"]
+    assert 'rel="next"; results="false"' in second.headers["Link"]
+    assert api("GET", "/api/0/organizations/acme/sentry-apps/?cursor=bogus").status_code == 400
