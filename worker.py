@@ -3,6 +3,7 @@
     python worker.py            # work until stopped (SIGTERM/SIGINT finish the current job first)
     python worker.py --burst    # empty the queues, then exit
     python worker.py --fork     # fork a work horse per job (slower, isolates each job)
+    python worker.py --verbose  # also log every job RQ starts and finishes
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", action="store_true", help="empty the queues, then exit")
     parser.add_argument("--fork", action="store_true", help="fork a work horse per job")
     parser.add_argument("--name", help="worker name (defaults to RQ's)")
+    parser.add_argument("--verbose", action="store_true", help="log every job RQ runs, not only Hookline's own lines")
     args = parser.parse_args(argv)
     try:
         app = create_app()
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             schedule_metric_alert_tick()
     worker = make_worker(app, keys.ALL_QUEUES, fork=args.fork, name=args.name)
     logger.info("listening on %s", ", ".join(keys.ALL_QUEUES))
-    worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")
+    # RQ logs four lines per job at INFO; Hookline logs one line per delivery itself.
+    worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO" if args.verbose else "WARNING")
     return 0
 
 

@@ -56,6 +56,9 @@ def create_app(config: dict | None = None) -> Flask:
         if request.path.startswith("/api/"):
             return jsonify(detail="The requested resource does not exist." if error.code == 404 else error.description), error.code
         return error
+    from .charts import health_svg
+
+    app.jinja_env.globals["health_svg"] = health_svg
     _configure_logging(app)
     return app
 

@@ -135,14 +135,14 @@ def store_event(project: Project, raw: dict) -> tuple[str, StoredEvent | None]:
     1. Normalise and fingerprint the event.
     2. Find or create its group (another request may create it at the same moment: retry on conflict).
     3. Count the event on the group; a resolved group reopens (one atomic UPDATE decides the regression).
-    4. Save the event.
+    4. Save the event in the same transaction; a duplicate event id (unique per project) rolls it all back.
     """
     event = normalize_event(raw)
-    if db.session.scalar(select(Event.id).where(Event.project_id == project.id, Event.event_id == event["event_id"])):
-        return event["event_id"], None
     group, is_new = _get_or_create_group(project, event, fingerprint_hash(grouping_components(event)))
     now = utcnow()
-    reopened = db.session.execute(
+    # Only a resolved issue can reopen; the conditional UPDATE decides it atomically, and is skipped (one
+    # statement fewer per event) when the issue was not resolved when it was read just now.
+    reopened = group.status == "resolved" and db.session.execute(
         update(Group).where(Group.id == group.id, Group.status == "resolved")
         .values(status="unresolved", resolved_at=None)
     ).rowcount == 1
@@ -155,7 +155,7 @@ def store_event(project: Project, raw: dict) -> tuple[str, StoredEvent | None]:
     db.session.add(row)
     try:
         db.session.commit()
-    except IntegrityError:  # the same event id arrived twice at once
+    except IntegrityError:  # this event id was stored before: undo the count, store nothing
         db.session.rollback()
         return event["event_id"], None
     return event["event_id"], StoredEvent(row.id, group.id, is_new, reopened)

@@ -15,7 +15,7 @@ from . import clock, keys
 from .audit import record_audit
 from .dispatch.delivery import replay_missed, take_missed
 from .dispatch.events import EVENT_TYPES
-from .dispatch.health import FIELDS, IntegrationRequestBuffer, counts_of, is_failing_day
+from .dispatch.health import IntegrationRequestBuffer, is_failing_day, read_counts
 from .dispatch.queues import get_queue
 from .dispatch.tasks import send_test_alert
 from .extensions import db
@@ -161,15 +161,10 @@ def health_for_apps(sentry_apps: list[SentryApp], days: int) -> dict[int, list[t
     """Return each app's ``days`` days of (day, counts), oldest first, in one round trip for all apps."""
     today = clock.today()
     span = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
-    pipe = get_redis().pipeline(transaction=False)
-    for sentry_app in sentry_apps:
-        for day in span:
-            pipe.hmget(keys.integration_health(sentry_app.id, sentry_app.organization_id, day.isoformat()), *FIELDS.values())
-    rows = iter(pipe.execute())
-    return {
-        sentry_app.id: [(day, counts_of(next(rows))) for day in span]
-        for sentry_app in sentry_apps
-    }
+    hash_keys = [keys.integration_health(sentry_app.id, sentry_app.organization_id, day.isoformat())
+                 for sentry_app in sentry_apps for day in span]
+    rows = iter(read_counts(get_redis(), hash_keys))
+    return {sentry_app.id: [(day, next(rows)) for day in span] for sentry_app in sentry_apps}
 
 
 def failing_since(history: list[tuple]) -> object | None:

@@ -11,6 +11,26 @@ from .. import keys
 FIELDS = {"success": "success_count", "error": "error_count", "timeout": "timeout_count", "fatal": "fatal_count"}
 
 
+# One command for many days and apps: HMGET in a loop on the server instead of one command per hash, which
+# costs redis-py ~75 us each (700 for the apps list's sparklines).
+_READ_COUNTS = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local row = redis.call('HMGET', key, 'success_count', 'error_count', 'timeout_count', 'fatal_count')
+  for j = 1, 4 do out[#out + 1] = row[j] or false end
+end
+return out
+"""
+
+
+def read_counts(client: redis.Redis, hash_keys: list[str]) -> list[dict[str, int]]:
+    """Return the counts of each health hash in ``hash_keys`` (zeros where absent), in one round trip."""
+    if not hash_keys:
+        return []
+    flat = client.eval(_READ_COUNTS, len(hash_keys), *hash_keys)
+    return [counts_of(flat[index:index + 4]) for index in range(0, len(flat), 4)]
+
+
 def counts_of(values: list) -> dict[str, int]:
     """Turn one day's HMGET answer into ``{field: count}``."""
     return {field: int(value or 0) for field, value in zip(FIELDS.values(), values)}
@@ -42,10 +62,7 @@ class IntegrationRequestBuffer:
     def daily_counts(self, days: int, today: date) -> list[tuple[date, dict[str, int]]]:
         """Return ``days`` days of counts ending with ``today``, oldest first, in one round trip."""
         span = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
-        pipe = self.client.pipeline(transaction=False)
-        for day in span:
-            pipe.hmget(self._key(day), *FIELDS.values())
-        return [(day, counts_of(row)) for day, row in zip(span, pipe.execute())]
+        return list(zip(span, read_counts(self.client, [self._key(day) for day in span])))
 
     def clear(self, today: date) -> None:
         self.client.delete(*(self._key(today - timedelta(days=offset)) for offset in range(keys.HEALTH_DAYS + 1)))

@@ -92,11 +92,24 @@ class SentryAppWebhookRequestsBuffer:
         pipe = self.client.pipeline(transaction=False)
         for name in event_types:
             pipe.lrange(key_of(self.app_id, name), 0, keys.REQUEST_LOG_SIZE - 1)
-        entries = [json.loads(raw) for chunk in pipe.execute() for raw in chunk]
+        raws = [raw for chunk in pipe.execute() for raw in chunk]
+        # Sort on the date without parsing every entry: up to 1,500 are read, at most 100 are shown.
+        dated = [(_date_of(raw), raw) for raw in raws]
         if after:
-            entries = [entry for entry in entries if entry["date"] > after]
-        entries.sort(key=lambda entry: entry["date"], reverse=True)
-        return entries[: keys.REQUEST_LOG_SIZE]
+            dated = [(date, raw) for date, raw in dated if date > after]
+        dated.sort(key=lambda pair: pair[0], reverse=True)
+        return [json.loads(raw) for _, raw in dated[: keys.REQUEST_LOG_SIZE]]
+
+
+_DATE_PREFIX = b'{"date": "'
+_DATE_END = len(_DATE_PREFIX) + len("2026-11-01T12:00:00.000000Z")
+
+
+def _date_of(raw: bytes) -> str:
+    """Return an entry's date; ``add_request`` writes it first, so it is read off the front of the JSON."""
+    if raw.startswith(_DATE_PREFIX) and raw[_DATE_END - 1:_DATE_END] == b"Z":
+        return raw[len(_DATE_PREFIX):_DATE_END].decode()
+    return json.loads(raw)["date"]
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
