@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 # Which columns are cached, per model. Rows are cached as JSON, so only plain values.
 CACHED_COLUMNS = {
     Organization: ("id", "slug", "name"),
-    Project: ("id", "organization_id", "slug", "name", "platform"),
+    Project: ("id", "organization_id", "slug", "name", "platform", "public_key"),
 }
 
 

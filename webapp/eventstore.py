@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
-from .models import LEVELS, Event, Group, Project, utcnow
+from .models import LEVELS, Event, Group, utcnow
 
 DEFAULT_FINGERPRINT = {"{{ default }}", "{{default}}"}
 # Keys of an SDK event that are kept as they came (after the normalised ones).
@@ -129,8 +129,10 @@ def fingerprint_hash(components: list[str]) -> str:
     return hashlib.sha1("\x1f".join(components).encode("utf-8")).hexdigest()
 
 
-def store_event(project: Project, raw: dict) -> tuple[str, StoredEvent | None]:
-    """Store one event in its issue and commit; return its event id and what happened (None: a duplicate).
+def store_event(project, raw: dict) -> tuple[str, StoredEvent | None]:
+    """Store one event of ``project`` (a Project or its cached row) in its issue and commit.
+
+    Return the event id and what happened (None: a duplicate).
 
     1. Normalise and fingerprint the event.
     2. Find or create its group (another request may create it at the same moment: retry on conflict).
@@ -161,7 +163,7 @@ def store_event(project: Project, raw: dict) -> tuple[str, StoredEvent | None]:
     return event["event_id"], StoredEvent(row.id, group.id, is_new, reopened)
 
 
-def _get_or_create_group(project: Project, event: dict, hash_: str, attempts: int = 5) -> tuple[Group, bool]:
+def _get_or_create_group(project, event: dict, hash_: str, attempts: int = 5) -> tuple[Group, bool]:
     for _ in range(attempts):
         group = db.session.scalar(select(Group).where(Group.project_id == project.id, Group.fingerprint_hash == hash_))
         if group is not None:

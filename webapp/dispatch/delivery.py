@@ -8,7 +8,7 @@ import random
 from datetime import timedelta
 
 from flask import current_app
-from rq import Retry
+from rq import Queue, Retry
 
 from .. import clock, keys
 from ..extensions import db
@@ -38,14 +38,27 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
     return delay
 
 
+def _job_options() -> dict:
+    return {"job_timeout": int(current_app.config["WEBHOOK_TIMEOUT"]) + 30, "result_ttl": 600,
+            "failure_ttl": 30 * 24 * 3600, "retry": CRASH_RETRY}
+
+
 def enqueue_delivery_job(args: tuple, delay: float | None = None) -> str:
     """Queue ``deliver_webhook(*args)`` now or after ``delay`` seconds (RQ's scheduler); return the job id."""
-    options = {"job_timeout": int(current_app.config["WEBHOOK_TIMEOUT"]) + 30, "result_ttl": 600,
-               "failure_ttl": 30 * 24 * 3600, "retry": CRASH_RETRY}
     queue = get_queue(keys.WEBHOOK_QUEUE)
     if delay is None:
-        return queue.enqueue(DELIVER_JOB, *args, **options).id
-    return queue.enqueue_in(timedelta(seconds=delay), DELIVER_JOB, *args, **options).id
+        return queue.enqueue(DELIVER_JOB, *args, **_job_options()).id
+    return queue.enqueue_in(timedelta(seconds=delay), DELIVER_JOB, *args, **_job_options()).id
+
+
+def enqueue_delivery_jobs(many_args: list[tuple]) -> list[str]:
+    """Queue one ``deliver_webhook`` job per args tuple, all in one pipelined round trip; return the job ids."""
+    if not many_args:
+        return []
+    options = _job_options()
+    jobs = [Queue.prepare_data(DELIVER_JOB, args, timeout=options["job_timeout"], result_ttl=options["result_ttl"],
+                               failure_ttl=options["failure_ttl"], retry=options["retry"]) for args in many_args]
+    return [job.id for job in get_queue(keys.WEBHOOK_QUEUE).enqueue_many(jobs)]
 
 
 def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict | None = None,
@@ -109,6 +122,6 @@ def take_missed(sentry_app_id: int) -> list[dict]:
 def replay_missed(sentry_app_id: int) -> int:
     """Queue every kept delivery again, each a fresh, freshly signed attempt; return how many."""
     items = take_missed(sentry_app_id)
-    for item in items:
-        enqueue_delivery_job((sentry_app_id, item["event_type"], item["data"], item["actor"], item["message_id"], 1, True))
+    enqueue_delivery_jobs([(sentry_app_id, item["event_type"], item["data"], item["actor"], item["message_id"], 1, True)
+                           for item in items])
     return len(items)

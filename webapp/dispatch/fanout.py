@@ -8,7 +8,7 @@ from sqlalchemy import select
 from .. import keys
 from ..extensions import db
 from ..models import SentryApp
-from .delivery import CRASH_RETRY, enqueue_delivery_job
+from .delivery import CRASH_RETRY, enqueue_delivery_jobs
 from .events import resource_of
 from .queues import get_queue
 from .signing import new_message_id
@@ -33,7 +33,7 @@ def subscribed_app_ids(organization_id: int, resource: str) -> list[int]:
 
 def notify_resource_change(organization_id: int, event_type: str, data: dict, actor: dict | None = None) -> list[str]:
     """Queue ``event_type`` with ``data`` for every app of the organisation subscribed to its resource."""
-    return [
-        enqueue_delivery_job((app_id, event_type, data, actor, new_message_id()))
+    return enqueue_delivery_jobs([
+        (app_id, event_type, data, actor, new_message_id())
         for app_id in subscribed_app_ids(organization_id, resource_of(event_type))
-    ]
+    ])

@@ -29,7 +29,7 @@ from ..integrations import (
 )
 from ..models import MANAGING_ROLES
 from ..redis_store import get_redis
-from .helpers import get_app_or_404, get_org_or_404, is_htmx, require_manager
+from .helpers import get_app_or_404, get_managed_app_or_404, get_org_or_404, is_htmx, require_manager
 
 bp = Blueprint("apps", __name__)
 
@@ -81,9 +81,7 @@ def new_app(org_slug):
 @bp.route("/orgs/<org_slug>/apps/<app_slug>/edit", methods=["GET", "POST"])
 @login_required
 def edit_app(org_slug, app_slug):
-    organization, role = get_org_or_404(org_slug)
-    sentry_app = get_app_or_404(organization, app_slug)
-    require_manager(role)
+    organization, role, sentry_app = get_managed_app_or_404(org_slug, app_slug)
     form = AppForm(obj=None if request.method == "POST" else sentry_app)
     if request.method == "GET":
         for resource in sentry_app.resource_list:
@@ -140,9 +138,7 @@ def _render_detail(organization, sentry_app, role, revealed=False):
 @bp.route("/orgs/<org_slug>/apps/<app_slug>/enable", methods=["POST"])
 @login_required
 def enable(org_slug, app_slug):
-    organization, role = get_org_or_404(org_slug)
-    sentry_app = get_app_or_404(organization, app_slug)
-    require_manager(role)
+    organization, role, sentry_app = get_managed_app_or_404(org_slug, app_slug)
     replayed = enable_app(sentry_app, current_user.id, replay=request.form.get("replay") == "1")
     if replayed is None:
         flash(f"{sentry_app.name} is already enabled.", "info")
@@ -156,9 +152,7 @@ def enable(org_slug, app_slug):
 @bp.route("/orgs/<org_slug>/apps/<app_slug>/rotate-secret", methods=["POST"])
 @login_required
 def rotate(org_slug, app_slug):
-    organization, role = get_org_or_404(org_slug)
-    sentry_app = get_app_or_404(organization, app_slug)
-    require_manager(role)
+    organization, role, sentry_app = get_managed_app_or_404(org_slug, app_slug)
     rotate_secret(sentry_app, current_user.id)
     flash("New secret created. The old one keeps signing beside it for 24 hours; update your receiver.", "success")
     return _render_detail(organization, sentry_app, role, revealed=True)
@@ -193,9 +187,7 @@ def request_log_rows(org_slug, app_slug):
 @bp.route("/orgs/<org_slug>/apps/<app_slug>/secret", methods=["POST"])
 @login_required
 def reveal_secret(org_slug, app_slug):
-    organization, role = get_org_or_404(org_slug)
-    sentry_app = get_app_or_404(organization, app_slug)
-    require_manager(role)
+    organization, role, sentry_app = get_managed_app_or_404(org_slug, app_slug)
     if is_htmx(request):
         whsec = standard_webhooks_secret(sentry_app.client_secret)
         return render_template("apps/_secret.html", sentry_app=sentry_app, revealed=True, whsec=whsec, can_manage=True)
@@ -205,9 +197,7 @@ def reveal_secret(org_slug, app_slug):
 @bp.route("/orgs/<org_slug>/apps/<app_slug>/test-alert", methods=["POST"])
 @login_required
 def send_test(org_slug, app_slug):
-    organization, role = get_org_or_404(org_slug)
-    sentry_app = get_app_or_404(organization, app_slug)
-    require_manager(role)
+    organization, role, sentry_app = get_managed_app_or_404(org_slug, app_slug)
     job_id = enqueue_test_alert(sentry_app)
     if is_htmx(request):
         return render_template("apps/_test_result.html", sentry_app=sentry_app, job_id=job_id, result=None)

@@ -27,6 +27,14 @@ def get_app_or_404(organization: Organization, app_slug: str) -> SentryApp:
     return sentry_app
 
 
+def get_managed_app_or_404(org_slug: str, app_slug: str) -> tuple[Organization, str, SentryApp]:
+    """Load the organisation and app (404 outside the user's orgs), and require an owner or manager (403)."""
+    organization, role = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    require_manager(role)
+    return organization, role, sentry_app
+
+
 def require_manager(role: str) -> None:
     if role not in MANAGING_ROLES:
         abort(403, description="Only owners and managers of this organisation can do that.")

@@ -8,7 +8,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..dispatch.fanout import enqueue_job
 from ..eventstore import store_event
-from ..extensions import csrf, db
+from ..cache import get_from_cache
+from ..extensions import csrf
 from ..ingest import IngestError, decode_body, parse_envelope, parse_json_object, public_key_from
 from ..models import Project
 
@@ -50,16 +51,16 @@ def _read_body() -> bytes:
     return decode_body(raw, request.headers.get("Content-Encoding", ""), limit * 4)
 
 
-def _authenticate(project_id: int, public_key: str | None) -> Project:
+def _authenticate(project_id: int, public_key: str | None):
     if not public_key:
         raise IngestError(401, "Missing sentry_key: send X-Sentry-Auth or ?sentry_key= with the project's DSN key.")
-    project = db.session.get(Project, project_id)
+    project = get_from_cache(Project, project_id)  # no SQL on the hot path once the project is cached
     if project is None or not hmac.compare_digest(project.public_key, public_key):
         raise IngestError(403, "Unknown project or wrong project key; check the DSN.")
     return project
 
 
-def _accept(project: Project, raw_event: dict) -> str:
+def _accept(project, raw_event: dict) -> str:
     """Store the event and queue the rest (webhooks, rules) for the worker; return the event id."""
     event_id, stored = store_event(project, raw_event)
     if stored is not None:
