@@ -195,7 +195,7 @@ class Bench:
             delivery_module.send_and_save_webhook_request = counted
             try:
                 before_commands = self.commands()
-                make_worker(self.app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+                make_worker(self.app, [keys.WEBHOOK_QUEUE]).work(burst=True, logging_level="WARNING")
                 commands = self.commands() - before_commands
             finally:
                 webhooks.send_and_save_webhook_request = original
