@@ -17,6 +17,7 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from pytest_httpserver import HTTPServer
+from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from tests.receiver import Receiver
@@ -24,12 +25,15 @@ from tests.receiver import Receiver
 from webapp import create_app, keys
 from webapp.accounts import create_user
 from webapp.dispatch.queues import make_worker
+from webapp.extensions import db
 from webapp.embedded_redis import answers, free_port, start_embedded_redis
 
 pytest_plugins = ["tests.alert_world", "tests.lifecycle"]
 
 # Tests own this Redis database number and flush it; set HOOKLINE_TEST_REDIS_URL to move them.
 TEST_REDIS_URL = os.environ.get("HOOKLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# A fresh SQLite file per test, unless DATABASE_URL names a PostgreSQL database the tests may wipe.
+TEST_DATABASE_URL = os.environ.get("DATABASE_URL", "")
 PASSWORD = "correct-horse-battery"
 
 
@@ -110,7 +114,7 @@ def settings(tmp_path, redis_url, smtp_server):
     return {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'hookline.db'}",
+        "DATABASE_URL": TEST_DATABASE_URL if TEST_DATABASE_URL.startswith("postgresql") else f"sqlite:///{tmp_path / 'hookline.db'}",
         "REDIS_URL": redis_url,
         "BASE_URL": "http://hookline.test",
         "WEBHOOK_TIMEOUT": "1",
@@ -127,11 +131,33 @@ def settings(tmp_path, redis_url, smtp_server):
 def app(settings):
     app = create_app(settings)
     app.extensions["redis"].flushdb()
-    with app.app_context():
-        upgrade()
+    prepare_database(app)
     yield app
     app.extensions["redis"].flushdb()
+    close_app(app)
+
+
+def close_app(app) -> None:
+    """Close the app's Redis and database connections now, not when garbage-collected."""
     app.extensions["redis"].close()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def prepare_database(app) -> None:
+    """Give ``app`` an empty database at the newest migration."""
+    with app.app_context():
+        if app.config["DATABASE_URL"].startswith("postgresql"):
+            wipe_postgresql()
+        upgrade()
+
+
+def wipe_postgresql() -> None:
+    """Start each test on an empty schema (only ever on the database DATABASE_URL gave the tests)."""
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from flask_migrate import upgrade
 from rq.registry import StartedJobRegistry
 
 from sqlalchemy import select
 
-from tests.conftest import SMTPRecorder, move_scheduled_jobs, scheduled_in
+from tests.conftest import SMTPRecorder, close_app, move_scheduled_jobs, prepare_database, scheduled_in
 from tests.lifecycle import load_app, send
 from webapp import create_app, keys
 from webapp.accounts import create_user
@@ -39,8 +38,7 @@ def test_smtp_outage_is_retried_and_the_notice_arrives(settings, receiver):
     smtp_port = free_port()  # no SMTP server listens here yet: the outage
     settings["MAIL_PORT"] = str(smtp_port)
     app = create_app(settings)
-    with app.app_context():
-        upgrade()
+    prepare_database(app)
     try:
         app_id = owner_and_pager(app, receiver)
         receiver.answer(410)
@@ -60,6 +58,7 @@ def test_smtp_outage_is_retried_and_the_notice_arrives(settings, receiver):
         assert [" ".join(m["Subject"].split()) for m in recorder.messages] == ["Action required: Fix your Pager integration"]
     finally:
         app.extensions["redis"].flushdb()
+        close_app(app)
 
 
 def test_a_worker_killed_mid_delivery_loses_nothing(app, settings, pager, receiver, run_worker, run_scheduled):
@@ -110,8 +109,7 @@ def test_a_redis_restart_between_attempts_loses_no_retry(settings, tmp_path, rec
     settings["REDIS_URL"] = url
     app = create_app(settings)
     try:
-        with app.app_context():
-            upgrade()
+        prepare_database(app)
         app_id = owner_and_pager(app, receiver)
         receiver.answer(503)
         [message_id] = send(app, app_id)
@@ -130,5 +128,6 @@ def test_a_redis_restart_between_attempts_loses_no_retry(settings, tmp_path, rec
         assert [r.headers["Webhook-Id"] for r in receiver.received] == [message_id, message_id]
         assert receiver.received[-1].json["action"] == "created"
     finally:
+        close_app(app)
         redis_process.terminate()
         redis_process.wait(10)

@@ -49,9 +49,12 @@ def test_healthz_reports_database_and_redis(session):
 
 
 def test_healthz_is_503_when_redis_does_not_answer(settings):
+    from tests.conftest import close_app
     from webapp import create_app
 
     settings["REDIS_URL"] = "redis://127.0.0.1:9/0"
-    response = create_app(settings).test_client().get("/healthz")
+    app = create_app(settings)
+    response = app.test_client().get("/healthz")
+    close_app(app)
     assert response.status_code == 503
     assert response.json["redis"].startswith("error") and response.json["database"] == "ok"
