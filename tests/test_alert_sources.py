@@ -186,3 +186,36 @@ def test_rules_of_another_project_do_not_fire(world, sdk, receiver, run_worker):
     raise_and_capture()
     run_worker()
     assert receiver.of("event_alert.triggered") == []
+
+
+def test_an_alert_keeps_its_webhook_id_when_its_job_runs_again(world, sdk, receiver, run_worker, app):
+    """The id is chosen when the rule fires, so a re-run job (a crashed worker) sends the same webhook-id."""
+    from rq.job import Job
+    from rq.registry import FinishedJobRegistry
+
+    from webapp import keys
+    from webapp.dispatch.tasks import send_alert_event
+
+    add_issue_rule(world)
+    raise_and_capture()
+    run_worker()
+    [alert] = receiver.of("event_alert.triggered")
+    redis = app.extensions["redis"]
+    jobs = [Job.fetch(job_id, connection=redis) for job_id in FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=redis).get_job_ids()]
+    [job] = [job for job in jobs if job.func_name.endswith("send_alert_event")]
+    with app.app_context():
+        send_alert_event(*job.args)  # what RQ does when it re-runs the job
+    assert [r.headers["Webhook-Id"] for r in receiver.of("event_alert.triggered")] == [alert.headers["Webhook-Id"]] * 2
+
+
+def test_a_rule_never_reaches_another_organisations_app(world, sdk, receiver, run_worker, app):
+    from webapp.accounts import get_or_create_organization
+    from webapp.integrations import register_internal_app
+
+    with app.app_context():
+        other = register_internal_app(get_or_create_organization("other"), "Theirs", receiver.url("/theirs"), []).id
+    receiver.respond(200, path="/theirs")
+    add_issue_rule(world, actions=[{"sentry_app_id": other, "settings": []}])  # a stale or forged action
+    raise_and_capture()
+    run_worker()
+    assert receiver.at("/theirs") == []

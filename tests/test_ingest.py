@@ -140,3 +140,20 @@ def test_create_project_cli_prints_the_dsn(app, runner, make_user):
     assert runner.invoke(args=["create-project", "--org", "acme", "--name", "Backend API"]).exit_code != 0
     missing = runner.invoke(args=["create-project", "--org", "nope", "--name", "X"])
     assert missing.exit_code != 0 and "no organisation" in missing.output
+
+
+@pytest.mark.parametrize("event", [
+    {"exception": {"values": 5}},
+    {"exception": {"values": [{"type": "E", "value": "v", "stacktrace": ["not", "a", "dict"]}]}},
+    {"exception": {"values": [{"type": "E", "stacktrace": {"frames": "nope"}}]}},
+    {"exception": [{"type": "E", "value": "legacy list form"}]},
+    {"message": {"formatted": 7}, "level": ["error"], "tags": "oops", "fingerprint": "x"},
+])
+def test_odd_shapes_from_clients_are_stored_not_500(world, post, event):
+    response = post(envelope(({"type": "event"}, {**EVENT, **event})))
+    assert response.status_code == 200 and world.event_count() == 1
+
+
+def test_a_non_ascii_key_is_refused_not_500(app, world):
+    response = app.test_client().post(f"/api/{world.project_id}/store/?sentry_key=é", json=EVENT)
+    assert response.status_code == 403 and world.event_count() == 0

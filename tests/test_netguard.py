@@ -40,6 +40,9 @@ def test_public_addresses_are_accepted(url):
         ("http://[fe80::1]/", "private or reserved"),
         ("http://[fd00::1]/", "private or reserved"),
         ("http://does-not-exist.invalid/", "could not be found"),
+        ("http://[64:ff9b::a9fe:a9fe]/", "private or reserved"),  # NAT64 form of 169.254.169.254
+        ("http://[2002:7f00:1::]/", "private or reserved"),  # 6to4 form of 127.0.0.1
+        ("http://ü..com/", "could not be found"),  # a host name IDNA cannot encode
         ("http://93.184.216.34:99999/", "not a valid URL"),
     ],
 )

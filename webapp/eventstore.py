@@ -45,7 +45,7 @@ def _message(raw: dict) -> str:
 def _exceptions(raw: dict) -> list[dict]:
     value = raw.get("exception")
     values = value.get("values") if isinstance(value, dict) else value
-    return [item for item in values or [] if isinstance(item, dict)]
+    return [item for item in values if isinstance(item, dict)] if isinstance(values, list) else []
 
 
 def _timestamp(value) -> datetime:
@@ -66,8 +66,9 @@ def _tags(value) -> list[list[str]]:
 
 
 def _top_in_app_frame(exception: dict) -> dict | None:
-    frames = ((exception.get("stacktrace") or {}).get("frames")) or []
-    frames = [frame for frame in frames if isinstance(frame, dict)]
+    stacktrace = exception.get("stacktrace")
+    frames = stacktrace.get("frames") if isinstance(stacktrace, dict) else None
+    frames = [frame for frame in frames if isinstance(frame, dict)] if isinstance(frames, list) else []
     in_app = [frame for frame in frames if frame.get("in_app")]
     # Frames run from the outermost call to where it was raised: the last one is the top.
     return (in_app or frames or [None])[-1]

@@ -19,7 +19,17 @@ from .dispatch.health import IntegrationRequestBuffer, is_failing_day, read_coun
 from .dispatch.queues import get_queue
 from .dispatch.tasks import send_test_alert
 from .extensions import db
-from .models import RESOURCES, Organization, SentryApp, SentryAppInstallation, slugify, utcnow
+from .models import (
+    RESOURCES,
+    IssueAlertRule,
+    MetricAlertRule,
+    Organization,
+    Project,
+    SentryApp,
+    SentryAppInstallation,
+    slugify,
+    utcnow,
+)
 from .netguard import AddressPolicy, InvalidWebhookURL, validate_webhook_url
 from .redis_store import get_redis
 
@@ -108,6 +118,7 @@ def delete_internal_app(sentry_app: SentryApp, actor_id: int | None) -> None:
     record_audit(sentry_app.organization_id, "sentry-app.remove", actor_id=actor_id, target_object=sentry_app.id,
                  target_label=sentry_app.name, data={"webhook_url": sentry_app.webhook_url})
     app_id, organization_id = sentry_app.id, sentry_app.organization_id
+    _remove_rule_actions(app_id, organization_id)
     db.session.delete(sentry_app)
     db.session.commit()
     redis = get_redis()
@@ -117,8 +128,18 @@ def delete_internal_app(sentry_app: SentryApp, actor_id: int | None) -> None:
     redis.hdel(keys.LAST_DELIVERY, str(app_id))
 
 
-def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool) -> int | None:
-    """Re-enable a disabled app: status back, health fresh, audit; replay or drop what it missed.
+def _remove_rule_actions(app_id: int, organization_id: int) -> None:
+    """Take the app out of every alert rule of its organisation (a rule left with no action sends nothing)."""
+    for model in (IssueAlertRule, MetricAlertRule):
+        rules = db.session.scalars(select(model).join(Project).where(Project.organization_id == organization_id))
+        for rule in rules:
+            if any(action["sentry_app_id"] == app_id for action in rule.actions):
+                rule.actions = [action for action in rule.actions if action["sentry_app_id"] != app_id]
+
+
+def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool | None) -> int | None:
+    """Re-enable a disabled app: status back, health fresh, audit; replay what it missed (True), drop it
+    (False), or keep it for a later replay (None).
 
     Return how many missed deliveries were queued again, or None if the app was not disabled.
     """
@@ -135,8 +156,9 @@ def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool) -> int
     db.session.refresh(sentry_app)
     IntegrationRequestBuffer(get_redis(), sentry_app.id, sentry_app.organization_id).clear(clock.today())
     if replay:
-        return replay_missed(sentry_app.id)
-    take_missed(sentry_app.id)  # the owner chose not to replay: drop them
+        return replay_missed(sentry_app.id, sentry_app.organization_id)
+    if replay is False:
+        take_missed(sentry_app.id)  # the owner chose not to replay: drop them
     return 0
 
 

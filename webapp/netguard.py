@@ -35,13 +35,12 @@ class AddressPolicy:
 
     def is_allowed(self, address: str | IPAddress) -> bool:
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         if self.allow_private or any(ip in network for network in self.allowed_networks):
             return True
         # is_global is False for loopback, private, link-local, shared (CGNAT), reserved and
         # unspecified ranges; multicast needs its own test because some of it counts as global.
-        return ip.is_global and not ip.is_multicast
+        # An IPv4 address carried inside IPv6 (mapped, 6to4, Teredo, NAT64) is judged as that IPv4.
+        return all(candidate.is_global and not candidate.is_multicast for candidate in _with_embedded_ipv4(ip))
 
     def check_resolved(self, host: str, port: int) -> list[str]:
         """Resolve ``host`` and return its addresses; raise BlockedDestination if any is not allowed."""
@@ -49,11 +48,31 @@ class AddressPolicy:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise UnresolvableHost(f"could not resolve {host}: {exc.strerror}") from None
+        except UnicodeError:  # a host name IDNA cannot encode
+            raise UnresolvableHost(f"{host!r} is not a valid host name") from None
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         for address in addresses:
             if not self.is_allowed(address.split("%", 1)[0]):
                 raise BlockedDestination(f"{host} resolves to {address}, which webhooks may not reach")
         return addresses
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _with_embedded_ipv4(ip: IPAddress) -> list[IPAddress]:
+    """Return ``ip`` and every IPv4 address an IPv6 address carries inside it."""
+    found = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            found.append(ip.ipv4_mapped)
+        if ip.sixtofour is not None:
+            found.append(ip.sixtofour)
+        if ip.teredo is not None:
+            found.extend(ip.teredo)
+        if ip in NAT64:
+            found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
 
 
 def validate_webhook_url(url: str, policy: AddressPolicy) -> str:

@@ -176,3 +176,33 @@ def test_paging_with_link_headers(api, receiver):
     assert [a["name"] for a in second.json] == ["App 100"]
     assert 'rel="next"; results="false"' in second.headers["Link"]
     assert api("GET", "/api/0/organizations/acme/sentry-apps/?cursor=bogus").status_code == 400
+
+
+def test_put_events_re_enables_but_keeps_what_was_missed_for_a_replay(app, api, pager_api, receiver, run_worker):
+    receiver.answer(410)
+    send(app, 1)
+    run_worker()
+    send(app, 1, 2)
+    run_worker()
+    assert api("PUT", "/api/0/sentry-apps/pager/", json={"events": ["issue"]}).json["missedDeliveries"] == 2
+    api("PUT", "/api/0/sentry-apps/pager/", json={"events": []})
+    receiver.answer(410)
+    send(app, 1)
+    run_worker()  # broken again: disabled again, the two kept deliveries still there
+    receiver.answer(200)
+    response = api("POST", "/api/0/sentry-apps/pager/enable/", json={"replay": True})
+    assert response.json["replayed"] == 2
+
+
+def test_delete_takes_the_app_out_of_alert_rules(app, world, api, pager_api):
+    from webapp.alert_rules import save_issue_rule
+    from webapp.models import IssueAlertRule, Project
+
+    with app.app_context():
+        project = db.session.get(Project, world.project_id)
+        pager_id = db.session.query(SentryApp).filter_by(slug="pager").one().id
+        save_issue_rule(project, {"name": "r", "trigger": "every_event", "frequency_minutes": "5"},
+                        [{"sentry_app_id": pager_id, "settings": []}, {"sentry_app_id": world.bare_id, "settings": []}])
+    assert api("DELETE", "/api/0/sentry-apps/pager/").status_code == 204
+    with app.app_context():
+        assert db.session.query(IssueAlertRule).one().actions == [{"sentry_app_id": world.bare_id, "settings": []}]

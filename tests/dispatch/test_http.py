@@ -72,3 +72,53 @@ def test_private_destinations_are_blocked_at_connect_time(httpserver, host):
     assert response.error.startswith("Blocked:")
     assert "may not reach" in response.error
     assert len(httpserver.log) == 0
+
+
+def test_a_receiver_trickling_bytes_is_cut_at_the_deadline():
+    """Per-read timeouts would let a slow drip hold the worker; the watchdog ends the attempt on time."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def drip():
+        connection, _ = server.accept()
+        connection.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n":
+            if stop.wait(0.1):
+                break
+            try:
+                connection.sendall(bytes([byte]))
+            except OSError:
+                break
+        connection.close()
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    response = post(f"http://127.0.0.1:{port}/hook", timeout=0.5)
+    elapsed = time.monotonic() - started
+    stop.set()
+    thread.join(5)
+    server.close()
+    assert elapsed < 1.2
+    assert response.status_code == 0 and response.error == "Timed out after 0.5s"
+
+
+def test_a_host_that_does_not_resolve_at_send_time_is_a_retried_timeout():
+    from webapp.dispatch.outcomes import classify
+
+    response = post("http://does-not-exist.invalid/hook")
+    assert response.status_code == 0 and response.error.startswith("Connection failed")
+    outcome = classify(response)
+    assert (outcome.kind, outcome.retry) == ("timeout", True)
+
+
+def test_an_unknown_charset_falls_back_to_utf8(httpserver):
+    httpserver.expect_request("/hook").respond_with_response(
+        Response("fin ✓".encode(), status=500, headers={"Content-Type": "text/plain; charset=utf8mb4"}))
+    response = post(httpserver.url_for("/hook"))
+    assert (response.status_code, response.body) == (500, "fin ✓")

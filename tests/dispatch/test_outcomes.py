@@ -37,6 +37,7 @@ def test_retry_after_in_seconds_and_as_a_date(clock):
     when = format_datetime(clock.now() + timedelta(minutes=10), usegmt=True)
     assert classify(WebhookResponse(429, 5, headers={"retry-after": when})).retry_after == pytest.approx(600, abs=1)
     assert classify(WebhookResponse(503, 5, headers={"Retry-After": "soon"})).retry_after is None
+    assert classify(WebhookResponse(503, 5, headers={"Retry-After": "²"})).retry_after is None
     assert classify(WebhookResponse(500, 5, headers={"Retry-After": "120"})).retry_after is None  # only 429/502-504
 
 

@@ -62,15 +62,17 @@ def enqueue_delivery_jobs(many_args: list[tuple]) -> list[str]:
 
 
 def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict | None = None,
-                    message_id: str | None = None, attempt: int = 1, replay: bool = False) -> str:
+                    message_id: str | None = None, attempt: int = 1, replay: bool = False,
+                    organization_id: int | None = None) -> str:
     """Make attempt ``attempt`` of one message and return what happened.
 
-    1. A deleted app: drop it. A disabled app: keep the message to replay when it is re-enabled.
+    1. A deleted app, or an id that now belongs to another organisation's app: drop it. A disabled app:
+       keep the message to replay when it is re-enabled.
     2. Send and record the attempt (log, health, broken check).
     3. A transient failure with attempts left: schedule the next attempt, same webhook-id.
     """
     sentry_app = db.session.get(SentryApp, sentry_app_id)
-    if sentry_app is None:
+    if sentry_app is None or organization_id not in (None, sentry_app.organization_id):
         logger.info("delivery.missing_app sentry_app_id=%s event=%s", sentry_app_id, event_type)
         return "missing"
     message_id = message_id or new_message_id()
@@ -85,7 +87,8 @@ def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict
     )
     if result.will_retry:
         delay = retry_delay(attempt, result.outcome.retry_after)
-        enqueue_delivery_job((sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay), delay)
+        enqueue_delivery_job(
+            (sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay, sentry_app.organization_id), delay)
         logger.info("delivery.retry_scheduled app=%s event=%s attempt=%s in=%.0fs", sentry_app.slug, event_type,
                     attempt + 1, delay)
         return "retry"
@@ -119,9 +122,9 @@ def take_missed(sentry_app_id: int) -> list[dict]:
     return [json.loads(item) for item in reversed(items)]
 
 
-def replay_missed(sentry_app_id: int) -> int:
+def replay_missed(sentry_app_id: int, organization_id: int) -> int:
     """Queue every kept delivery again, each a fresh, freshly signed attempt; return how many."""
     items = take_missed(sentry_app_id)
-    enqueue_delivery_jobs([(sentry_app_id, item["event_type"], item["data"], item["actor"], item["message_id"], 1, True)
-                           for item in items])
+    enqueue_delivery_jobs([(sentry_app_id, item["event_type"], item["data"], item["actor"], item["message_id"], 1,
+                            True, organization_id) for item in items])
     return len(items)

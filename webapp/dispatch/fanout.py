@@ -34,6 +34,6 @@ def subscribed_app_ids(organization_id: int, resource: str) -> list[int]:
 def notify_resource_change(organization_id: int, event_type: str, data: dict, actor: dict | None = None) -> list[str]:
     """Queue ``event_type`` with ``data`` for every app of the organisation subscribed to its resource."""
     return enqueue_delivery_jobs([
-        (app_id, event_type, data, actor, new_message_id())
+        (app_id, event_type, data, actor, new_message_id(), 1, False, organization_id)
         for app_id in subscribed_app_ids(organization_id, resource_of(event_type))
     ])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -12,9 +14,28 @@ from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, Timeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import NewConnectionError
 
-from ..netguard import AddressPolicy, BlockedDestination
+from ..netguard import AddressPolicy, BlockedDestination, UnresolvableHost
 
 logger = logging.getLogger(__name__)
+
+
+# Sockets the current thread's attempt uses, so the deadline watchdog can cut them (see post_webhook).
+_inflight = threading.local()
+
+
+def _track(sock) -> None:
+    sockets = getattr(_inflight, "sockets", None)
+    if sockets is not None and sock is not None:
+        sockets.append(sock)
+
+
+def _cut(sockets: list) -> None:
+    """Shut the attempt's sockets: a receiver trickling bytes cannot hold a worker past the deadline."""
+    for sock in list(sockets):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class BlockedConnection(NewConnectionError):
@@ -45,6 +66,8 @@ def _guarded(connection_class: type, policy: AddressPolicy) -> type:
             # between the check and the connect (rebinding) cannot slip a private address through.
             try:
                 addresses = policy.check_resolved(self._dns_host, self.port)
+            except UnresolvableHost as exc:
+                raise NewConnectionError(self, str(exc)) from None  # a DNS failure: retried like a timeout
             except BlockedDestination as exc:
                 raise BlockedConnection(self, str(exc)) from None
             host = self._dns_host
@@ -52,12 +75,18 @@ def _guarded(connection_class: type, policy: AddressPolicy) -> type:
                 for index, address in enumerate(addresses):
                     self._dns_host = address
                     try:
-                        return super()._new_conn()
+                        sock = super()._new_conn()
+                        _track(sock)
+                        return sock
                     except NewConnectionError:
                         if index == len(addresses) - 1:
                             raise
             finally:
                 self._dns_host = host
+
+        def request(self, *args, **kwargs):
+            _track(self.sock)  # a reused keep-alive connection: the watchdog must be able to cut it too
+            return super().request(*args, **kwargs)
 
     return GuardedConnection
 
@@ -105,7 +134,18 @@ def post_webhook(
     """
     started = time.monotonic()
     deadline = started + timeout
+    _inflight.sockets = []
+    watchdog = threading.Timer(timeout, _cut, args=(_inflight.sockets,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return _post(url, body, headers, policy, timeout, max_bytes, started, deadline)
+    finally:
+        watchdog.cancel()
+        _inflight.sockets = None
 
+
+def _post(url, body, headers, policy, timeout, max_bytes, started, deadline) -> WebhookResponse:
     def elapsed_ms() -> int:
         return int((time.monotonic() - started) * 1000)
 
@@ -119,6 +159,8 @@ def post_webhook(
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
         if isinstance(reason, BlockedConnection):
             return WebhookResponse(0, elapsed_ms(), error=f"Blocked: {reason.args[-1]}")
+        if time.monotonic() >= deadline:  # the watchdog cut a receiver that answered too slowly
+            return WebhookResponse(0, elapsed_ms(), error=f"Timed out after {timeout:g}s")
         return WebhookResponse(0, elapsed_ms(), error=f"Connection failed: {_short_reason(exc)}")
     except requests.RequestException as exc:
         return WebhookResponse(0, elapsed_ms(), error=f"Request failed: {_short_reason(exc)}")
@@ -128,9 +170,17 @@ def post_webhook(
         return WebhookResponse(
             status_code=response.status_code,
             duration_ms=elapsed_ms(),
-            body=content.decode(response.encoding or "utf-8", errors="replace"),
+            body=_decode(content, response.encoding),
             headers=dict(response.headers),
         )
+
+
+def _decode(content: bytes, encoding: str | None) -> str:
+    """Decode with the receiver's declared charset, or UTF-8 when it declares one Python does not know."""
+    try:
+        return content.decode(encoding or "utf-8", errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
 
 
 def _read_capped(response: requests.Response, max_bytes: int, deadline: float) -> bytes:

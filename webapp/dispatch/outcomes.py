@@ -44,9 +44,8 @@ def parse_retry_after(headers: dict[str, str]) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
     try:
-        return max(0.0, (parsedate_to_datetime(value) - clock.now()).total_seconds())
-    except (TypeError, ValueError):
+        return max(0.0, float(value)) if value.isdecimal() and value.isascii() else max(
+            0.0, (parsedate_to_datetime(value) - clock.now()).total_seconds())
+    except (TypeError, ValueError, OverflowError):
         return None

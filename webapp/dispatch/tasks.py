@@ -19,6 +19,7 @@ from .fanout import enqueue_job, notify_resource_change
 from .payloads import build_test_alert
 from .schedule import schedule_metric_alert_tick
 from .serializers import serialize_event, serialize_incident, serialize_issue
+from .signing import new_message_id
 from .webhooks import send_and_save_webhook_request
 
 __all__ = ["deliver_webhook"]  # the delivery job lives in delivery.py; RQ finds it by this module's path
@@ -48,8 +49,12 @@ def send_test_alert(sentry_app_id: int) -> dict:
     }
 
 
-def send_alert_event(event_pk: int, rule_id: int, sentry_app_id: int, settings: list | None = None) -> str | None:
-    """Deliver ``event_alert.triggered`` for a stored event that set off an issue alert rule."""
+def send_alert_event(event_pk: int, rule_id: int, sentry_app_id: int, settings: list | None = None,
+                     message_id: str | None = None) -> str | None:
+    """Deliver ``event_alert.triggered`` for a stored event that set off an issue alert rule.
+
+    ``message_id`` is chosen when the alert fires, so a re-run of this job sends the same webhook-id.
+    """
     event = db.session.get(Event, event_pk)
     rule = db.session.get(IssueAlertRule, rule_id)
     if event is None or rule is None:
@@ -58,17 +63,20 @@ def send_alert_event(event_pk: int, rule_id: int, sentry_app_id: int, settings: 
     data = {"event": serialize_event(event, current_app.config["BASE_URL"]), "triggered_rule": rule.name}
     if settings:
         data["issue_alert"] = {"id": rule.id, "title": rule.name, "sentry_app_id": sentry_app_id, "settings": settings}
-    return deliver_webhook(sentry_app_id, "event_alert.triggered", data)
+    return deliver_webhook(sentry_app_id, "event_alert.triggered", data, None, message_id,
+                           organization_id=rule.project.organization_id)
 
 
-def send_incident_alert_notification(sentry_app_id: int, incident_id: int, status: str, metric_value: int) -> str | None:
+def send_incident_alert_notification(sentry_app_id: int, incident_id: int, status: str, metric_value: int,
+                                     message_id: str | None = None) -> str | None:
     """Deliver ``metric_alert.<status>`` for an incident that opened or changed status."""
     incident = db.session.get(Incident, incident_id)
     if incident is None:
         logger.info("metric_alert.missing_incident incident=%s", incident_id)
         return None
     data = serialize_incident(incident, current_app.config["BASE_URL"], status, metric_value)
-    return deliver_webhook(sentry_app_id, f"metric_alert.{status}", data)
+    return deliver_webhook(sentry_app_id, f"metric_alert.{status}", data, None, message_id,
+                           organization_id=incident.organization_id)
 
 
 def send_mail(subject: str, recipients: list[str], text: str, html: str) -> None:
@@ -99,7 +107,7 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
     for rule in rules_to_fire(stored):
         for action in rule.actions:
             enqueue_job("webapp.dispatch.tasks.send_alert_event", event.id, rule.id, action["sentry_app_id"],
-                             action.get("settings") or [])
+                        action.get("settings") or [], new_message_id())
     for rule in db.session.scalars(select(MetricAlertRule).where(MetricAlertRule.project_id == event.project_id)):
         notify_incident_changes(rule)
 
@@ -109,7 +117,7 @@ def notify_incident_changes(rule: MetricAlertRule, now=None) -> None:
     for incident_id, status, value in evaluate_rule(rule, now):
         for action in rule.actions:
             enqueue_job("webapp.dispatch.tasks.send_incident_alert_notification",
-                             action["sentry_app_id"], incident_id, status, value)
+                        action["sentry_app_id"], incident_id, status, value, new_message_id())
 
 
 def evaluate_metric_alerts() -> int:

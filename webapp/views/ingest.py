@@ -55,7 +55,7 @@ def _authenticate(project_id: int, public_key: str | None):
     if not public_key:
         raise IngestError(401, "Missing sentry_key: send X-Sentry-Auth or ?sentry_key= with the project's DSN key.")
     project = get_from_cache(Project, project_id)  # no SQL on the hot path once the project is cached
-    if project is None or not hmac.compare_digest(project.public_key, public_key):
+    if project is None or not hmac.compare_digest(project.public_key.encode(), public_key.encode("utf-8", "replace")):
         raise IngestError(403, "Unknown project or wrong project key; check the DSN.")
     return project
 

@@ -127,7 +127,8 @@ def update_app(app_slug):
         db.session.rollback()
         raise validation_error(exc) from None
     if events is not None and not sentry_app.is_enabled:
-        enable_app(sentry_app, api_user().id, replay=False)  # as in Sentry: setting events re-enables
+        # As in Sentry, setting events re-enables; what the app missed stays kept for a replay via enable/.
+        enable_app(sentry_app, api_user().id, replay=None)
     return jsonify(serialize_app(sentry_app, role))
 
 
