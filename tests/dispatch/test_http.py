@@ -104,7 +104,7 @@ def test_a_receiver_trickling_bytes_is_cut_at_the_deadline():
     stop.set()
     thread.join(5)
     server.close()
-    assert elapsed < 1.2
+    assert elapsed < 2.5  # without the watchdog the drip takes 4.5 s
     assert response.status_code == 0 and response.error == "Timed out after 0.5s"
 
 
