@@ -24,7 +24,7 @@ import requests  # noqa: E402
 from rq import Queue  # noqa: E402
 
 from benchmarks.harness import (  # noqa: E402
-    RoundTrips, env_for, percentile, rss_kib, running_workers, start_gunicorn, stop, wait_finished, wait_http,
+    RoundTrips, env_for, percentile, rss_kib, running_workers, start_gunicorn, stop, wait_finished,
 )
 from webapp import keys  # noqa: E402
 from webapp.embedded_redis import answers, free_port, start_embedded_redis  # noqa: E402

@@ -6,7 +6,6 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
 from rq import Queue
 
 from tests.lifecycle import audit_events, health_today, load_app, send

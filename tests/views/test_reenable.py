@@ -1,6 +1,5 @@
 """Fixing a disabled app from its page: the banner, Re-enable with replay, secret rotation, the audit log."""
 
-from datetime import timedelta
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
