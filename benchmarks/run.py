@@ -139,7 +139,6 @@ class Bench:
                    ">= 0.6 x baseline (best config)", None)
         record("delivery throughput", "best configuration / baseline", best / baseline, 1.0,
                ">= 0.6 (stretch 1.0)", best / baseline >= 0.6, ratio=best / baseline)
-        self.baseline_rate = baseline
 
     def signed_bodies(self, count: int):
         from webapp.dispatch.payloads import build_envelope

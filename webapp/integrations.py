@@ -15,7 +15,7 @@ from . import clock, keys
 from .audit import record_audit
 from .dispatch.delivery import replay_missed, take_missed
 from .dispatch.events import EVENT_TYPES
-from .dispatch.health import IntegrationRequestBuffer, is_failing_day, read_counts
+from .dispatch.health import IntegrationRequestBuffer, read_counts
 from .dispatch.queues import get_queue
 from .dispatch.tasks import send_test_alert
 from .extensions import db
@@ -187,16 +187,6 @@ def health_for_apps(sentry_apps: list[SentryApp], days: int) -> dict[int, list[t
                  for sentry_app in sentry_apps for day in span]
     rows = iter(read_counts(get_redis(), hash_keys))
     return {sentry_app.id: [(day, next(rows)) for day in span] for sentry_app in sentry_apps}
-
-
-def failing_since(history: list[tuple]) -> object | None:
-    """Return the first day of the failing streak that runs up to today, or None."""
-    start = None
-    for day, counts in reversed(history):
-        if not is_failing_day(counts):
-            break
-        start = day
-    return start
 
 
 def last_deliveries(app_ids: list[int]) -> dict[int, dict]:

@@ -10,6 +10,7 @@ from rq import Retry
 from sqlalchemy import select
 
 from . import keys
+from .dispatch.payloads import app_page_url
 from .dispatch.queues import get_queue
 from .extensions import db
 from .models import MANAGING_ROLES, Membership, SentryApp, User
@@ -30,8 +31,7 @@ def recipients_for(organization_id: int) -> list[str]:
 
 
 def app_page_link(sentry_app: SentryApp, referrer: str) -> str:
-    base = current_app.config["BASE_URL"]
-    return f"{base}/orgs/{sentry_app.organization.slug}/apps/{sentry_app.slug}?referrer={referrer}"
+    return f"{app_page_url(current_app.config['BASE_URL'], sentry_app)}?referrer={referrer}"
 
 
 def send_async(subject: str, recipients: list[str], text: str, html: str) -> str | None:

@@ -14,7 +14,7 @@ from ..extensions import db
 from ..models import SentryApp, utcnow
 from ..notifications import notify_broken_warning, notify_disable
 from ..redis_store import get_redis
-from .health import IntegrationRequestBuffer
+from .health import IntegrationRequestBuffer, broken_reason, failing_since
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +24,13 @@ def check_broken(sentry_app: SentryApp, today: date | None = None) -> bool:
     config = current_app.config
     today = today or clock.today()
     buffer = IntegrationRequestBuffer(get_redis(), sentry_app.id, sentry_app.organization_id)
-    reason = buffer.broken_reason(today, config["BROKEN_RANGE_DAYS"], config["BROKEN_TIMEOUT_THRESHOLD"])
+    history = buffer.daily_counts(keys.HEALTH_DAYS, today)  # one read serves both checks
+    reason = broken_reason(history[-config["BROKEN_RANGE_DAYS"]:], config["BROKEN_TIMEOUT_THRESHOLD"])
     if reason:
         return disable_broken_app(sentry_app, reason, buffer, today)
-    streak = buffer.failing_streak(today)
-    if streak >= config["BROKEN_WARNING_DAY"]:
-        warn_once_per_streak(sentry_app, today - timedelta(days=streak - 1), config["BROKEN_RANGE_DAYS"])
+    start = failing_since(history)
+    if start and (today - start).days + 1 >= config["BROKEN_WARNING_DAY"]:
+        warn_once_per_streak(sentry_app, start, config["BROKEN_RANGE_DAYS"])
     return False
 
 

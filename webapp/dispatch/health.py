@@ -69,26 +69,37 @@ class IntegrationRequestBuffer:
 
     def failing_streak(self, today: date, days: int = keys.HEALTH_DAYS) -> int:
         """Return how many days in a row, ending today, have failed (0 if today has not)."""
-        streak = 0
-        for _, counts in reversed(self.daily_counts(days, today)):
-            if not is_failing_day(counts):
-                break
-            streak += 1
-        return streak
+        start = failing_since(self.daily_counts(days, today))
+        return (today - start).days + 1 if start else 0
 
     def broken_reason(self, today: date, range_days: int, timeout_threshold: int) -> str | None:
         """Return why the app counts as broken (which rule, with the counts), or None if it does not."""
-        history = self.daily_counts(range_days, today)
-        fatal = sum(counts["fatal_count"] for _, counts in history)
-        if fatal:
-            return f"The webhook answered 410 Gone ({fatal} time{'s' if fatal != 1 else ''}), which means the endpoint was removed."
-        timeouts_today = history[-1][1]["timeout_count"]
-        if timeouts_today >= timeout_threshold:
-            return (f"{timeouts_today} requests timed out or could not connect today (UTC), "
-                    f"at or above the limit of {timeout_threshold} a day.")
-        if all(is_failing_day(counts) for _, counts in history):
-            errors = sum(counts["error_count"] for _, counts in history)
-            timeouts = sum(counts["timeout_count"] for _, counts in history)
-            return (f"Every one of the last {range_days} days ({history[0][0]} to {today}, UTC) had failed requests "
-                    f"and no successful one: {errors} errors and {timeouts} timeouts in all.")
-        return None
+        return broken_reason(self.daily_counts(range_days, today), timeout_threshold)
+
+
+def failing_since(history: list[tuple[date, dict[str, int]]]) -> date | None:
+    """Return the first day of the failing streak that runs up to the last day of ``history``, or None."""
+    start = None
+    for day, counts in reversed(history):
+        if not is_failing_day(counts):
+            break
+        start = day
+    return start
+
+
+def broken_reason(history: list[tuple[date, dict[str, int]]], timeout_threshold: int) -> str | None:
+    """Return why ``history`` (the broken-detection range, oldest first, ending today) makes an app broken."""
+    today = history[-1][0]
+    fatal = sum(counts["fatal_count"] for _, counts in history)
+    if fatal:
+        return f"The webhook answered 410 Gone ({fatal} time{'s' if fatal != 1 else ''}), which means the endpoint was removed."
+    timeouts_today = history[-1][1]["timeout_count"]
+    if timeouts_today >= timeout_threshold:
+        return (f"{timeouts_today} requests timed out or could not connect today (UTC), "
+                f"at or above the limit of {timeout_threshold} a day.")
+    if all(is_failing_day(counts) for _, counts in history):
+        errors = sum(counts["error_count"] for _, counts in history)
+        timeouts = sum(counts["timeout_count"] for _, counts in history)
+        return (f"Every one of the last {len(history)} days ({history[0][0]} to {today}, UTC) had failed requests "
+                f"and no successful one: {errors} errors and {timeouts} timeouts in all.")
+    return None

@@ -40,7 +40,8 @@ class SentryApp(db.Model):
 
     organization: Mapped[Organization] = relationship(lazy="joined")
     installation: Mapped[SentryAppInstallation | None] = relationship(
-        back_populates="sentry_app", uselist=False, cascade="all, delete-orphan"
+        # Joined: every delivery needs the installation uuid, so load it with the app (one query, not two).
+        back_populates="sentry_app", uselist=False, cascade="all, delete-orphan", lazy="joined"
     )
 
     @property

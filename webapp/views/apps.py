@@ -13,12 +13,12 @@ from ..dispatch.signing import standard_webhooks_secret
 from ..extensions import db
 from ..forms import AppForm, EmptyForm
 from ..dispatch.delivery import missed_delivery_count
+from ..dispatch.health import failing_since
 from ..integrations import (
     AppValidationError,
     app_health,
     enable_app,
     enqueue_test_alert,
-    failing_since,
     get_test_alert_result,
     health_for_apps,
     last_deliveries,

@@ -8,25 +8,18 @@ from sqlalchemy import select
 from ...audit import list_audit_entries
 from ...dispatch.serializers import serialize_event, serialize_issue
 from ...extensions import db
-from ...models import ISSUE_STATUSES, Event, Group, Project, User
+from ...models import ISSUE_STATUSES, Event, User
 from ...workflow import WorkflowError, assign, set_status
+from ..helpers import get_group_or_404, get_project_or_404
 from . import ApiError, api_user, bp, field, json_body, org_for, paged, require_manager
 from .apps import iso
-
-
-def group_or_404(organization, group_id: int) -> Group:
-    group = db.session.get(Group, group_id)
-    if group is None or group.project.organization_id != organization.id:
-        raise ApiError(404, "The requested resource does not exist.")
-    return group
 
 
 @bp.route("/projects/<org_slug>/<project_slug>/events/<event_id>/")
 def event(org_slug, project_slug, event_id):
     organization, _ = org_for(org_slug)
-    project = db.session.scalar(select(Project).where(Project.organization_id == organization.id,
-                                                      Project.slug == project_slug))
-    row = project and db.session.scalar(select(Event).where(Event.project_id == project.id, Event.event_id == event_id))
+    project = get_project_or_404(organization, project_slug)
+    row = db.session.scalar(select(Event).where(Event.project_id == project.id, Event.event_id == event_id))
     if row is None:
         raise ApiError(404, "The requested resource does not exist.")
     return jsonify(serialize_event(row, current_app.config["BASE_URL"]))
@@ -35,14 +28,14 @@ def event(org_slug, project_slug, event_id):
 @bp.route("/organizations/<org_slug>/issues/<int:group_id>/", methods=["GET"])
 def issue(org_slug, group_id):
     organization, _ = org_for(org_slug)
-    return jsonify(serialize_issue(group_or_404(organization, group_id), current_app.config["BASE_URL"]))
+    return jsonify(serialize_issue(get_group_or_404(organization, group_id), current_app.config["BASE_URL"]))
 
 
 @bp.route("/organizations/<org_slug>/issues/<int:group_id>/", methods=["PUT"])
 def update_issue(org_slug, group_id):
     """Change ``status`` and/or ``assignedTo`` (a member's id or email, or null); each change sends its webhook."""
     organization, _ = org_for(org_slug)
-    group = group_or_404(organization, group_id)
+    group = get_group_or_404(organization, group_id)
     body = json_body()
     status = field(body, "status", str)
     if status is not None and status not in ISSUE_STATUSES:
