@@ -1,9 +1,11 @@
-"""Run an RQ worker on all of Hookline's queues inside the Flask app context.
+"""Run one Hookline worker process: WORKER_CONCURRENCY deliveries in flight, mail, retries and the minute tick.
 
-    python worker.py            # work until stopped (SIGTERM/SIGINT finish the current job first)
+    python worker.py            # work until stopped (SIGTERM/SIGINT let the jobs in flight finish)
     python worker.py --burst    # empty the queues, then exit
-    python worker.py --fork     # fork a work horse per job (slower, isolates each job)
     python worker.py --verbose  # also log every job RQ starts and finishes
+
+It waits for Redis and the database when they do not answer (a restart, a blip) and carries on when they
+come back; it exits non-zero only on a configuration error (2), or with --burst when they are down (1).
 """
 
 from __future__ import annotations
@@ -11,22 +13,23 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp import ConfigError, create_app
-from webapp import keys
-from webapp.dispatch.queues import make_worker
-from webapp.dispatch.schedule import schedule_metric_alert_tick
+from webapp.dispatch.engine import WorkerProcess
 from webapp.extensions import db
 
 logger = logging.getLogger("hookline.worker")
 
+SERVICE_WAIT_SECONDS = 2.0
+
 
 def check_services(app) -> str | None:
-    """Return why the worker cannot start (Redis or the database not answering), or None."""
+    """Return why the worker cannot work now (Redis or the database not answering), or None."""
     try:
         app.extensions["redis"].ping()
     except RedisError as exc:
@@ -36,14 +39,27 @@ def check_services(app) -> str | None:
             db.session.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             return f"cannot reach the database: {exc.__class__.__name__}: {exc.orig or exc}"
+        finally:
+            db.session.remove()
     return None
 
 
+def wait_for_services(app) -> None:
+    """Block until Redis and the database answer, saying once what is awaited."""
+    problem = check_services(app)
+    said = None
+    while problem:
+        if problem != said:
+            logger.warning("waiting: %s (retrying every %.0fs)", problem, SERVICE_WAIT_SECONDS)
+            said = problem
+        time.sleep(SERVICE_WAIT_SECONDS)
+        problem = check_services(app)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Hookline's RQ worker.")
+    parser = argparse.ArgumentParser(description="Hookline's worker process.")
     parser.add_argument("--burst", action="store_true", help="empty the queues, then exit")
-    parser.add_argument("--fork", action="store_true", help="fork a work horse per job")
-    parser.add_argument("--name", help="worker name (defaults to RQ's)")
+    parser.add_argument("--name", help="worker process name (defaults to <host>.<pid>)")
     parser.add_argument("--verbose", action="store_true", help="log every job RQ runs, not only Hookline's own lines")
     args = parser.parse_args(argv)
     try:
@@ -51,18 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"hookline worker: {exc}", file=sys.stderr)
         return 2
-    problem = check_services(app)
-    if problem:
-        print(f"hookline worker: {problem}", file=sys.stderr)
-        return 1
-    if not args.burst:
-        with app.app_context():
-            schedule_metric_alert_tick()
-    worker = make_worker(app, keys.ALL_QUEUES, fork=args.fork, name=args.name)
-    logger.info("listening on %s", ", ".join(keys.ALL_QUEUES))
-    # RQ logs four lines per job at INFO; Hookline logs one line per delivery itself.
-    worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO" if args.verbose else "WARNING")
-    return 0
+    if args.burst:
+        problem = check_services(app)
+        if problem:
+            print(f"hookline worker: {problem}", file=sys.stderr)
+            return 1
+    else:
+        try:
+            wait_for_services(app)
+        except KeyboardInterrupt:
+            return 0
+    return WorkerProcess(app, burst=args.burst, verbose=args.verbose, name=args.name).run()
 
 
 if __name__ == "__main__":

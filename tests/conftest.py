@@ -250,7 +250,10 @@ def move_scheduled_jobs(redis) -> list[str]:
         for job_id in registry.get_job_ids():
             job = Job.fetch(job_id, connection=redis)
             registry.remove(job)
-            queue._enqueue_job(job)
+            if job.has_rate_limit:  # as RQ's scheduler does: through the app's cap
+                queue._enqueue_rate_limited_job(job)
+            else:
+                queue._enqueue_job(job)
             moved.append(job_id)
     return moved
 
@@ -261,8 +264,8 @@ def run_scheduled(app):
     return lambda: len(move_scheduled_jobs(app.extensions["redis"]))
 
 
-def scheduled_in(app, queue_name: str = keys.WEBHOOK_QUEUE) -> list[float]:
-    """Return the seconds from now at which each scheduled job of the queue will run."""
+def scheduled_in(app, queue_name: str = keys.RETRY_QUEUE) -> list[float]:
+    """Return the seconds from now at which each scheduled job of the queue (by default: retries) will run."""
     registry = ScheduledJobRegistry(queue_name, connection=app.extensions["redis"])
     now = datetime.now(timezone.utc)
     return sorted((registry.get_scheduled_time(job_id) - now).total_seconds() for job_id in registry.get_job_ids())

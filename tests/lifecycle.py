@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from webapp.dispatch.delivery import enqueue_delivery_job
+from webapp.dispatch.delivery import enqueue_delivery_jobs
 from webapp.dispatch.health import IntegrationRequestBuffer
 from webapp.dispatch.request_log import SentryAppWebhookRequestsBuffer
 from webapp.dispatch.signing import new_message_id
@@ -33,7 +33,7 @@ def send(app, app_id: int, n: int = 1, event_type: str = "issue.created") -> lis
         ids = []
         for i in range(n):
             message_id = new_message_id()
-            enqueue_delivery_job((app_id, event_type, {"issue": {"id": str(i), "title": f"issue {i}"}}, None, message_id))
+            enqueue_delivery_jobs([(app_id, event_type, {"issue": {"id": str(i), "title": f"issue {i}"}}, None, message_id)])
             ids.append(message_id)
         return ids
 

@@ -3,11 +3,11 @@
 from datetime import timedelta
 
 import pytest
-from rq.registry import ScheduledJobRegistry
+from rq import Queue
 
 from webapp import keys
 from webapp.alert_rules import save_metric_rule
-from webapp.dispatch.schedule import schedule_metric_alert_tick
+from webapp.dispatch.schedule import enqueue_metric_alert_tick
 from webapp.dispatch.tasks import notify_incident_changes
 from webapp.extensions import db
 from webapp.models import Incident, MetricAlertRule, Project, SentryAppInstallation, utcnow
@@ -91,13 +91,14 @@ def test_straight_to_critical_then_a_new_incident_after_resolving(app, world, sd
         assert [i.identifier for i in db.session.query(Incident).order_by(Incident.id)] == [1, 2]
 
 
-def test_the_periodic_tick_is_scheduled_once_per_minute(app):
+def test_the_minute_tick_is_queued_once_per_minute_on_its_own_queue(app):
     with app.app_context():
-        first = schedule_metric_alert_tick(now=1_800_000_030)
-        assert first == "hookline-metric-alert-tick-1800000060"
-        assert schedule_metric_alert_tick(now=1_800_000_045) is None  # another worker: already scheduled
-        registry = ScheduledJobRegistry(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"])
-        assert registry.get_job_ids() == [first]
+        first = enqueue_metric_alert_tick(now=1_800_000_030)
+        assert first == "hookline-metric-alert-tick-1800000000"
+        assert enqueue_metric_alert_tick(now=1_800_000_045) is None  # another worker process: already queued
+        assert enqueue_metric_alert_tick(now=1_800_000_061) == "hookline-metric-alert-tick-1800000060"
+        queue = Queue(keys.PERIODIC_QUEUE, connection=app.extensions["redis"])
+        assert queue.job_ids == [first, "hookline-metric-alert-tick-1800000060"]
 
 
 def test_the_tick_evaluates_every_rule(app, world, sdk, rule_id, receiver, run_worker):

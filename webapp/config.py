@@ -102,6 +102,13 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "BROKEN_RANGE_DAYS": (_positive_int, 7),
     "BROKEN_TIMEOUT_THRESHOLD": (_positive_int, 1000),
     "BROKEN_WARNING_DAY": (_positive_int, 3),
+    # The delivery engine: deliveries in flight per worker process, and attempts of one app in flight
+    # (or queued) across all workers; the rest of that app's deliveries wait their turn.
+    "WORKER_CONCURRENCY": (_positive_int, 32),
+    "WEBHOOK_APP_CONCURRENCY": (_positive_int, 4),
+    # Mail: its own slots in each worker, and a socket timeout for SMTP (a silent server cannot hold a slot).
+    "MAIL_CONCURRENCY": (_positive_int, 2),
+    "MAIL_TIMEOUT": (_positive_float, 10.0),
     "MAIL_SERVER": (_text, "localhost"),
     "MAIL_PORT": (_port, 25),
     "MAIL_DEFAULT_SENDER": (_text, "hookline@localhost"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -130,7 +131,7 @@ def fingerprint_hash(components: list[str]) -> str:
     return hashlib.sha1("\x1f".join(components).encode("utf-8")).hexdigest()
 
 
-def store_event(project, raw: dict) -> tuple[str, StoredEvent | None]:
+def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None = None) -> tuple[str, StoredEvent | None]:
     """Store one event of ``project`` (a Project or its cached row) in its issue and commit.
 
     Return the event id and what happened (None: a duplicate).
@@ -138,7 +139,8 @@ def store_event(project, raw: dict) -> tuple[str, StoredEvent | None]:
     1. Normalise and fingerprint the event.
     2. Find or create its group (another request may create it at the same moment: retry on conflict).
     3. Count the event on the group; a resolved group reopens (one atomic UPDATE decides the regression).
-    4. Save the event in the same transaction; a duplicate event id (unique per project) rolls it all back.
+    4. Save the event and what ``then`` adds (its post-processing job) in the same transaction; a duplicate
+       event id (unique per project) rolls it all back.
     """
     event = normalize_event(raw)
     group, is_new = _get_or_create_group(project, event, fingerprint_hash(grouping_components(event)))
@@ -157,11 +159,15 @@ def store_event(project, raw: dict) -> tuple[str, StoredEvent | None]:
                 title=event["title"][:255], received=now, data_json=json.dumps(event))
     db.session.add(row)
     try:
+        db.session.flush()
+        stored = StoredEvent(row.id, group.id, is_new, reopened)
+        if then is not None:
+            then(stored)
         db.session.commit()
     except IntegrityError:  # this event id was stored before: undo the count, store nothing
         db.session.rollback()
         return event["event_id"], None
-    return event["event_id"], StoredEvent(row.id, group.id, is_new, reopened)
+    return event["event_id"], stored
 
 
 def _get_or_create_group(project, event: dict, hash_: str, attempts: int = 5) -> tuple[Group, bool]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -40,13 +41,17 @@ def open_incident(rule: MetricAlertRule) -> Incident | None:
     )
 
 
-def evaluate_rule(rule: MetricAlertRule, now: datetime | None = None) -> list[tuple[int, str, int]]:
+def evaluate_rule(rule: MetricAlertRule, now: datetime | None = None,
+                  on_change: Callable[[int, str, int], None] | None = None) -> list[tuple[int, str, int]]:
     """Compare the rule's count with its thresholds; return ``(incident id, new status, value)`` per change.
 
     1. Only one evaluator per rule at a time (a Redis lock), so a change is found once.
     2. No incident and a threshold crossed: open one. An open incident: move it to the new status,
        or close it when the count falls under the resolve threshold.
+    3. ``on_change`` is called with each change before it commits, so what it adds (the notifications)
+       commits with it.
     """
+    on_change = on_change or (lambda *change: None)
     now = now or utcnow()
     lock = current_app.extensions["redis"].lock(keys.metric_rule_lock(rule.id), timeout=30, blocking_timeout=10)
     if not lock.acquire():
@@ -57,7 +62,7 @@ def evaluate_rule(rule: MetricAlertRule, now: datetime | None = None) -> list[tu
         incident = open_incident(rule)
         status = target_status(rule, value, incident.status if incident else None)
         if incident is None:
-            return [(_open(rule, status, value, now).id, status, value)] if status else []
+            return [(_open(rule, status, value, now, on_change).id, status, value)] if status else []
         if status == incident.status:
             db.session.execute(update(Incident).where(Incident.id == incident.id).values(metric_value=value))
             db.session.commit()
@@ -67,13 +72,15 @@ def evaluate_rule(rule: MetricAlertRule, now: datetime | None = None) -> list[tu
             update(Incident).where(Incident.id == incident.id).values(
                 status=new_status, metric_value=value, date_closed=now if new_status == "closed" else None)
         )
+        change = (incident.id, "resolved" if new_status == "closed" else new_status, value)
+        on_change(*change)
         db.session.commit()
-        return [(incident.id, "resolved" if new_status == "closed" else new_status, value)]
+        return [change]
     finally:
         lock.release()
 
 
-def _open(rule: MetricAlertRule, status: str, value: int, now: datetime, attempts: int = 5) -> Incident:
+def _open(rule: MetricAlertRule, status: str, value: int, now: datetime, on_change, attempts: int = 5) -> Incident:
     organization_id = db.session.get(Project, rule.project_id).organization_id
     for _ in range(attempts):
         identifier = (db.session.scalar(
@@ -82,6 +89,8 @@ def _open(rule: MetricAlertRule, status: str, value: int, now: datetime, attempt
                             title=rule.name, status=status, metric_value=value, date_started=now)
         db.session.add(incident)
         try:
+            db.session.flush()
+            on_change(incident.id, status, value)
             db.session.commit()
             return incident
         except IntegrityError:  # another rule of the organisation took the identifier

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
 from datetime import timedelta
 
 from flask import current_app
+from rq import RateLimit
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select, update
@@ -16,7 +18,7 @@ from .audit import record_audit
 from .dispatch.delivery import replay_missed, take_missed
 from .dispatch.events import EVENT_TYPES
 from .dispatch.health import IntegrationRequestBuffer, read_counts
-from .dispatch.queues import get_queue
+from .dispatch.queues import get_queue, job_timeout
 from .dispatch.tasks import send_test_alert
 from .extensions import db
 from .models import (
@@ -203,16 +205,34 @@ def list_organization_apps(organization_id: int) -> list[SentryApp]:
 
 
 def enqueue_test_alert(sentry_app: SentryApp) -> str:
-    """Queue a test alert for the worker and return the job id the page polls."""
-    job = get_queue(keys.WEBHOOK_QUEUE).enqueue(
-        send_test_alert,
-        sentry_app.id,
-        job_timeout=int(current_app.config["WEBHOOK_TIMEOUT"]) + 30,
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        meta={"sentry_app_id": sentry_app.id},
+    """Queue a test alert for the worker and return the job id the page polls.
+
+    An app has at most one pending test alert: a second press while one waits returns the waiting one.
+    """
+    redis = get_redis()
+    pending_key = keys.test_alert_pending(sentry_app.id)
+    job_id = uuid.uuid4().hex
+    if not redis.set(pending_key, job_id, nx=True, ex=keys.TEST_ALERT_PENDING_TTL):
+        pending = (redis.get(pending_key) or b"").decode()
+        if pending and _is_waiting(pending):
+            return pending
+        redis.set(pending_key, job_id, ex=keys.TEST_ALERT_PENDING_TTL)  # the one recorded has ended
+    queue = get_queue(keys.WEBHOOK_QUEUE)
+    job = queue.create_job(
+        send_test_alert, args=(sentry_app.id,), job_id=job_id, timeout=job_timeout(), result_ttl=3600,
+        failure_ttl=7 * 24 * 3600, meta={"sentry_app_id": sentry_app.id},
+        rate_limit=RateLimit(keys.app_rate_limit(sentry_app.id), current_app.config["WEBHOOK_APP_CONCURRENCY"]),
     )
-    return job.id
+    queue.enqueue_job(job)
+    return job_id
+
+
+def _is_waiting(job_id: str) -> bool:
+    try:
+        status = Job.fetch(job_id, connection=get_redis()).get_status()
+    except NoSuchJobError:
+        return False
+    return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.RATE_LIMITED, JobStatus.SCHEDULED)
 
 
 def get_test_alert_result(sentry_app: SentryApp, job_id: str) -> dict | None:

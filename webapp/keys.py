@@ -72,13 +72,37 @@ def metric_rule_lock(rule_id: int) -> str:
     return f"hookline:metric-rule-lock:{rule_id}"
 
 
-# Periodic metric-alert tick: set by the worker that scheduled the tick due at <unix minute>.
-#   hookline:metric-alert-tick:<due unix seconds>   (expires after 3 minutes)
+# Periodic metric-alert tick: set by the worker process that queued the tick of <unix minute>.
+#   hookline:metric-alert-tick:<minute unix seconds>   (expires after 3 minutes)
 def metric_alert_tick(due: int) -> str:
     return f"hookline:metric-alert-tick:{due}"
 
 
-# Queue names (RQ stores them as rq:queue:<name>).
-WEBHOOK_QUEUE = "hookline-webhooks"
+# Pending test alert of an app: the RQ job id of the test alert queued and not yet sent, so a second
+# press returns it instead of queueing another (SET NX; deleted when it is sent, expires after 2 minutes).
+#   hookline:test-alert-pending:<app id>
+TEST_ALERT_PENDING_TTL = 120
+
+
+def test_alert_pending(app_id: int) -> str:
+    return f"hookline:test-alert-pending:{app_id}"
+
+
+# Per-app cap on attempts queued or in flight, across all workers: RQ's RateLimit key (RQ stores it as
+# rq:rl:<key>, with the jobs let through and those waiting for a slot).
+def app_rate_limit(app_id: int) -> str:
+    return f"hookline-app-{app_id}"
+
+
+# Housekeeping locks (SET NX EX): one worker process at a time sweeps the outbox and the orphaned jobs.
+#   hookline:lock:outbox-sweep   hookline:lock:orphan-sweep
+OUTBOX_SWEEP_LOCK = "hookline:lock:outbox-sweep"
+ORPHAN_SWEEP_LOCK = "hookline:lock:orphan-sweep"
+
+# Queue names (RQ stores them as rq:queue:<name>). Each has slots of its own in every worker process,
+# so retries never take the slots of first attempts, and mail and the minute tick never wait behind deliveries.
+WEBHOOK_QUEUE = "hookline-webhooks"   # first attempts, test alerts, event post-processing
+RETRY_QUEUE = "hookline-retries"      # scheduled retries of deliveries
 MAIL_QUEUE = "hookline-mail"
-ALL_QUEUES = (WEBHOOK_QUEUE, MAIL_QUEUE)
+PERIODIC_QUEUE = "hookline-periodic"  # the metric-alert tick, once a minute
+ALL_QUEUES = (WEBHOOK_QUEUE, RETRY_QUEUE, MAIL_QUEUE, PERIODIC_QUEUE)

@@ -6,20 +6,15 @@ import logging
 from datetime import date
 
 from flask import current_app, render_template
-from rq import Retry
 from sqlalchemy import select
 
-from . import keys
 from .dispatch.payloads import app_page_url
-from .dispatch.queues import get_queue
+from .dispatch.queues import mail_spec
 from .extensions import db
 from .models import MANAGING_ROLES, Membership, SentryApp, User
+from .outbox import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
-
-# An SMTP outage is retried for about a day before the job lands in RQ's failed registry (kept 30 days).
-MAIL_RETRY = Retry(max=10, interval=[30, 60, 300, 900, 1800, 3600, 3600, 7200, 14400, 28800])
-
 
 def recipients_for(organization_id: int) -> list[str]:
     """Return the emails of the organisation's owners and managers."""
@@ -35,16 +30,13 @@ def app_page_link(sentry_app: SentryApp, referrer: str) -> str:
 
 
 def send_async(subject: str, recipients: list[str], text: str, html: str) -> str | None:
-    """Queue the message on the mail queue (the mail job sends it and retries SMTP failures)."""
+    """Add the message to the open transaction; the commit queues it on the mail queue (the job retries SMTP failures)."""
     if not recipients:
         logger.warning("mail.no_recipients subject=%r", subject)
         return None
-    job = get_queue(keys.MAIL_QUEUE).enqueue(
-        "webapp.dispatch.tasks.send_mail", subject, recipients, text, html,
-        retry=MAIL_RETRY, result_ttl=7 * 24 * 3600, failure_ttl=30 * 24 * 3600,
-    )
-    logger.info("mail.queued job=%s subject=%r recipients=%s", job.id, subject, len(recipients))
-    return job.id
+    job_id = enqueue_after_commit(mail_spec((subject, recipients, text, html)))
+    logger.info("mail.queued job=%s subject=%r recipients=%s", job_id, subject, len(recipients))
+    return job_id
 
 
 def notify_disable(sentry_app: SentryApp, reason: str) -> str | None:

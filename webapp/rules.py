@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from rq import get_current_job
 from sqlalchemy import select
 
 from . import keys
@@ -21,10 +22,17 @@ def rule_matches(rule: IssueAlertRule, stored: StoredEvent, level: str) -> bool:
 
 
 def claim_rule_fire(rule: IssueAlertRule, group_id: int) -> bool:
-    """Take the rule's slot for this issue for ``frequency_minutes``; False if it fired within that time."""
-    return bool(current_app.extensions["redis"].set(
-        keys.rule_fired(rule.id, group_id), 1, nx=True, ex=max(60, rule.frequency_minutes * 60)
-    ))
+    """Take the rule's slot for this issue for ``frequency_minutes``; False if it fired within that time.
+
+    The slot holds the id of the job that took it, so the same job re-run after a crash fires the rule again.
+    """
+    redis = current_app.extensions["redis"]
+    job = get_current_job()
+    holder = job.id if job is not None else "-"
+    key = keys.rule_fired(rule.id, group_id)
+    if redis.set(key, holder, nx=True, ex=max(60, rule.frequency_minutes * 60)):
+        return True
+    return job is not None and redis.get(key) == holder.encode()
 
 
 def rules_to_fire(stored: StoredEvent) -> list[IssueAlertRule]:

@@ -1,4 +1,4 @@
-"""What a person does to an issue: resolve, ignore, unresolve, assign, comment; each sends its webhook."""
+"""What a person does to an issue: resolve, ignore, unresolve, assign, comment; each commits with its webhooks."""
 
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ def set_status(group: Group, status: str, actor: User) -> bool:
         update(Group).where(Group.id == group.id, Group.status != status)
         .values(status=status, resolved_at=utcnow() if status == "resolved" else None)
     ).rowcount == 1
-    db.session.commit()
-    if changed:
+    if changed:  # the webhooks commit with the change (the outbox), never one without the other
         db.session.refresh(group)
         data = {"issue": serialize_issue(group, current_app.config["BASE_URL"])}
         notify_resource_change(_organization_id(group), f"issue.{status}", data, user_actor(actor))
+    db.session.commit()
     return changed
 
 
@@ -41,10 +41,11 @@ def assign(group: Group, assignee: User | None, actor: User) -> None:
     if assignee is not None and assignee.role_in(_organization_id(group)) is None:
         raise WorkflowError("Issues can only be assigned to members of the organisation.")
     group.assignee_id = assignee.id if assignee else None
-    db.session.commit()
+    db.session.flush()
     db.session.refresh(group)
     data = {"issue": serialize_issue(group, current_app.config["BASE_URL"])}
     notify_resource_change(_organization_id(group), "issue.assigned", data, user_actor(actor))
+    db.session.commit()
 
 
 def _clean_text(text: str) -> str:
@@ -64,8 +65,9 @@ def _notify_comment(event_type: str, comment: Comment, group: Group, actor: User
 def add_comment(group: Group, text: str, actor: User) -> Comment:
     comment = Comment(group_id=group.id, user_id=actor.id, text=_clean_text(text))
     db.session.add(comment)
-    db.session.commit()
+    db.session.flush()
     _notify_comment("comment.created", comment, group, actor)
+    db.session.commit()
     return comment
 
 
@@ -73,8 +75,9 @@ def edit_comment(comment: Comment, text: str, actor: User) -> None:
     if comment.user_id != actor.id:
         raise WorkflowError("Only the author can edit a comment.")
     comment.text = _clean_text(text)
-    db.session.commit()
+    db.session.flush()
     _notify_comment("comment.updated", comment, db.session.get(Group, comment.group_id), actor)
+    db.session.commit()
 
 
 def delete_comment(comment: Comment, actor: User, may_moderate: bool) -> None:
@@ -83,5 +86,5 @@ def delete_comment(comment: Comment, actor: User, may_moderate: bool) -> None:
     group = db.session.get(Group, comment.group_id)
     data = serialize_comment(comment, group, current_app.config["BASE_URL"])
     db.session.delete(comment)
-    db.session.commit()
     notify_resource_change(_organization_id(group), "comment.deleted", data, user_actor(actor))
+    db.session.commit()

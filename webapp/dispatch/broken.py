@@ -38,7 +38,7 @@ def disable_broken_app(sentry_app: SentryApp, reason: str, buffer: IntegrationRe
     """Move the app from enabled to disabled in one atomic UPDATE; only the winner audits, clears and emails.
 
     1. ``UPDATE … WHERE status = 'enabled'``: with many workers racing, exactly one changes a row.
-    2. The winner writes the audit entry and commits, clears the health counters and queues the email.
+    2. The winner writes the audit entry and the email in the same commit, then clears the health counters.
     """
     won = db.session.execute(
         update(SentryApp).where(SentryApp.id == sentry_app.id, SentryApp.status == "enabled")
@@ -49,11 +49,11 @@ def disable_broken_app(sentry_app: SentryApp, reason: str, buffer: IntegrationRe
         return False
     record_audit(sentry_app.organization_id, "internal-integration.disable", target_object=sentry_app.id,
                  target_label=sentry_app.name, data={"reason": reason, "webhook_url": sentry_app.webhook_url})
-    db.session.commit()
     db.session.refresh(sentry_app)
+    notify_disable(sentry_app, reason)  # the email commits with the disable (the outbox)
+    db.session.commit()
     buffer.clear(today)
     logger.warning("integration.disabled app=%s reason=%s", sentry_app.slug, reason)
-    notify_disable(sentry_app, reason)
     return True
 
 
@@ -63,4 +63,5 @@ def warn_once_per_streak(sentry_app: SentryApp, failing_since: date, range_days:
                             ex=keys.HEALTH_DAYS * 24 * 3600)
     if first:
         notify_broken_warning(sentry_app, failing_since, disable_on)
+        db.session.commit()
     return bool(first)

@@ -5,26 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import random
-from datetime import timedelta
 
 from flask import current_app
-from rq import Queue, Retry
 
 from .. import clock, keys
 from ..extensions import db
 from ..models import SentryApp
+from ..outbox import enqueue_specs, schedule_spec
 from ..redis_store import get_redis
 from .payloads import build_envelope
-from .queues import get_queue
+from .queues import delivery_spec
 from .signing import new_message_id
 from .webhooks import send_and_save_webhook_request
 
 logger = logging.getLogger(__name__)
 
-DELIVER_JOB = "webapp.dispatch.tasks.deliver_webhook"
-# RQ re-runs a delivery job whose worker died mid-attempt (its abandoned-job handling) or that raised
-# unexpectedly (database down); the receiver sees the same webhook-id again and can de-duplicate.
-CRASH_RETRY = Retry(max=3, interval=[10, 60, 300])
 JITTER = 0.2
 
 
@@ -38,27 +33,9 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
     return delay
 
 
-def _job_options() -> dict:
-    return {"job_timeout": int(current_app.config["WEBHOOK_TIMEOUT"]) + 30, "result_ttl": 600,
-            "failure_ttl": 30 * 24 * 3600, "retry": CRASH_RETRY}
-
-
-def enqueue_delivery_job(args: tuple, delay: float | None = None) -> str:
-    """Queue ``deliver_webhook(*args)`` now or after ``delay`` seconds (RQ's scheduler); return the job id."""
-    queue = get_queue(keys.WEBHOOK_QUEUE)
-    if delay is None:
-        return queue.enqueue(DELIVER_JOB, *args, **_job_options()).id
-    return queue.enqueue_in(timedelta(seconds=delay), DELIVER_JOB, *args, **_job_options()).id
-
-
 def enqueue_delivery_jobs(many_args: list[tuple]) -> list[str]:
-    """Queue one ``deliver_webhook`` job per args tuple, all in one pipelined round trip; return the job ids."""
-    if not many_args:
-        return []
-    options = _job_options()
-    jobs = [Queue.prepare_data(DELIVER_JOB, args, timeout=options["job_timeout"], result_ttl=options["result_ttl"],
-                               failure_ttl=options["failure_ttl"], retry=options["retry"]) for args in many_args]
-    return [job.id for job in get_queue(keys.WEBHOOK_QUEUE).enqueue_many(jobs)]
+    """Queue one ``deliver_webhook`` job per args tuple now, in one pipelined round trip; return the job ids."""
+    return enqueue_specs([delivery_spec(args) for args in many_args])
 
 
 def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict | None = None,
@@ -87,8 +64,10 @@ def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict
     )
     if result.will_retry:
         delay = retry_delay(attempt, result.outcome.retry_after)
-        enqueue_delivery_job(
-            (sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay, sentry_app.organization_id), delay)
+        next_attempt = (sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay, sentry_app.organization_id)
+        spec = delivery_spec(next_attempt, keys.RETRY_QUEUE)
+        spec.job_id = f"{message_id}-attempt-{attempt + 1}"  # a re-run of this attempt schedules the same job
+        schedule_spec(spec, delay)
         logger.info("delivery.retry_scheduled app=%s event=%s attempt=%s in=%.0fs", sentry_app.slug, event_type,
                     attempt + 1, delay)
         return "retry"

@@ -1,26 +1,20 @@
-"""Queue work for the workers: one RQ job per app and delivery, so one slow receiver never holds up another."""
+"""Queue work for the workers: one RQ job per app and delivery, committed with the change that implies it."""
 
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy import select
 
-from .. import keys
 from ..extensions import db
 from ..models import SentryApp
-from .delivery import CRASH_RETRY, enqueue_delivery_jobs
+from ..outbox import enqueue_after_commit
 from .events import resource_of
-from .queues import get_queue
+from .queues import delivery_spec, task_spec
 from .signing import new_message_id
 
 
-def enqueue_job(func: str, *args) -> str:
-    """Queue a job (``func`` is its dotted path) on the webhook queue and return its id."""
-    job = get_queue(keys.WEBHOOK_QUEUE).enqueue(
-        func, *args, job_timeout=int(current_app.config["WEBHOOK_TIMEOUT"]) + 60, result_ttl=600,
-        failure_ttl=30 * 24 * 3600, retry=CRASH_RETRY,
-    )
-    return job.id
+def enqueue_task_after_commit(func: str, *args) -> str:
+    """Add a task (``func`` is its dotted path) to the open transaction; it is queued when that commits."""
+    return enqueue_after_commit(task_spec(func, args))
 
 
 def subscribed_app_ids(organization_id: int, resource: str) -> list[int]:
@@ -32,8 +26,12 @@ def subscribed_app_ids(organization_id: int, resource: str) -> list[int]:
 
 
 def notify_resource_change(organization_id: int, event_type: str, data: dict, actor: dict | None = None) -> list[str]:
-    """Queue ``event_type`` with ``data`` for every app of the organisation subscribed to its resource."""
-    return enqueue_delivery_jobs([
-        (app_id, event_type, data, actor, new_message_id(), 1, False, organization_id)
+    """Add ``event_type`` with ``data`` for every subscribed app of the organisation to the open transaction.
+
+    The deliveries are queued when the caller commits the change, and never without it.
+    """
+    return [
+        enqueue_after_commit(delivery_spec(
+            (app_id, event_type, data, actor, new_message_id(app_id, event_type), 1, False, organization_id)))
         for app_id in subscribed_app_ids(organization_id, resource_of(event_type))
-    ])
+    ]

@@ -1,41 +1,105 @@
-"""RQ queues and the worker class that runs Hookline's jobs inside the Flask app context."""
+"""RQ queues, the job specs of Hookline's jobs, and the worker class that runs them inside the Flask app context."""
 
 from __future__ import annotations
 
-from flask import Flask
-from rq import Queue, SimpleWorker, Worker
+import logging
+import threading
+
+from flask import Flask, current_app
+from rq import Queue, SimpleWorker
+from rq.timeouts import TimerDeathPenalty
 
 from .. import keys
+from ..extensions import db
+from ..outbox import JobSpec
 from ..redis_store import get_redis
+
+logger = logging.getLogger(__name__)
+
+DELIVER_JOB = "webapp.dispatch.tasks.deliver_webhook"
+# RQ re-runs a job whose worker died mid-attempt (its abandoned-job handling) or that raised unexpectedly
+# (database down); a delivery re-run sends the same webhook-id, so the receiver can de-duplicate.
+CRASH_RETRY = [3, [10, 60, 300]]
+# An SMTP outage is retried for about a day before the job lands in RQ's failed registry (kept 30 days).
+MAIL_RETRY = [10, [30, 60, 300, 900, 1800, 3600, 3600, 7200, 14400, 28800]]
 
 
 def get_queue(name: str = keys.WEBHOOK_QUEUE) -> Queue:
     return Queue(name, connection=get_redis())
 
 
-class AppContextMixin:
-    """Run every job in a fresh app context, so each job gets its own database session."""
+def delivery_spec(args: tuple, queue: str = keys.WEBHOOK_QUEUE) -> JobSpec:
+    """Return the job of one delivery attempt: ``deliver_webhook(*args)``, capped per app (``args[0]``)."""
+    config = current_app.config
+    return JobSpec(DELIVER_JOB, list(args), queue, timeout=job_timeout(), retry=CRASH_RETRY,
+                   rate_limit=[keys.app_rate_limit(args[0]), config["WEBHOOK_APP_CONCURRENCY"]])
+
+
+def task_spec(func: str, args: tuple, queue: str = keys.WEBHOOK_QUEUE, timeout: int | None = None) -> JobSpec:
+    """Return the job of a task (``func`` is its dotted path) that is not itself a delivery."""
+    return JobSpec(func, list(args), queue, timeout=timeout or job_timeout() + 30, retry=CRASH_RETRY)
+
+
+def mail_spec(args: tuple) -> JobSpec:
+    config = current_app.config
+    # Connect, EHLO, STARTTLS, DATA: each bounded by MAIL_TIMEOUT, so the job's own limit is a few of them.
+    return JobSpec("webapp.dispatch.tasks.send_mail", list(args), keys.MAIL_QUEUE,
+                   timeout=int(config["MAIL_TIMEOUT"] * 4) + 5, result_ttl=7 * 24 * 3600, retry=MAIL_RETRY)
+
+
+def job_timeout() -> int:
+    """Seconds a delivery job may run: the HTTP deadline plus room for its Redis and SQL work."""
+    return int(current_app.config["WEBHOOK_TIMEOUT"]) + 10
+
+
+class HooklineWorker(SimpleWorker):
+    """An RQ worker on one queue that runs each job in a fresh app context, in the calling thread.
+
+    Several of these run in one process (``webapp.dispatch.engine``), each in its own thread, so one
+    process keeps many deliveries in flight. Each listens on exactly one queue, so RQ dequeues with
+    ``BLMOVE`` into the queue's intermediate list: a job popped by a worker that dies is recovered.
+    """
 
     flask_app: Flask
+    # A thread cannot use SIGALRM; RQ's timer-based death penalty works in any thread.
+    death_penalty_class = TimerDeathPenalty
+    # Reconnect quickly after a Redis restart (RQ's default backs off to a minute).
+    max_connection_wait_time = 2
+    # The engine's housekeeper runs RQ's maintenance every few seconds for the whole process.
+    run_maintenance = True
 
-    def perform_job(self, job, queue):
+    def perform_job(self, job, queue, *args, **kwargs):
         with self.flask_app.app_context():
-            return super().perform_job(job, queue)
+            try:
+                return super().perform_job(job, queue, *args, **kwargs)
+            finally:
+                _close_session()
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+        # A job is stopped at its timeout, so a worker silent for 15 s beyond it is dead: its job is abandoned.
+        return int(job.timeout or 60) + 15
+
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        return self.run_maintenance and super().should_run_maintenance_tasks
+
+    def _install_signal_handlers(self):
+        if threading.current_thread() is threading.main_thread():
+            super()._install_signal_handlers()
 
 
-class HooklineWorker(AppContextMixin, Worker):
-    """Forks a work horse per job: isolation at the cost of speed."""
+def _close_session() -> None:
+    """End the job's database session; a database that went away must not take the worker with it."""
+    try:
+        db.session.remove()
+    except Exception as exc:  # noqa: BLE001 - the connection is gone; the pool replaces it on next use
+        logger.warning("worker.session_close_failed reason=%s", exc.__class__.__name__)
 
 
-class HooklineSimpleWorker(AppContextMixin, SimpleWorker):
-    """Runs jobs in its own process: several times faster than forking (see the README)."""
-
-
-def make_worker(app: Flask, queue_names=keys.ALL_QUEUES, *, fork: bool = False, name: str | None = None) -> Worker:
-    """Return a worker bound to ``app`` that listens on ``queue_names`` in order."""
-    worker_class = HooklineWorker if fork else HooklineSimpleWorker
+def make_worker(app: Flask, queue_names=keys.ALL_QUEUES, *, name: str | None = None, **kwargs) -> HooklineWorker:
+    """Return a worker bound to ``app`` that listens on ``queue_names`` in order (tests and benchmarks)."""
     connection = app.extensions["redis"]
     queues = [Queue(queue_name, connection=connection) for queue_name in queue_names]
-    worker = worker_class(queues, connection=connection, name=name)
+    worker = HooklineWorker(queues, connection=connection, name=name, **kwargs)
     worker.flask_app = app
     return worker

@@ -1,9 +1,8 @@
-"""The periodic metric-alert evaluation: a job that schedules its successor with RQ's own scheduler."""
+"""The minute tick: evaluate every metric alert rule once a minute, on a queue of its own."""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
 from .. import keys
 from ..redis_store import get_redis
@@ -12,13 +11,18 @@ from .queues import get_queue
 TICK_SECONDS = 60
 
 
-def schedule_metric_alert_tick(now: float | None = None) -> str | None:
-    """Schedule ``evaluate_metric_alerts`` at the next whole minute unless a worker already did; return its job id."""
-    due = (int(now if now is not None else time.time()) // TICK_SECONDS + 1) * TICK_SECONDS
-    if not get_redis().set(keys.metric_alert_tick(due), 1, nx=True, ex=3 * TICK_SECONDS):
+def enqueue_metric_alert_tick(now: float | None = None) -> str | None:
+    """Queue this minute's ``evaluate_metric_alerts`` unless a worker process already did; return its job id.
+
+    Every worker process's housekeeper calls this every few seconds, so the tick runs every minute
+    whatever became of the previous one (a failed tick does not stop the next); ``SET NX`` on the
+    minute makes it once per minute across all processes and machines.
+    """
+    minute = int(now if now is not None else time.time()) // TICK_SECONDS * TICK_SECONDS
+    if not get_redis().set(keys.metric_alert_tick(minute), 1, nx=True, ex=3 * TICK_SECONDS):
         return None
-    job = get_queue(keys.WEBHOOK_QUEUE).enqueue_at(
-        datetime.fromtimestamp(due, timezone.utc), "webapp.dispatch.tasks.evaluate_metric_alerts",
-        job_id=f"hookline-metric-alert-tick-{due}", result_ttl=TICK_SECONDS, job_timeout=TICK_SECONDS * 5,
+    job = get_queue(keys.PERIODIC_QUEUE).enqueue(
+        "webapp.dispatch.tasks.evaluate_metric_alerts", job_id=f"hookline-metric-alert-tick-{minute}",
+        result_ttl=10 * TICK_SECONDS, failure_ttl=24 * 3600, job_timeout=TICK_SECONDS - 5,
     )
     return job.id

@@ -8,6 +8,8 @@ import hmac
 import time
 import uuid
 
+from rq import get_current_job
+
 
 def sentry_signature(secret: str, body: bytes) -> str:
     """Return the ``Sentry-Hook-Signature`` value: lowercase hex HMAC-SHA256 of the body."""
@@ -26,9 +28,16 @@ def standard_webhooks_signature(secret: str, message_id: str, timestamp: int, bo
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def new_message_id() -> str:
-    """Return a ``webhook-id``: one per message, the same on every retry of it."""
-    return f"msg_{uuid.uuid4().hex}"
+def new_message_id(*parts) -> str:
+    """Return a ``webhook-id``: one per message, the same on every retry of it.
+
+    Inside an RQ job, the id is derived from the job id and ``parts`` (what tells the job's messages
+    apart), so a job that is re-run after a crash sends the same messages under the same ids.
+    """
+    job = get_current_job() if parts else None
+    if job is None:
+        return f"msg_{uuid.uuid4().hex}"
+    return f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, ':'.join(map(str, (job.id, *parts)))).hex}"
 
 
 def build_headers(

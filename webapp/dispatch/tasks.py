@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import logging
+import smtplib
 
 from flask import current_app
+import flask_mail
 from flask_mail import Message
 from rq import get_current_job
 from sqlalchemy import select
 
+from .. import keys
 from ..eventstore import StoredEvent
-from ..extensions import db, mail
+from ..extensions import db
 from ..incidents import evaluate_rule
 from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp
+from ..outbox import enqueue_after_commit
+from ..redis_store import get_redis
 from ..rules import rules_to_fire
 from .delivery import deliver_webhook
-from .fanout import enqueue_job, notify_resource_change
+from .fanout import notify_resource_change
 from .payloads import build_test_alert
-from .schedule import schedule_metric_alert_tick
+from .queues import task_spec
 from .serializers import serialize_event, serialize_incident, serialize_issue
 from .signing import new_message_id
 from .webhooks import send_and_save_webhook_request
@@ -37,16 +42,27 @@ def send_test_alert(sentry_app_id: int) -> dict:
         return {"outcome": "missing", "error": "The app was deleted before the test alert was sent."}
     envelope = build_test_alert(sentry_app, current_app.config["BASE_URL"])
     job = get_current_job()
-    response = send_and_save_webhook_request(
-        sentry_app, "event_alert.triggered", envelope, count_health=False,
-        log_extra={"test": True, "job_id": job.id if job else None},
-    ).response
+    try:
+        response = send_and_save_webhook_request(
+            sentry_app, "event_alert.triggered", envelope, count_health=False,
+            log_extra={"test": True, "job_id": job.id if job else None},
+        ).response
+    finally:
+        if job is not None:  # the next press queues a new test alert
+            _forget_pending_test_alert(sentry_app_id, job.id)
     return {
         "outcome": "success" if response.is_success else ("timeout" if response.status_code == 0 else "error"),
         "response_code": response.status_code,
         "duration_ms": response.duration_ms,
         "excerpt": (response.error or response.body)[:EXCERPT_CHARS],
     }
+
+
+def _forget_pending_test_alert(sentry_app_id: int, job_id: str) -> None:
+    redis = get_redis()
+    key = keys.test_alert_pending(sentry_app_id)
+    if (redis.get(key) or b"").decode() == job_id:
+        redis.delete(key)
 
 
 def send_alert_event(event_pk: int, rule_id: int, sentry_app_id: int, settings: list | None = None,
@@ -79,10 +95,29 @@ def send_incident_alert_notification(sentry_app_id: int, incident_id: int, statu
                            organization_id=incident.organization_id)
 
 
+class TimedSMTPConnection(flask_mail.Connection):
+    """Flask-Mail's connection with a socket timeout (``MAIL_TIMEOUT``): a silent server cannot hold a worker."""
+
+    def __init__(self, mail_state, timeout: float):
+        super().__init__(mail_state)
+        self.timeout = timeout
+
+    def configure_host(self) -> smtplib.SMTP:
+        smtp_class = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = smtp_class(self.mail.server, self.mail.port, timeout=self.timeout)
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+
 def send_mail(subject: str, recipients: list[str], text: str, html: str) -> None:
     """Send one email with Flask-Mail; an SMTP failure raises, and RQ retries the job on its schedule."""
-    mail.send(Message(subject, recipients=recipients, body=text, html=html,
-                      sender=current_app.config["MAIL_DEFAULT_SENDER"]))
+    message = Message(subject, recipients=recipients, body=text, html=html,
+                      sender=current_app.config["MAIL_DEFAULT_SENDER"])
+    with TimedSMTPConnection(current_app.extensions["mail"], current_app.config["MAIL_TIMEOUT"]) as connection:
+        message.send(connection)
     logger.info("mail.sent subject=%r recipients=%s", subject, len(recipients))
 
 
@@ -91,7 +126,9 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
 
     1. ``issue.created`` for a new issue, ``issue.unresolved`` for a reopened one, ``error.created`` always.
     2. Each issue alert rule the event sets off: one ``send_alert_event`` job per action.
-    3. The project's metric alert rules are evaluated now, not only on the next tick.
+    3. One commit queues all of them (the outbox). A re-run of this job after a crash derives the same
+       webhook-ids, so a receiver never sees one message under two ids.
+    4. The project's metric alert rules are evaluated now, not only on the next tick.
     """
     event = db.session.get(Event, event_pk)
     if event is None:
@@ -106,24 +143,31 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
     stored = StoredEvent(event.id, event.group_id, is_new_group, is_regression)
     for rule in rules_to_fire(stored):
         for action in rule.actions:
-            enqueue_job("webapp.dispatch.tasks.send_alert_event", event.id, rule.id, action["sentry_app_id"],
-                        action.get("settings") or [], new_message_id())
+            enqueue_after_commit(task_spec(
+                "webapp.dispatch.tasks.send_alert_event",
+                (event.id, rule.id, action["sentry_app_id"], action.get("settings") or [],
+                 new_message_id("rule", rule.id, action["sentry_app_id"]))))
+    db.session.commit()
     for rule in db.session.scalars(select(MetricAlertRule).where(MetricAlertRule.project_id == event.project_id)):
         notify_incident_changes(rule)
 
 
 def notify_incident_changes(rule: MetricAlertRule, now=None) -> None:
-    """Evaluate one metric alert rule and queue a notification per action for each status change."""
-    for incident_id, status, value in evaluate_rule(rule, now):
+    """Evaluate one metric alert rule; each status change commits with a notification per action."""
+
+    def notify(incident_id: int, status: str, value: int) -> None:
         for action in rule.actions:
-            enqueue_job("webapp.dispatch.tasks.send_incident_alert_notification",
-                        action["sentry_app_id"], incident_id, status, value, new_message_id())
+            app_id = action["sentry_app_id"]
+            enqueue_after_commit(task_spec(
+                "webapp.dispatch.tasks.send_incident_alert_notification",
+                (app_id, incident_id, status, value, new_message_id("incident", incident_id, status, app_id))))
+
+    evaluate_rule(rule, now, on_change=notify)
 
 
 def evaluate_metric_alerts() -> int:
-    """Evaluate every metric alert rule (the periodic tick); return how many rules were looked at."""
+    """Evaluate every metric alert rule (the minute tick); return how many rules were looked at."""
     rules = list(db.session.scalars(select(MetricAlertRule)))
     for rule in rules:
         notify_incident_changes(rule)
-    schedule_metric_alert_tick()
     return len(rules)

@@ -14,6 +14,7 @@ from .alerts import INCIDENT_STATUSES, RULE_TRIGGERS, Incident, IssueAlertRule, 
 from .audit import AuditLogEntry
 from .apps import RESOURCES, SentryApp, SentryAppInstallation
 from .tokens import ApiToken
+from .outbox import OutboxJob
 from .issues import ISSUE_STATUSES, LEVELS, Comment, Event, Group, Project, level_rank
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "ROLES",
     "Membership",
     "Organization",
+    "OutboxJob",
     "SentryApp",
     "SentryAppInstallation",
     "User",

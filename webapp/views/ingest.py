@@ -6,7 +6,7 @@ import hmac
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..dispatch.fanout import enqueue_job
+from ..dispatch.fanout import enqueue_task_after_commit
 from ..eventstore import store_event
 from ..cache import get_from_cache
 from ..extensions import csrf
@@ -61,9 +61,11 @@ def _authenticate(project_id: int, public_key: str | None):
 
 
 def _accept(project, raw_event: dict) -> str:
-    """Store the event and queue the rest (webhooks, rules) for the worker; return the event id."""
-    event_id, stored = store_event(project, raw_event)
-    if stored is not None:
-        enqueue_job("webapp.dispatch.tasks.post_process_event", stored.event_id, stored.is_new_group,
-                         stored.is_regression)
+    """Store the event with its post-processing job (webhooks, rules) in one commit; return the event id."""
+    event_id, _ = store_event(project, raw_event, then=_post_process)
     return event_id
+
+
+def _post_process(stored) -> None:
+    enqueue_task_after_commit("webapp.dispatch.tasks.post_process_event", stored.event_id, stored.is_new_group,
+                              stored.is_regression)

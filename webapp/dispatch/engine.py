@@ -1,0 +1,124 @@
+"""One worker process: many RQ workers in threads (the slots), each on one queue, plus the housekeeper.
+
+Deliveries wait on the network, so one process keeps ``WORKER_CONCURRENCY`` of them in flight. Each
+slot is an RQ ``SimpleWorker`` of its own (registered, heartbeating, with RQ's started registry and
+retries) running in a thread, on a single queue so RQ dequeues recoverably. Slots per queue:
+
+- ``hookline-webhooks``: WORKER_CONCURRENCY minus the retry slots (first attempts, test alerts, events);
+- ``hookline-retries``: a quarter of WORKER_CONCURRENCY (at least one), so retries never take the
+  slots of first attempts;
+- ``hookline-mail``: MAIL_CONCURRENCY; ``hookline-periodic``: one (the minute tick).
+
+A slot whose RQ worker stops on a fault (Redis gone, the database gone) starts a fresh one after a
+short back-off, so the process rides out outages; it exits only when asked to (SIGTERM or SIGINT:
+busy slots finish their job first).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+
+from flask import Flask
+from rq.worker import WorkerStatus
+
+from .. import keys
+from .housekeeping import Housekeeper
+from .queues import HooklineWorker, make_worker
+
+logger = logging.getLogger(__name__)
+
+# RQ's worker key expires this long after the last heartbeat; an idle slot wakes every 15 s (TTL - 15).
+WORKER_TTL = 30
+MAX_RESTART_DELAY = 5.0
+
+
+def slot_plan(config) -> list[str]:
+    """Return the queue of each slot of one worker process."""
+    concurrency = config["WORKER_CONCURRENCY"]
+    retries = max(1, concurrency // 4)
+    first_attempts = max(1, concurrency - retries)
+    return ([keys.PERIODIC_QUEUE] + [keys.MAIL_QUEUE] * config["MAIL_CONCURRENCY"]
+            + [keys.RETRY_QUEUE] * retries + [keys.WEBHOOK_QUEUE] * first_attempts)
+
+
+class WorkerProcess:
+    """Run the slots and the housekeeper until stopped (or, with ``burst``, until the queues are empty)."""
+
+    def __init__(self, app: Flask, *, burst: bool = False, verbose: bool = False, name: str | None = None):
+        self.app = app
+        self.burst = burst
+        self.logging_level = "INFO" if verbose else "WARNING"
+        self.name = name or f"{socket.gethostname()}.{os.getpid()}"
+        self.plan = slot_plan(app.config)
+        self.stopping = threading.Event()
+        self.workers: dict[int, HooklineWorker] = {}
+        self.housekeeper = Housekeeper(app, self.name, self.stopping)
+
+    def run(self) -> int:
+        """Work until stopped; return the exit status (0: stopped on request)."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self.housekeeper.run_once()  # due retries and the tick at once, not a second later
+        threads = [threading.Thread(target=self._run_slot, args=(index, queue), name=f"slot-{index}-{queue}",
+                                    daemon=True) for index, queue in enumerate(self.plan)]
+        if not self.burst:
+            threads.append(threading.Thread(target=self.housekeeper.run, name="housekeeper", daemon=True))
+        for thread in threads:
+            thread.start()
+        logger.info("worker.started name=%s slots=%s", self.name, _describe(self.plan))
+        while not self.stopping.is_set() and any(thread.is_alive() for thread in threads):
+            self.stopping.wait(0.5)
+        self._finish_busy_slots(threads)
+        logger.info("worker.stopped name=%s", self.name)
+        return 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for worker in list(self.workers.values()):
+            worker._stop_requested = True  # RQ's flag: leave the loop after the current job
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.stopping.is_set():
+            logger.warning("worker.cold_stop: a second signal; jobs in flight are re-run by another worker")
+            os._exit(1)
+        logger.info("worker.stopping signal=%s: finishing the jobs in flight", signal.Signals(signum).name)
+        self.stop()
+
+    def _run_slot(self, index: int, queue_name: str) -> None:
+        delay = 0.5
+        while not self.stopping.is_set():
+            worker = make_worker(self.app, [queue_name], name=f"{self.name}.{index}.{uuid.uuid4().hex[:6]}",
+                                 worker_ttl=WORKER_TTL)
+            worker.run_maintenance = False  # the housekeeper does it for the process
+            worker.subscribe = lambda: None  # no pubsub thread per slot
+            self.workers[index] = worker
+            started = time.monotonic()
+            try:
+                worker.work(burst=self.burst, logging_level=self.logging_level, with_scheduler=False)
+            except Exception as exc:  # noqa: BLE001 - RQ raises outside its loop (birth, teardown) on a Redis fault
+                logger.warning("worker.slot_error slot=%s reason=%s: %s", index, exc.__class__.__name__,
+                               str(exc).splitlines()[0][:200] if str(exc) else "")
+            if self.burst or self.stopping.is_set():
+                return
+            delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, MAX_RESTART_DELAY)
+            logger.warning("worker.slot_restart slot=%s queue=%s in=%.1fs", index, queue_name, delay)
+            self.stopping.wait(delay)
+
+    def _finish_busy_slots(self, threads) -> None:
+        """Let busy slots finish their job (bounded by the job timeout); idle ones hold nothing."""
+        self.stop()
+        deadline = time.monotonic() + int(self.app.config["WEBHOOK_TIMEOUT"]) + 15
+        for worker in list(self.workers.values()):
+            while worker.get_state() == WorkerStatus.BUSY and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+def _describe(plan: list[str]) -> str:
+    return ", ".join(f"{plan.count(queue)} on {queue}" for queue in dict.fromkeys(plan))

@@ -1,0 +1,159 @@
+"""What keeps the queues moving, run by every worker process in a thread of its own (``Housekeeper``).
+
+Every second: promote due scheduled jobs (retries, crash retries) under a 10-second lock, and queue the
+minute tick. Every few seconds: RQ's registry maintenance (abandoned jobs re-run or failed, jobs stuck in
+an intermediate list after their worker died, rate-limit slots leaked by dead workers), and the outbox
+sweep. Every minute: the orphan sweep. Each takes a short Redis lock, so with many worker processes one
+does it, and a killed process holds nothing for longer than the lock's few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+
+from flask import Flask
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.registry import clean_registries
+from rq.scheduler import RQScheduler
+from rq.scripts import acquire_or_refresh_lock
+from rq.worker_registration import clean_worker_registry
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import keys
+from ..extensions import db
+from ..outbox import sweep_outbox
+from .queues import make_worker
+from .schedule import enqueue_metric_alert_tick
+
+logger = logging.getLogger(__name__)
+
+SCHEDULER_LOCK_SECONDS = 10
+MAINTENANCE_LOCK = "hookline:lock:maintenance"
+
+
+class ShortLockScheduler(RQScheduler):
+    """RQ's scheduler, run in a thread of the worker process instead of a forked child.
+
+    RQ's own takes its per-queue lock for 61 s from a child process that outlives a killed worker; this
+    one refreshes a 10-second lock every second, so another process takes over within 10 s of a death.
+    """
+
+    def acquire_locks(self, auto_start: bool = False) -> set[str]:
+        owned = set()
+        for name in self._queue_names:
+            outcome = acquire_or_refresh_lock(self.connection, self.get_locking_key(name), self.name,
+                                              SCHEDULER_LOCK_SECONDS)
+            if outcome in ("acquired", "refreshed"):
+                owned.add(name)
+        self._scheduled_job_registries = []
+        self._acquired_locks = owned
+        self.lock_acquisition_time = datetime.now()
+        return owned
+
+
+# Requeue a job that says it is queued but is in neither its queue nor that queue's intermediate list.
+# KEYS: job key; ARGV: job id, queue key prefix
+REQUEUE_ORPHAN_SCRIPT = """
+local fields = redis.call('HMGET', KEYS[1], 'status', 'origin')
+if fields[1] ~= 'queued' or not fields[2] then return 0 end
+local queue_key = ARGV[2] .. fields[2]
+if redis.call('LPOS', queue_key, ARGV[1]) or redis.call('LPOS', queue_key .. ':intermediate', ARGV[1]) then
+    return 0
+end
+redis.call('RPUSH', queue_key, ARGV[1])
+return 1
+"""
+
+
+def requeue_orphaned_jobs(connection, batch: int = 1000) -> list[str]:
+    """Find jobs marked ``queued`` that are in no queue (popped by a worker that died) and queue them again."""
+    queued_ids = set()
+    for name in keys.ALL_QUEUES:
+        queue = Queue(name, connection=connection)
+        queued_ids.update(connection.lrange(queue.key, 0, -1))
+        queued_ids.update(connection.lrange(queue.intermediate_queue_key, 0, -1))
+    requeue = connection.register_script(REQUEUE_ORPHAN_SCRIPT)
+    prefix = Queue.redis_queue_namespace_prefix
+    requeued = []
+    job_keys = [key for key in connection.scan_iter(match="rq:job:*", count=batch) if key.count(b":") == 2]
+    for start in range(0, len(job_keys), batch):
+        chunk = job_keys[start:start + batch]
+        pipe = connection.pipeline(transaction=False)
+        for key in chunk:
+            pipe.hget(key, "status")
+        for key, status in zip(chunk, pipe.execute()):
+            job_id = key.split(b":", 2)[2]
+            if status == b"queued" and job_id not in queued_ids and requeue(keys=[key], args=[job_id, prefix]):
+                requeued.append(job_id.decode())
+    if requeued:
+        logger.warning("housekeeping.orphans_requeued jobs=%s ids=%s", len(requeued), ",".join(requeued[:10]))
+    return requeued
+
+
+class Housekeeper:
+    """One worker process's housekeeping loop (see the module docstring)."""
+
+    def __init__(self, app: Flask, name: str, stopping: threading.Event, maintenance_every: float = 5.0,
+                 orphans_every: float = 60.0):
+        self.app = app
+        self.connection = app.extensions["redis"]
+        self.stopping = stopping
+        self.scheduler = ShortLockScheduler(keys.ALL_QUEUES, connection=self.connection, name=f"{name}.scheduler")
+        self.maintenance_worker = make_worker(app, keys.ALL_QUEUES, name=f"{name}.maintenance")
+        self.maintenance_every = maintenance_every
+        self.orphans_every = orphans_every
+        self._last_maintenance = 0.0
+        self._last_orphans = time.monotonic()
+        self._failing = False
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.run_once()
+            self.stopping.wait(1.0)
+
+    def run_once(self) -> None:
+        """Do what is due now; a Redis or database fault is logged in one line and tried again next second."""
+        try:
+            with self.app.app_context():
+                self.promote_due_jobs()
+                enqueue_metric_alert_tick()
+                now = time.monotonic()
+                if now - self._last_maintenance >= self.maintenance_every:
+                    self._last_maintenance = now
+                    self.maintain()
+                if now - self._last_orphans >= self.orphans_every:
+                    self._last_orphans = now
+                    if self.connection.set(keys.ORPHAN_SWEEP_LOCK, 1, nx=True, ex=int(self.orphans_every) - 1):
+                        requeue_orphaned_jobs(self.connection)
+            if self._failing:
+                logger.info("housekeeping.recovered")
+                self._failing = False
+        except (RedisError, SQLAlchemyError, OSError) as exc:
+            if not self._failing:
+                logger.warning("housekeeping.paused reason=%s: %s", exc.__class__.__name__, str(exc).splitlines()[0][:200])
+            self._failing = True
+            with self.app.app_context():
+                db.session.remove()
+
+    def promote_due_jobs(self) -> None:
+        """Move scheduled jobs whose time has come to their queues (RQ's scheduler, under a short lock)."""
+        if self.scheduler.acquire_locks():
+            self.scheduler.enqueue_scheduled_jobs()
+
+    def maintain(self) -> None:
+        """RQ's registry maintenance for every queue, then the outbox sweep; one process at a time."""
+        if not self.connection.set(MAINTENANCE_LOCK, 1, nx=True, ex=30):
+            return
+        try:
+            for name in keys.ALL_QUEUES:
+                queue = Queue(name, connection=self.connection)
+                clean_registries(queue)  # abandoned jobs: re-run (their Retry) or failed; leaked rate-limit slots
+                clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self.maintenance_worker, queue)  # popped by a dead worker
+            sweep_outbox()
+        finally:
+            self.connection.delete(MAINTENANCE_LOCK)

@@ -1,0 +1,21 @@
+"""Jobs written in the same transaction as the change that implies them (the outbox; see ``webapp/outbox.py``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .accounts import utcnow
+
+
+class OutboxJob(db.Model):
+    __tablename__ = "outbox_job"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The RQ job id the row becomes; chosen when the row is written, so a second flush re-queues the same job.
+    job_id: Mapped[str] = mapped_column(String(64), unique=True)
+    spec_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -1,0 +1,147 @@
+"""The outbox: RQ jobs committed in the same database transaction as the change that implies them.
+
+A change that must send webhooks (an ingested event, an issue resolved, an incident opened, an app
+disabled) adds its jobs with ``enqueue_after_commit``. They are rows of ``outbox_job`` until the commit;
+right after it they are queued on RQ and the rows deleted. If Redis does not answer then, the rows stay
+and a worker's housekeeping (``sweep_outbox``) queues them a few seconds later. So a committed change is
+never without its jobs, and a rolled-back one never has them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+
+from redis.exceptions import RedisError
+from rq import Queue, RateLimit, Retry
+from sqlalchemy import delete, event, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from .extensions import db
+from .models import OutboxJob, utcnow
+from .redis_store import get_redis
+
+logger = logging.getLogger(__name__)
+
+_PENDING = "hookline_outbox"  # key in Session.info: the specs added in the open transaction
+
+
+@dataclass
+class JobSpec:
+    """Everything RQ needs to queue one job, in plain JSON-able values."""
+
+    func: str
+    args: list
+    queue: str
+    timeout: int
+    result_ttl: int = 600
+    failure_ttl: int = 30 * 24 * 3600
+    retry: list | None = None  # [max, [intervals...]]
+    rate_limit: list | None = None  # [key, concurrency]
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def rq_retry(self) -> Retry | None:
+        return Retry(max=self.retry[0], interval=self.retry[1]) if self.retry else None
+
+    def rq_rate_limit(self) -> RateLimit | None:
+        return RateLimit(self.rate_limit[0], self.rate_limit[1]) if self.rate_limit else None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "JobSpec":
+        return cls(**json.loads(text))
+
+
+def enqueue_specs(specs: list[JobSpec], connection=None) -> list[str]:
+    """Queue the jobs now, all in one pipelined round trip; return their ids.
+
+    A job with a rate limit goes through RQ's RateLimit registry: queued at once while its key has a free
+    slot, else held until a job of that key ends.
+    """
+    if not specs:
+        return []
+    connection = connection or get_redis()
+    pipe = connection.pipeline()
+    for spec in specs:
+        queue = Queue(spec.queue, connection=connection)
+        job = queue.create_job(
+            spec.func, args=tuple(spec.args), timeout=spec.timeout, result_ttl=spec.result_ttl,
+            failure_ttl=spec.failure_ttl, job_id=spec.job_id, retry=spec.rq_retry(), rate_limit=spec.rq_rate_limit(),
+        )
+        pipe.sadd(queue.redis_queues_keys, queue.key)
+        if job.has_rate_limit:
+            # RQ's public enqueue refuses a pipeline for rate-limited jobs; its scheduler batches them this way.
+            queue._enqueue_rate_limited_job(job, pipeline=pipe)
+        else:
+            queue._enqueue_job(job, pipeline=pipe)
+    pipe.execute()
+    return [spec.job_id for spec in specs]
+
+
+def schedule_spec(spec: JobSpec, delay_seconds: float, connection=None) -> str:
+    """Queue the job after ``delay_seconds`` (RQ's scheduled registry; promoted by the workers' housekeeping)."""
+    connection = connection or get_redis()
+    queue = Queue(spec.queue, connection=connection)
+    queue.enqueue_in(
+        timedelta(seconds=delay_seconds), spec.func, *spec.args, job_timeout=spec.timeout, result_ttl=spec.result_ttl,
+        failure_ttl=spec.failure_ttl, job_id=spec.job_id, retry=spec.rq_retry(), rate_limit=spec.rq_rate_limit(),
+    )
+    return spec.job_id
+
+
+def enqueue_after_commit(spec: JobSpec) -> str:
+    """Write the job into the open transaction; it is queued when that transaction commits. Return its id."""
+    db.session.add(OutboxJob(job_id=spec.job_id, spec_json=spec.to_json()))
+    db.session.info.setdefault(_PENDING, []).append(spec)
+    return spec.job_id
+
+
+@event.listens_for(Session, "after_commit")
+def _queue_committed_jobs(session: Session) -> None:
+    specs = session.info.pop(_PENDING, None)
+    if specs:
+        flush_specs(specs)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back_jobs(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def flush_specs(specs: list[JobSpec]) -> bool:
+    """Queue committed jobs and delete their rows; on a Redis or database fault leave the rows to the sweep."""
+    try:
+        enqueue_specs(specs)
+    except RedisError as exc:
+        logger.warning("outbox.deferred jobs=%s reason=%r (a worker queues them within seconds)", len(specs), str(exc))
+        return False
+    try:
+        with db.engine.begin() as connection:
+            connection.execute(delete(OutboxJob).where(OutboxJob.job_id.in_([spec.job_id for spec in specs])))
+    except SQLAlchemyError as exc:
+        # The jobs are queued; the sweep would queue them again under the same job ids (same webhook-ids).
+        logger.warning("outbox.rows_kept jobs=%s reason=%s", len(specs), exc.__class__.__name__)
+    return True
+
+
+def sweep_outbox(older_than_seconds: float = 5.0, batch: int = 500) -> int:
+    """Queue the committed jobs whose after-commit queueing failed (older than the given age); return how many."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    rows = db.session.execute(
+        select(OutboxJob.job_id, OutboxJob.spec_json).where(OutboxJob.created_at < cutoff)
+        .order_by(OutboxJob.id).limit(batch)
+    ).all()
+    db.session.rollback()  # end the read transaction before talking to Redis
+    if not rows:
+        return 0
+    specs = [JobSpec.from_json(spec_json) for _, spec_json in rows]
+    if flush_specs(specs):
+        logger.info("outbox.swept jobs=%s", len(specs))
+        return len(specs)
+    return 0
