@@ -27,6 +27,11 @@ def create_app(config: dict | None = None) -> Flask:
         settings["SECRET_KEY"] = _instance_secret_key(Path(app.instance_path))
     app.config.update(settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = settings["DATABASE_URL"]
+    # A worker process holds a database connection per busy slot; connections open only when used.
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
+        "pool_size": settings["WORKER_CONCURRENCY"] + settings["MAIL_CONCURRENCY"] + 2, "max_overflow": 8,
+        "pool_pre_ping": True,  # a connection the database dropped (a restart) is replaced, not handed to a job
+    })
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tokens live as long as the session
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)

@@ -1,0 +1,59 @@
+"""``python worker.py`` as operators run it: many deliveries in flight, stops cleanly, no scheduler child left."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.lifecycle import log_entries, send
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def start_worker(settings, **overrides) -> subprocess.Popen:
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "BASE_URL", "WEBHOOK_ALLOW_PRIVATE", "WEBHOOK_TIMEOUT"):
+        env[name] = str(settings[name])
+    env.update({name: str(value) for name, value in overrides.items()})
+    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+def children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def test_one_process_keeps_many_slow_deliveries_in_flight_and_stops_cleanly(app, settings, pager, receiver):
+    receiver.answer(200, delay=0.5)
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 16
+    worker = start_worker(settings, WORKER_CONCURRENCY=16, WEBHOOK_APP_CONCURRENCY=16)
+    try:
+        wait_for(lambda: app.extensions["redis"].keys("rq:worker:*"), 20)
+        started = time.monotonic()
+        ids = send(app, pager, 16)
+        wait_for(lambda: len(receiver.received) == 16, 10)
+        elapsed = time.monotonic() - started
+        assert elapsed < 4.0, f"16 deliveries of 0.5 s each took {elapsed:.1f} s: not concurrent"
+        assert sorted(r.headers["Webhook-Id"] for r in receiver.received) == sorted(ids)
+        assert children_of(worker.pid) == []  # no forked scheduler to outlive the worker
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, output
+    assert "Traceback" not in output
+    assert len(log_entries(app, pager)) == 16
