@@ -28,14 +28,21 @@ def get_from_cache(model: type, pk: int) -> SimpleNamespace | None:
     """Return the cached columns of ``model`` row ``pk`` (reading the database on a miss), or None."""
     redis = current_app.extensions["redis"]
     key = keys.model_cache(model.__tablename__, pk)
-    raw = redis.get(key)
+    try:
+        raw = redis.get(key)
+    except RedisError as exc:  # a cache: without Redis, read the database
+        logger.warning("model cache read failed for %s: %s", key, exc.__class__.__name__)
+        raw = None
     if raw is not None:
         return SimpleNamespace(**json.loads(raw))
     row = db.session.get(model, pk)
     if row is None:
         return None
     values = {column: getattr(row, column) for column in CACHED_COLUMNS[model]}
-    redis.set(key, json.dumps(values), ex=keys.MODEL_CACHE_TTL)
+    try:
+        redis.set(key, json.dumps(values), ex=keys.MODEL_CACHE_TTL)
+    except RedisError as exc:  # not cached this time; the row itself is fine
+        logger.warning("model cache fill failed for %s: %s", key, exc.__class__.__name__)
     return SimpleNamespace(**values)
 
 

@@ -18,7 +18,7 @@ from .audit import record_audit
 from .dispatch.delivery import replay_missed, take_missed
 from .dispatch.events import EVENT_TYPES
 from .dispatch.health import IntegrationRequestBuffer, read_counts
-from .dispatch.queues import get_queue, job_timeout
+from .dispatch.queues import app_caps, get_queue, job_timeout
 from .dispatch.tasks import send_test_alert
 from .extensions import db
 from .models import (
@@ -211,19 +211,21 @@ def enqueue_test_alert(sentry_app: SentryApp) -> str:
     """
     redis = get_redis()
     pending_key = keys.test_alert_pending(sentry_app.id)
-    job_id = uuid.uuid4().hex
-    if not redis.set(pending_key, job_id, nx=True, ex=keys.TEST_ALERT_PENDING_TTL):
+    # One press of this app at a time: the look at the pending job and the queueing of a new one are one step,
+    # so a double click cannot pass between the first press recording its job id and creating that job.
+    with redis.lock(keys.test_alert_lock(sentry_app.id), timeout=10, blocking_timeout=5):
         pending = (redis.get(pending_key) or b"").decode()
         if pending and _is_waiting(pending):
             return pending
-        redis.set(pending_key, job_id, ex=keys.TEST_ALERT_PENDING_TTL)  # the one recorded has ended
-    queue = get_queue(keys.WEBHOOK_QUEUE)
-    job = queue.create_job(
-        send_test_alert, args=(sentry_app.id,), job_id=job_id, timeout=job_timeout(), result_ttl=3600,
-        failure_ttl=7 * 24 * 3600, meta={"sentry_app_id": sentry_app.id},
-        rate_limit=RateLimit(keys.app_rate_limit(sentry_app.id), current_app.config["WEBHOOK_APP_CONCURRENCY"]),
-    )
-    queue.enqueue_job(job)
+        job_id = uuid.uuid4().hex
+        redis.set(pending_key, job_id, ex=keys.TEST_ALERT_PENDING_TTL)
+        queue = get_queue(keys.WEBHOOK_QUEUE)
+        job = queue.create_job(
+            send_test_alert, args=(sentry_app.id,), job_id=job_id, timeout=job_timeout(), result_ttl=3600,
+            failure_ttl=7 * 24 * 3600, meta={"sentry_app_id": sentry_app.id},
+            rate_limit=RateLimit(keys.app_rate_limit(sentry_app.id), app_caps([sentry_app.id])[sentry_app.id]),
+        )
+        queue.enqueue_job(job)
     return job_id
 
 

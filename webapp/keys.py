@@ -88,10 +88,22 @@ def test_alert_pending(app_id: int) -> str:
     return f"hookline:test-alert-pending:{app_id}"
 
 
+# Held (a few seconds at most) while one press of the app's test-alert button checks and queues.
+#   hookline:test-alert-lock:<app id>
+def test_alert_lock(app_id: int) -> str:
+    return f"hookline:test-alert-lock:{app_id}"
+
+
 # Per-app cap on attempts queued or in flight, across all workers: RQ's RateLimit key (RQ stores it as
 # rq:rl:<key>, with the jobs let through and those waiting for a slot).
 def app_rate_limit(app_id: int) -> str:
     return f"hookline-app-{app_id}"
+
+
+# RQ's hash of that rate limit's settings; Hookline sets its ``concurrency`` after every attempt (the cap
+# follows the app's latest answer).   rq:rl:hookline-app-<app id>
+def app_rate_limit_config(app_id: int) -> str:
+    return f"rq:rl:{app_rate_limit(app_id)}"
 
 
 # Housekeeping locks (SET NX EX): one worker process at a time sweeps the outbox and the orphaned jobs.

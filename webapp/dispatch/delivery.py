@@ -14,7 +14,7 @@ from ..models import SentryApp
 from ..outbox import enqueue_specs, schedule_spec
 from ..redis_store import get_redis
 from .payloads import build_envelope
-from .queues import delivery_spec
+from .queues import app_caps, delivery_spec
 from .signing import new_message_id
 from .webhooks import send_and_save_webhook_request
 
@@ -35,7 +35,8 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
 
 def enqueue_delivery_jobs(many_args: list[tuple]) -> list[str]:
     """Queue one ``deliver_webhook`` job per args tuple now, in one pipelined round trip; return the job ids."""
-    return enqueue_specs([delivery_spec(args) for args in many_args])
+    caps = app_caps(args[0] for args in many_args)
+    return enqueue_specs([delivery_spec(args, cap=caps[args[0]]) for args in many_args])
 
 
 def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict | None = None,
@@ -65,7 +66,8 @@ def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict
     if result.will_retry:
         delay = retry_delay(attempt, result.outcome.retry_after)
         next_attempt = (sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay, sentry_app.organization_id)
-        spec = delivery_spec(next_attempt, keys.RETRY_QUEUE)
+        cap = 1 if result.outcome.kind == "timeout" else current_app.config["WEBHOOK_APP_CONCURRENCY"]
+        spec = delivery_spec(next_attempt, keys.RETRY_QUEUE, cap=cap)
         spec.job_id = f"{message_id}-attempt-{attempt + 1}"  # a re-run of this attempt schedules the same job
         schedule_spec(spec, delay)
         logger.info("delivery.retry_scheduled app=%s event=%s attempt=%s in=%.0fs", sentry_app.slug, event_type,

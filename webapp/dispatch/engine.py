@@ -59,6 +59,12 @@ class WorkerProcess:
         self.stopping = threading.Event()
         self.workers: dict[int, HooklineWorker] = {}
         self.housekeeper = Housekeeper(app, self.name, self.stopping)
+        # Making the housekeeper's RQ worker raised the pool's socket timeout above RQ's 15 s BLMOVE, but only
+        # for connections opened from now on: drop older ones (worker.py's start-up ping), or the slot that
+        # blocks on one times out every 5 s, logs a Redis error and stops listening for a second or two.
+        pool = self.housekeeper.connection.connection_pool
+        pool.disconnect(inuse_connections=False)
+        pool.reset()
 
     def run(self) -> int:
         """Work until stopped; return the exit status (0: stopped on request)."""
@@ -94,17 +100,22 @@ class WorkerProcess:
     def _run_slot(self, index: int, queue_name: str) -> None:
         delay = 0.5
         while not self.stopping.is_set():
-            worker = make_worker(self.app, [queue_name], name=f"{self.name}.{index}.{uuid.uuid4().hex[:6]}",
-                                 worker_ttl=WORKER_TTL)
-            worker.run_maintenance = False  # the housekeeper does it for the process
-            worker.subscribe = lambda: None  # no pubsub thread per slot
-            self.workers[index] = worker
             started = time.monotonic()
             try:
+                # Made inside the try: RQ's worker talks to Redis as it is made (CLIENT SETNAME), and a slot
+                # restarting while Redis is still down must back off and try again, not end its thread.
+                worker = make_worker(self.app, [queue_name], name=f"{self.name}.{index}.{uuid.uuid4().hex[:6]}",
+                                     worker_ttl=WORKER_TTL)
+                worker.run_maintenance = False  # the housekeeper does it for the process
+                worker.subscribe = lambda: None  # no pubsub thread per slot
+                self.workers[index] = worker
                 worker.work(burst=self.burst, logging_level=self.logging_level, with_scheduler=False)
             except Exception as exc:  # noqa: BLE001 - RQ raises outside its loop (birth, teardown) on a Redis fault
                 logger.warning("worker.slot_error slot=%s reason=%s: %s", index, exc.__class__.__name__,
                                str(exc).splitlines()[0][:200] if str(exc) else "")
+            # This worker runs no job any more (a fault ended it mid-job: its job is RQ's abandoned job now);
+            # left here in state busy, it would hold a stopping process for the whole job timeout.
+            self.workers.pop(index, None)
             if self.burst or self.stopping.is_set():
                 return
             delay = 0.5 if time.monotonic() - started > 30 else min(delay * 2, MAX_RESTART_DELAY)

@@ -8,7 +8,7 @@ from ..extensions import db
 from ..models import SentryApp
 from ..outbox import enqueue_after_commit
 from .events import resource_of
-from .queues import delivery_spec, task_spec
+from .queues import app_caps, delivery_spec, task_spec
 from .signing import new_message_id
 
 
@@ -30,8 +30,9 @@ def notify_resource_change(organization_id: int, event_type: str, data: dict, ac
 
     The deliveries are queued when the caller commits the change, and never without it.
     """
+    caps = app_caps(subscribed_app_ids(organization_id, resource_of(event_type)))
     return [
         enqueue_after_commit(delivery_spec(
-            (app_id, event_type, data, actor, new_message_id(app_id, event_type), 1, False, organization_id)))
-        for app_id in subscribed_app_ids(organization_id, resource_of(event_type))
+            (app_id, event_type, data, actor, new_message_id(app_id, event_type), 1, False, organization_id), cap=cap))
+        for app_id, cap in caps.items()
     ]

@@ -14,6 +14,7 @@ from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, Timeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import NewConnectionError
 
+from . import deadlines
 from ..netguard import AddressPolicy, BlockedDestination, UnresolvableHost
 
 logger = logging.getLogger(__name__)
@@ -135,13 +136,11 @@ def post_webhook(
     started = time.monotonic()
     deadline = started + timeout
     _inflight.sockets = []
-    watchdog = threading.Timer(timeout, _cut, args=(_inflight.sockets,))
-    watchdog.daemon = True
-    watchdog.start()
+    watchdog = deadlines.watch.call_at(deadline, _cut, _inflight.sockets)
     try:
         return _post(url, body, headers, policy, timeout, max_bytes, started, deadline)
     finally:
-        watchdog.cancel()
+        deadlines.watch.cancel(watchdog)
         _inflight.sockets = None
 
 

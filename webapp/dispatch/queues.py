@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 
 from flask import Flask, current_app
 from rq import Queue, SimpleWorker
-from rq.timeouts import TimerDeathPenalty
 
 from .. import keys
 from ..extensions import db
 from ..outbox import JobSpec
 from ..redis_store import get_redis
+from .deadlines import SharedTimerDeathPenalty
 
 logger = logging.getLogger(__name__)
 
@@ -24,20 +26,41 @@ CRASH_RETRY = [3, [10, 60, 300]]
 MAIL_RETRY = [10, [30, 60, 300, 900, 1800, 3600, 3600, 7200, 14400, 28800]]
 
 
+HEARTBEAT_EVERY = 5.0  # seconds between a worker's own heartbeats
+
+
 def get_queue(name: str = keys.WEBHOOK_QUEUE) -> Queue:
     return Queue(name, connection=get_redis())
 
 
-def delivery_spec(args: tuple, queue: str = keys.WEBHOOK_QUEUE) -> JobSpec:
+def app_caps(app_ids) -> dict[int, int]:
+    """Return each app's cap on attempts in flight: WEBHOOK_APP_CONCURRENCY, or 1 while its last attempt timed out.
+
+    A receiver that hangs holds a slot for WEBHOOK_TIMEOUT per attempt; one at a time is enough to find out
+    when it answers again. One round trip for any number of apps.
+    """
+    app_ids = list(dict.fromkeys(app_ids))
+    if not app_ids:
+        return {}
+    full = current_app.config["WEBHOOK_APP_CONCURRENCY"]
+    values = get_redis().hmget(keys.LAST_DELIVERY, [str(app_id) for app_id in app_ids])
+    return {app_id: 1 if value and json.loads(value).get("response_code") == 0 else full
+            for app_id, value in zip(app_ids, values)}
+
+
+def delivery_spec(args: tuple, queue: str = keys.WEBHOOK_QUEUE, cap: int | None = None) -> JobSpec:
     """Return the job of one delivery attempt: ``deliver_webhook(*args)``, capped per app (``args[0]``)."""
-    config = current_app.config
+    app_id = args[0]
+    cap = cap or app_caps([app_id])[app_id]
     return JobSpec(DELIVER_JOB, list(args), queue, timeout=job_timeout(), retry=CRASH_RETRY,
-                   rate_limit=[keys.app_rate_limit(args[0]), config["WEBHOOK_APP_CONCURRENCY"]])
+                   rate_limit=[keys.app_rate_limit(app_id), cap])
 
 
-def task_spec(func: str, args: tuple, queue: str = keys.WEBHOOK_QUEUE, timeout: int | None = None) -> JobSpec:
-    """Return the job of a task (``func`` is its dotted path) that is not itself a delivery."""
-    return JobSpec(func, list(args), queue, timeout=timeout or job_timeout() + 30, retry=CRASH_RETRY)
+def task_spec(func: str, args: tuple, queue: str = keys.WEBHOOK_QUEUE, timeout: int | None = None,
+              app_cap: tuple[int, int] | None = None) -> JobSpec:
+    """Return the job of a task (``func`` is its dotted path); one that delivers to an app names it and its cap."""
+    return JobSpec(func, list(args), queue, timeout=timeout or job_timeout() + 30, retry=CRASH_RETRY,
+                   rate_limit=[keys.app_rate_limit(app_cap[0]), app_cap[1]] if app_cap else None)
 
 
 def mail_spec(args: tuple) -> JobSpec:
@@ -61,8 +84,8 @@ class HooklineWorker(SimpleWorker):
     """
 
     flask_app: Flask
-    # A thread cannot use SIGALRM; RQ's timer-based death penalty works in any thread.
-    death_penalty_class = TimerDeathPenalty
+    # A thread cannot use SIGALRM; RQ's timer-based death penalty works in any thread (one timer thread in all).
+    death_penalty_class = SharedTimerDeathPenalty
     # Reconnect quickly after a Redis restart (RQ's default backs off to a minute).
     max_connection_wait_time = 2
     # The engine's housekeeper runs RQ's maintenance every few seconds for the whole process.
@@ -74,6 +97,16 @@ class HooklineWorker(SimpleWorker):
                 return super().perform_job(job, queue, *args, **kwargs)
             finally:
                 _close_session()
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None):
+        # RQ beats up to five times per job, a round trip each; the worker key lives WORKER_TTL (30 s), so a
+        # beat every few seconds is plenty. Beats queued on a pipeline cost nothing and always go through.
+        now = time.monotonic()
+        if pipeline is None and now - getattr(self, "_last_beat", 0.0) < HEARTBEAT_EVERY:
+            return
+        if pipeline is None:
+            self._last_beat = now
+        super().heartbeat(timeout, pipeline)
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         # A job is stopped at its timeout, so a worker silent for 15 s beyond it is dead: its job is abandoned.

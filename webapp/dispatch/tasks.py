@@ -22,7 +22,7 @@ from ..rules import rules_to_fire
 from .delivery import deliver_webhook
 from .fanout import notify_resource_change
 from .payloads import build_test_alert
-from .queues import task_spec
+from .queues import app_caps, task_spec
 from .serializers import serialize_event, serialize_incident, serialize_issue
 from .signing import new_message_id
 from .webhooks import send_and_save_webhook_request
@@ -141,12 +141,14 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
         notify_resource_change(organization_id, "issue.unresolved", {"issue": serialize_issue(event.group, base_url)})
     notify_resource_change(organization_id, "error.created", {"error": serialize_event(event, base_url)})
     stored = StoredEvent(event.id, event.group_id, is_new_group, is_regression)
-    for rule in rules_to_fire(stored):
-        for action in rule.actions:
-            enqueue_after_commit(task_spec(
-                "webapp.dispatch.tasks.send_alert_event",
-                (event.id, rule.id, action["sentry_app_id"], action.get("settings") or [],
-                 new_message_id("rule", rule.id, action["sentry_app_id"]))))
+    actions = [(rule, action) for rule in rules_to_fire(stored) for action in rule.actions]
+    caps = app_caps(action["sentry_app_id"] for _, action in actions)
+    for rule, action in actions:
+        app_id = action["sentry_app_id"]
+        enqueue_after_commit(task_spec(
+            "webapp.dispatch.tasks.send_alert_event",
+            (event.id, rule.id, app_id, action.get("settings") or [], new_message_id("rule", rule.id, app_id)),
+            app_cap=(app_id, caps[app_id])))
     db.session.commit()
     for rule in db.session.scalars(select(MetricAlertRule).where(MetricAlertRule.project_id == event.project_id)):
         notify_incident_changes(rule)
@@ -156,11 +158,13 @@ def notify_incident_changes(rule: MetricAlertRule, now=None) -> None:
     """Evaluate one metric alert rule; each status change commits with a notification per action."""
 
     def notify(incident_id: int, status: str, value: int) -> None:
+        caps = app_caps(action["sentry_app_id"] for action in rule.actions)
         for action in rule.actions:
             app_id = action["sentry_app_id"]
             enqueue_after_commit(task_spec(
                 "webapp.dispatch.tasks.send_incident_alert_notification",
-                (app_id, incident_id, status, value, new_message_id("incident", incident_id, status, app_id))))
+                (app_id, incident_id, status, value, new_message_id("incident", incident_id, status, app_id)),
+                app_cap=(app_id, caps[app_id])))
 
     evaluate_rule(rule, now, on_change=notify)
 

@@ -90,6 +90,10 @@ def send_and_save_webhook_request(
         extra=extra, pipe=pipe,
     )
     pipe.hset(keys.LAST_DELIVERY, str(sentry_app.id), json.dumps({"date": entry["date"], "response_code": response.status_code}))
+    # The app's cap on attempts in flight follows its latest answer (see ``app_caps``): one at a time while it
+    # times out, the full cap again as soon as it answers, also for the deliveries already waiting their turn.
+    cap = 1 if response.status_code == 0 else config["WEBHOOK_APP_CONCURRENCY"]
+    pipe.hset(keys.app_rate_limit_config(sentry_app.id), "concurrency", cap)
     today = clock.today()
     if count_health:
         buffer = IntegrationRequestBuffer(redis, sentry_app.id, sentry_app.organization_id)
