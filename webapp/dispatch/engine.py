@@ -59,8 +59,8 @@ class WorkerProcess:
         self.stopping = threading.Event()
         self.workers: dict[int, HooklineWorker] = {}
         self.housekeeper = Housekeeper(app, self.name, self.stopping)
-        # Making the housekeeper's RQ worker raised the pool's socket timeout above RQ's 15 s BLMOVE, but only
-        # for connections opened from now on: drop older ones (worker.py's start-up ping), or the slot that
+        # Making the housekeeper's RQ worker raised the pool's socket timeout past the slots' 15 s BLMOVE, but
+        # only for connections opened from now on: drop older ones (worker.py's start-up ping), or the slot that
         # blocks on one times out every 5 s, logs a Redis error and stops listening for a second or two.
         pool = self.housekeeper.connection.connection_pool
         pool.disconnect(inuse_connections=False)

@@ -103,7 +103,9 @@ class Housekeeper:
         self.connection = app.extensions["redis"]
         self.stopping = stopping
         self.scheduler = ShortLockScheduler(keys.ALL_QUEUES, connection=self.connection, name=f"{name}.scheduler")
-        self.maintenance_worker = make_worker(app, keys.ALL_QUEUES, name=f"{name}.maintenance")
+        # Never registered or run: RQ's intermediate-list cleanup takes a worker to fail jobs through. Its short
+        # TTL keeps the socket timeout RQ sets on the shared pool short (RQ sets it to TTL - 15 + 10 s).
+        self.maintenance_worker = make_worker(app, keys.ALL_QUEUES, name=f"{name}.maintenance", worker_ttl=30)
         self.maintenance_every = maintenance_every
         self.orphans_every = orphans_every
         self._last_maintenance = 0.0
@@ -146,7 +148,7 @@ class Housekeeper:
 
     def maintain(self) -> None:
         """RQ's registry maintenance for every queue, then the outbox sweep; one process at a time."""
-        if not self.connection.set(MAINTENANCE_LOCK, 1, nx=True, ex=30):
+        if not self.connection.set(MAINTENANCE_LOCK, 1, nx=True, ex=10):
             return
         try:
             for name in keys.ALL_QUEUES:
