@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from . import clock, keys
 from .audit import record_audit
-from .dispatch.delivery import replay_missed, take_missed
+from .dispatch.delivery import forget_replayed, replay_missed, take_missed
 from .dispatch.events import EVENT_TYPES
 from .dispatch.health import IntegrationRequestBuffer, read_counts
 from .dispatch.queues import app_caps, get_queue, job_timeout
@@ -154,14 +154,15 @@ def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool | None)
         return None
     record_audit(sentry_app.organization_id, "internal-integration.enable", actor_id=actor_id,
                  target_object=sentry_app.id, target_label=sentry_app.name, data={"replay": replay})
+    replayed = replay_missed(sentry_app.id, sentry_app.organization_id) if replay else 0  # commits with the enable
     db.session.commit()
     db.session.refresh(sentry_app)
     IntegrationRequestBuffer(get_redis(), sentry_app.id, sentry_app.organization_id).clear(clock.today())
     if replay:
-        return replay_missed(sentry_app.id, sentry_app.organization_id)
-    if replay is False:
+        forget_replayed(sentry_app.id, replayed)
+    elif replay is False:
         take_missed(sentry_app.id)  # the owner chose not to replay: drop them
-    return 0
+    return replayed
 
 
 def rotate_secret(sentry_app: SentryApp, actor_id: int | None) -> str:

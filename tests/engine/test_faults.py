@@ -395,3 +395,39 @@ def test_postgresql_dropping_the_workers_connections_loses_nothing(app, settings
     assert sorted(entry["response_code"] for entry in log_entries(app, pager)) == [200] * 6
     assert worker.poll() is None, workers.output(worker)
     assert "Traceback" not in workers.output(worker), workers.output(worker)
+
+
+# 5. A flapping receiver (every other request fails): every message gets through, each under one webhook-id.
+
+def test_a_flapping_receiver_gets_every_message_under_one_webhook_id_each(app, pager, receiver, arrivals, workers):
+    from werkzeug import Response
+
+    redis = app.extensions["redis"]
+    answered = {"count": 0}
+
+    def flapping(request):
+        received = receiver._check(request)
+        receiver.received.append(received)
+        answered["count"] += 1
+        ok = answered["count"] % 2 == 0
+        return Response('{"ok": true}' if ok else "busy", status=200 if ok else 503, content_type="application/json")
+
+    receiver.server.clear_all_handlers()
+    receiver.server.expect_request("/hook", method="POST").respond_with_handler(flapping)
+    worker = workers.start(WEBHOOK_RETRY_SCHEDULE="1,1,1,1")
+    wait_ready(redis, worker, workers)
+    started = time.monotonic()
+    ids = send(app, pager, 10)
+
+    def delivered() -> set[str]:
+        return {entry["request_id"] for entry in log_entries(app, pager) if entry["response_code"] == 200}
+
+    wait_for(lambda: len(delivered()) >= 10, 30, what="10 successful deliveries")
+    elapsed = time.monotonic() - started
+    time.sleep(1.5)  # a stray extra attempt would arrive now
+    print(f"\n[flapping receiver] 10 messages delivered in {elapsed:.1f} s, {len(arrivals())} attempts")
+    assert set(arrivals.ids()) == set(ids)  # nothing under a new id
+    successes = [entry for entry in log_entries(app, pager) if entry["response_code"] == 200]
+    assert len(successes) == 10  # each message succeeded exactly once: no attempt after its success
+    assert not any(entry.get("delivery_failed") for entry in log_entries(app, pager))
+    assert worker.poll() is None, workers.output(worker)

@@ -11,7 +11,7 @@ from flask import current_app
 from .. import clock, keys
 from ..extensions import db
 from ..models import SentryApp
-from ..outbox import enqueue_specs, schedule_spec
+from ..outbox import enqueue_after_commit, enqueue_specs, schedule_spec
 from ..redis_store import get_redis
 from .payloads import build_envelope
 from .queues import app_caps, delivery_spec
@@ -104,8 +104,23 @@ def take_missed(sentry_app_id: int) -> list[dict]:
 
 
 def replay_missed(sentry_app_id: int, organization_id: int) -> int:
-    """Queue every kept delivery again, each a fresh, freshly signed attempt; return how many."""
-    items = take_missed(sentry_app_id)
-    enqueue_delivery_jobs([(sentry_app_id, item["event_type"], item["data"], item["actor"], item["message_id"], 1,
-                            True, organization_id) for item in items])
+    """Add every kept delivery to the open transaction as a fresh attempt (same webhook-id); return how many.
+
+    The kept ones stay kept until the caller has committed and calls ``forget_replayed``: a re-enable that
+    fails to commit replays nothing and loses nothing.
+    """
+    items = [json.loads(item) for item in reversed(get_redis().lrange(keys.missed_deliveries(sentry_app_id), 0, -1))]
+    cap = app_caps([sentry_app_id])[sentry_app_id]
+    for item in items:
+        args = (sentry_app_id, item["event_type"], item["data"], item["actor"], item["message_id"], 1, True,
+                organization_id)
+        enqueue_after_commit(delivery_spec(args, cap=cap))
     return len(items)
+
+
+def forget_replayed(sentry_app_id: int, count: int) -> None:
+    """Drop the ``count`` oldest kept deliveries (the replayed ones); any kept since stay."""
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.ltrim(keys.missed_deliveries(sentry_app_id), 0, -(count + 1))
+    pipe.delete(keys.missed_count(sentry_app_id))
+    pipe.execute()
