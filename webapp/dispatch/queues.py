@@ -9,6 +9,7 @@ import time
 
 from flask import Flask, current_app
 from rq import Queue, SimpleWorker
+from rq.utils import now as rq_now
 
 from .. import keys
 from ..extensions import db
@@ -107,6 +108,26 @@ class HooklineWorker(SimpleWorker):
         if pipeline is None:
             self._last_beat = now
         super().heartbeat(timeout, pipeline)
+
+    def set_state(self, state: str, pipeline=None):
+        # RQ writes busy/idle to Redis twice per job, a round trip each, for monitoring only; the state still
+        # goes to Redis whenever RQ writes it on a pipeline (start-up, suspension, death).
+        if pipeline is None:
+            self._state = state
+        else:
+            super().set_state(state, pipeline)
+
+    def check_for_suspension(self, burst: bool):
+        # ``rq suspend`` is honoured within HEARTBEAT_EVERY seconds, not on every job (a round trip each).
+        now = time.monotonic()
+        if now - getattr(self, "_last_suspension_check", 0.0) >= HEARTBEAT_EVERY:
+            self._last_suspension_check = now
+            super().check_for_suspension(burst)
+
+    def handle_execution_ended(self, job, queue, heartbeat_ttl: int):
+        # RQ refreshes the job's heartbeat here for success callbacks, which Hookline's jobs do not have; the
+        # job leaves the started registry in the very next pipeline.
+        job.ended_at = rq_now()
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         # A job is stopped at its timeout, so a worker silent for 15 s beyond it is dead: its job is abandoned.
