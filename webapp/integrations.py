@@ -154,7 +154,7 @@ def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool | None)
         return None
     record_audit(sentry_app.organization_id, "internal-integration.enable", actor_id=actor_id,
                  target_object=sentry_app.id, target_label=sentry_app.name, data={"replay": replay})
-    replayed = replay_missed(sentry_app.id, sentry_app.organization_id) if replay else 0  # commits with the enable
+    replayed = replay_missed(sentry_app.id, sentry_app.organization_id) if replay else []  # commits with the enable
     db.session.commit()
     db.session.refresh(sentry_app)
     IntegrationRequestBuffer(get_redis(), sentry_app.id, sentry_app.organization_id).clear(clock.today())
@@ -162,7 +162,7 @@ def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool | None)
         forget_replayed(sentry_app.id, replayed)
     elif replay is False:
         take_missed(sentry_app.id)  # the owner chose not to replay: drop them
-    return replayed
+    return len(replayed)
 
 
 def rotate_secret(sentry_app: SentryApp, actor_id: int | None) -> str:

@@ -106,9 +106,10 @@ def app_rate_limit_config(app_id: int) -> str:
     return f"rq:rl:{app_rate_limit(app_id)}"
 
 
-# Housekeeping locks (SET NX EX): one worker process at a time sweeps the outbox and the orphaned jobs.
-#   hookline:lock:outbox-sweep   hookline:lock:orphan-sweep
-OUTBOX_SWEEP_LOCK = "hookline:lock:outbox-sweep"
+# Housekeeping locks: one worker process at a time maintains RQ's registries and sweeps the outbox (owner
+# token, 30 s), and sweeps the orphaned jobs (SET NX EX, once a minute).
+#   hookline:lock:maintenance   hookline:lock:orphan-sweep
+MAINTENANCE_LOCK = "hookline:lock:maintenance"
 ORPHAN_SWEEP_LOCK = "hookline:lock:orphan-sweep"
 
 # Queue names (RQ stores them as rq:queue:<name>). Each has slots of its own in every worker process,

@@ -103,24 +103,26 @@ def take_missed(sentry_app_id: int) -> list[dict]:
     return [json.loads(item) for item in reversed(items)]
 
 
-def replay_missed(sentry_app_id: int, organization_id: int) -> int:
-    """Add every kept delivery to the open transaction as a fresh attempt (same webhook-id); return how many.
+def replay_missed(sentry_app_id: int, organization_id: int) -> list[bytes]:
+    """Add every kept delivery to the open transaction as a fresh attempt (same webhook-id); return them as kept.
 
-    The kept ones stay kept until the caller has committed and calls ``forget_replayed``: a re-enable that
-    fails to commit replays nothing and loses nothing.
+    The kept ones stay kept until the caller has committed and calls ``forget_replayed`` with them: a
+    re-enable that fails to commit replays nothing and loses nothing.
     """
-    items = [json.loads(item) for item in reversed(get_redis().lrange(keys.missed_deliveries(sentry_app_id), 0, -1))]
+    kept = get_redis().lrange(keys.missed_deliveries(sentry_app_id), 0, -1)
     cap = app_caps([sentry_app_id])[sentry_app_id]
-    for item in items:
+    for raw in reversed(kept):  # oldest first
+        item = json.loads(raw)
         args = (sentry_app_id, item["event_type"], item["data"], item["actor"], item["message_id"], 1, True,
                 organization_id)
         enqueue_after_commit(delivery_spec(args, cap=cap))
-    return len(items)
+    return kept
 
 
-def forget_replayed(sentry_app_id: int, count: int) -> None:
-    """Drop the ``count`` oldest kept deliveries (the replayed ones); any kept since stay."""
+def forget_replayed(sentry_app_id: int, replayed: list[bytes]) -> None:
+    """Drop the replayed deliveries from the kept ones, by value: any kept since stay."""
     pipe = get_redis().pipeline(transaction=True)
-    pipe.ltrim(keys.missed_deliveries(sentry_app_id), 0, -(count + 1))
+    for raw in replayed:
+        pipe.lrem(keys.missed_deliveries(sentry_app_id), 1, raw)
     pipe.delete(keys.missed_count(sentry_app_id))
     pipe.execute()

@@ -30,6 +30,7 @@ from rq.worker import WorkerStatus
 from .. import keys
 from .housekeeping import Housekeeper
 from .queues import HooklineWorker, make_worker
+from .schedule import TICK_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,10 @@ class WorkerProcess:
                                      worker_ttl=WORKER_TTL)
                 worker.run_maintenance = False  # the housekeeper does it for the process
                 worker.subscribe = lambda: None  # no pubsub thread per slot
+                worker.stopping = self.stopping  # an idle slot stops within a dequeue slice
                 self.workers[index] = worker
+                if self.stopping.is_set():
+                    return
                 worker.work(burst=self.burst, logging_level=self.logging_level, with_scheduler=False)
             except Exception as exc:  # noqa: BLE001 - RQ raises outside its loop (birth, teardown) on a Redis fault
                 logger.warning("worker.slot_error slot=%s reason=%s: %s", index, exc.__class__.__name__,
@@ -123,12 +127,19 @@ class WorkerProcess:
             self.stopping.wait(delay)
 
     def _finish_busy_slots(self, threads) -> None:
-        """Let busy slots finish their job (bounded by the job timeout); idle ones hold nothing."""
+        """Let every slot finish its job and stop (idle ones within a dequeue slice), bounded by the longest job."""
         self.stop()
-        deadline = time.monotonic() + int(self.app.config["WEBHOOK_TIMEOUT"]) + 15
+        deadline = time.monotonic() + longest_job_seconds(self.app.config) + 5
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for worker in list(self.workers.values()):
-            while worker.get_state() == WorkerStatus.BUSY and time.monotonic() < deadline:
-                time.sleep(0.05)
+            if worker.get_state() == WorkerStatus.BUSY:
+                logger.warning("worker.stop_timeout worker=%s: its job is re-run by another worker", worker.name)
+
+
+def longest_job_seconds(config) -> int:
+    """Return the longest time limit of any job a slot runs (tasks, mail, the minute tick)."""
+    return max(int(config["WEBHOOK_TIMEOUT"]) + 40, int(config["MAIL_TIMEOUT"] * 4) + 5, TICK_SECONDS)
 
 
 def _describe(plan: list[str]) -> str:

@@ -17,9 +17,9 @@ from datetime import datetime
 from flask import Flask
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.registry import clean_registries
+from rq.registry import ScheduledJobRegistry, clean_registries
 from rq.scheduler import RQScheduler
-from rq.scripts import acquire_or_refresh_lock
+from rq.scripts import acquire_or_refresh_lock, release_lock
 from rq.worker_registration import clean_worker_registry
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,7 +32,7 @@ from .schedule import enqueue_metric_alert_tick
 logger = logging.getLogger(__name__)
 
 SCHEDULER_LOCK_SECONDS = 10
-MAINTENANCE_LOCK = "hookline:lock:maintenance"
+MAINTENANCE_LOCK_SECONDS = 30  # held only while maintaining; a process killed meanwhile delays the next pass
 
 
 class ShortLockScheduler(RQScheduler):
@@ -55,22 +55,33 @@ class ShortLockScheduler(RQScheduler):
         return owned
 
 
-# Requeue a job that says it is queued but is in neither its queue nor that queue's intermediate list.
-# KEYS: job key; ARGV: job id, queue key prefix
+# Put back a job that was left between places: marked queued but in neither its queue nor that queue's
+# intermediate list (popped by a worker that died), or marked scheduled but not in its scheduled registry
+# (its worker died between RQ marking it and registering it). A scheduled one becomes due now.
+# KEYS: job key; ARGV: job id, queue key prefix, scheduled registry key prefix, now (unix seconds)
 REQUEUE_ORPHAN_SCRIPT = """
 local fields = redis.call('HMGET', KEYS[1], 'status', 'origin')
-if fields[1] ~= 'queued' or not fields[2] then return 0 end
-local queue_key = ARGV[2] .. fields[2]
-if redis.call('LPOS', queue_key, ARGV[1]) or redis.call('LPOS', queue_key .. ':intermediate', ARGV[1]) then
-    return 0
+if not fields[2] then return 0 end
+if fields[1] == 'queued' then
+    local queue_key = ARGV[2] .. fields[2]
+    if redis.call('LPOS', queue_key, ARGV[1]) or redis.call('LPOS', queue_key .. ':intermediate', ARGV[1]) then
+        return 0
+    end
+    redis.call('RPUSH', queue_key, ARGV[1])
+    return 1
 end
-redis.call('RPUSH', queue_key, ARGV[1])
-return 1
+if fields[1] == 'scheduled' then
+    local registry_key = ARGV[3] .. fields[2]
+    if redis.call('ZSCORE', registry_key, ARGV[1]) then return 0 end
+    redis.call('ZADD', registry_key, ARGV[4], ARGV[1])
+    return 1
+end
+return 0
 """
 
 
 def requeue_orphaned_jobs(connection, batch: int = 1000) -> list[str]:
-    """Find jobs marked ``queued`` that are in no queue (popped by a worker that died) and queue them again."""
+    """Find jobs left between places by a worker that died (see the script) and put them back; return their ids."""
     queued_ids = set()
     for name in keys.ALL_QUEUES:
         queue = Queue(name, connection=connection)
@@ -80,6 +91,7 @@ def requeue_orphaned_jobs(connection, batch: int = 1000) -> list[str]:
     prefix = Queue.redis_queue_namespace_prefix
     requeued = []
     job_keys = [key for key in connection.scan_iter(match="rq:job:*", count=batch) if key.count(b":") == 2]
+    scheduled_prefix = ScheduledJobRegistry.key_template.format("")
     for start in range(0, len(job_keys), batch):
         chunk = job_keys[start:start + batch]
         pipe = connection.pipeline(transaction=False)
@@ -87,7 +99,8 @@ def requeue_orphaned_jobs(connection, batch: int = 1000) -> list[str]:
             pipe.hget(key, "status")
         for key, status in zip(chunk, pipe.execute()):
             job_id = key.split(b":", 2)[2]
-            if status == b"queued" and job_id not in queued_ids and requeue(keys=[key], args=[job_id, prefix]):
+            suspect = (status == b"queued" and job_id not in queued_ids) or status == b"scheduled"
+            if suspect and requeue(keys=[key], args=[job_id, prefix, scheduled_prefix, int(time.time())]):
                 requeued.append(job_id.decode())
     if requeued:
         logger.warning("housekeeping.orphans_requeued jobs=%s ids=%s", len(requeued), ",".join(requeued[:10]))
@@ -105,7 +118,9 @@ class Housekeeper:
         self.scheduler = ShortLockScheduler(keys.ALL_QUEUES, connection=self.connection, name=f"{name}.scheduler")
         # Never registered or run: RQ's intermediate-list cleanup takes a worker to fail jobs through. Its short
         # TTL keeps the socket timeout RQ sets on the shared pool short (RQ sets it to TTL - 15 + 10 s).
-        self.maintenance_worker = make_worker(app, keys.ALL_QUEUES, name=f"{name}.maintenance", worker_ttl=30)
+        self.maintenance_worker = make_worker(app, keys.ALL_QUEUES, name=f"{name}.maintenance", worker_ttl=30,
+                                              prepare_for_work=False)
+        self.name = name
         self.maintenance_every = maintenance_every
         self.orphans_every = orphans_every
         self._last_maintenance = 0.0
@@ -140,6 +155,8 @@ class Housekeeper:
             self._failing = True
             with self.app.app_context():
                 db.session.remove()
+        except Exception:  # noqa: BLE001 - a bug must not stop retries, recovery and the tick for good
+            logger.exception("housekeeping.failed: tried again in a second")
 
     def promote_due_jobs(self) -> None:
         """Move scheduled jobs whose time has come to their queues (RQ's scheduler, under a short lock)."""
@@ -148,7 +165,7 @@ class Housekeeper:
 
     def maintain(self) -> None:
         """RQ's registry maintenance for every queue, then the outbox sweep; one process at a time."""
-        if not self.connection.set(MAINTENANCE_LOCK, 1, nx=True, ex=10):
+        if acquire_or_refresh_lock(self.connection, keys.MAINTENANCE_LOCK, self.name, MAINTENANCE_LOCK_SECONDS) == "taken":
             return
         try:
             for name in keys.ALL_QUEUES:
@@ -158,4 +175,4 @@ class Housekeeper:
                 queue.intermediate_queue.cleanup(self.maintenance_worker, queue)  # popped by a dead worker
             sweep_outbox()
         finally:
-            self.connection.delete(MAINTENANCE_LOCK)
+            release_lock(self.connection, keys.MAINTENANCE_LOCK, self.name)

@@ -8,8 +8,13 @@ import threading
 import time
 
 from flask import Flask, current_app
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.utils import now as rq_now
+from rq.exceptions import StopRequested
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from .. import keys
 from ..extensions import db
@@ -28,6 +33,7 @@ MAIL_RETRY = [10, [30, 60, 300, 900, 1800, 3600, 3600, 7200, 14400, 28800]]
 
 
 HEARTBEAT_EVERY = 5.0  # seconds between a worker's own heartbeats
+DEQUEUE_SLICE = 2  # seconds an idle worker blocks on its queue before it checks whether to stop
 
 
 def get_queue(name: str = keys.WEBHOOK_QUEUE) -> Queue:
@@ -44,7 +50,10 @@ def app_caps(app_ids) -> dict[int, int]:
     if not app_ids:
         return {}
     full = current_app.config["WEBHOOK_APP_CONCURRENCY"]
-    values = get_redis().hmget(keys.LAST_DELIVERY, [str(app_id) for app_id in app_ids])
+    try:
+        values = get_redis().hmget(keys.LAST_DELIVERY, [str(app_id) for app_id in app_ids])
+    except RedisError:  # the change still commits (the outbox); its jobs take the full cap
+        return {app_id: full for app_id in app_ids}
     return {app_id: 1 if value and json.loads(value).get("response_code") == 0 else full
             for app_id, value in zip(app_ids, values)}
 
@@ -92,16 +101,59 @@ class HooklineWorker(SimpleWorker):
     # The engine's housekeeper runs RQ's maintenance every few seconds for the whole process.
     run_maintenance = True
 
+    # Set by the worker process: once it is set, an idle worker stops within DEQUEUE_SLICE seconds.
+    stopping: threading.Event | None = None
+
     def perform_job(self, job, queue, *args, **kwargs):
         with self.flask_app.app_context():
             try:
-                return super().perform_job(job, queue, *args, **kwargs)
+                performed = super().perform_job(job, queue, *args, **kwargs)
             finally:
                 _close_session()
+        if getattr(self, "_database_down", False):
+            self._wait_for_database()
+        return performed
+
+    def _finalize_failure(self, job, queue, execution, exc_info):
+        # A job that failed because the database went away did nothing wrong: its retry is not used up (a
+        # long outage would otherwise exhaust every job's retries), and this slot waits for the database.
+        if is_database_outage(exc_info[1]):
+            self._database_down = True
+            if job.retries_left is not None:
+                job.retries_left += 1
+        return super()._finalize_failure(job, queue, execution, exc_info)
+
+    def _wait_for_database(self) -> None:
+        delay = 0.5
+        while not self._stop_requested and not (self.stopping and self.stopping.is_set()):
+            with self.flask_app.app_context():
+                try:
+                    db.session.execute(text("SELECT 1"))
+                    self._database_down = False
+                    return
+                except SQLAlchemyError:
+                    pass
+                finally:
+                    _close_session()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        # Block in short slices, so a worker asked to stop while idle stops at once instead of after its
+        # next job (RQ's loop waits for a job however long it takes).
+        if timeout is None or max_idle_time is not None:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        while not self._stop_requested and not (self.stopping and self.stopping.is_set()):
+            result = super().dequeue_job_and_maintain_ttl(DEQUEUE_SLICE, max_idle_time=DEQUEUE_SLICE)
+            if result is not None:
+                return result
+        return None
 
     def heartbeat(self, timeout: int | None = None, pipeline=None):
         # RQ beats up to five times per job, a round trip each; the worker key lives WORKER_TTL (30 s), so a
         # beat every few seconds is plenty. Beats queued on a pipeline cost nothing and always go through.
+        if pipeline is None and self.stopping is not None and self.stopping.is_set():
+            raise StopRequested()  # RQ beats between jobs and while it waits for Redis to come back: stop there
         now = time.monotonic()
         if pipeline is None and now - getattr(self, "_last_beat", 0.0) < HEARTBEAT_EVERY:
             return
@@ -140,6 +192,13 @@ class HooklineWorker(SimpleWorker):
     def _install_signal_handlers(self):
         if threading.current_thread() is threading.main_thread():
             super()._install_signal_handlers()
+
+
+def is_database_outage(exc: BaseException | None) -> bool:
+    """Say whether ``exc`` means the database could not be reached (not that a statement was wrong)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 def _close_session() -> None:
