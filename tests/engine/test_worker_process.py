@@ -57,3 +57,19 @@ def test_one_process_keeps_many_slow_deliveries_in_flight_and_stops_cleanly(app,
     assert worker.returncode == 0, output
     assert "Traceback" not in output
     assert len(log_entries(app, pager)) == 16
+
+
+def test_ctrl_c_and_a_supervisors_sigterm_together_are_one_clean_stop(app, settings, pager, receiver):
+    """Ctrl-C in a terminal reaches every process, and a supervisor may send SIGTERM as well: one stop, exit 0."""
+    worker = start_worker(settings, WORKER_CONCURRENCY=2)
+    try:
+        wait_for(lambda: app.extensions["redis"].keys("rq:worker:*"), 20)
+        worker.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, output
+    assert "cold_stop" not in output

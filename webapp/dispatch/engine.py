@@ -58,6 +58,7 @@ class WorkerProcess:
         self.name = name or f"{socket.gethostname()}.{os.getpid()}"
         self.plan = slot_plan(app.config)
         self.stopping = threading.Event()
+        self._stop_requested_at = 0.0
         self.workers: dict[int, HooklineWorker] = {}
         self.housekeeper = Housekeeper(app, self.name, self.stopping)
         # Making the housekeeper's RQ worker raised the pool's socket timeout past the slots' 15 s BLMOVE, but
@@ -93,8 +94,13 @@ class WorkerProcess:
 
     def _on_signal(self, signum, frame) -> None:
         if self.stopping.is_set():
+            # Ctrl-C reaches every process of the terminal and a supervisor may signal too: a signal within a
+            # second of the first is the same request. A later one means "now".
+            if time.monotonic() - self._stop_requested_at < 1.0:
+                return
             logger.warning("worker.cold_stop: a second signal; jobs in flight are re-run by another worker")
             os._exit(1)
+        self._stop_requested_at = time.monotonic()
         logger.info("worker.stopping signal=%s: finishing the jobs in flight", signal.Signals(signum).name)
         self.stop()
 
