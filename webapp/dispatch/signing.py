@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import time
 import uuid
+from importlib import metadata
 
 from rq import get_current_job
 
@@ -28,6 +29,17 @@ def standard_webhooks_signature(secret: str, message_id: str, timestamp: int, bo
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
+def _version() -> str:
+    try:
+        return metadata.version("hookline")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "0"
+
+
+USER_AGENT_PREFIX = "Hookline/"
+USER_AGENT = f"{USER_AGENT_PREFIX}{_version()}"
+
+
 def new_message_id(*parts) -> str:
     """Return a ``webhook-id``: one per message, the same on every retry of it.
 
@@ -47,6 +59,7 @@ def build_headers(
     timestamp = int(time.time() if now is None else now)
     return {
         "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,  # also lets ingestion refuse Hookline's own deliveries (a webhook loop)
         "Request-ID": uuid.uuid4().hex,
         "Sentry-Hook-Resource": resource,
         "Sentry-Hook-Timestamp": str(timestamp),

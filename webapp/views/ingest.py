@@ -7,6 +7,7 @@ import hmac
 from flask import Blueprint, current_app, jsonify, request
 
 from ..dispatch.fanout import enqueue_task_after_commit
+from ..dispatch.signing import USER_AGENT_PREFIX
 from ..eventstore import store_event
 from ..cache import get_from_cache
 from ..extensions import csrf
@@ -42,6 +43,10 @@ def store(project_id: int):
 
 
 def _read_body() -> bytes:
+    if request.headers.get("User-Agent", "").startswith(USER_AGENT_PREFIX):
+        # An app's webhook URL points at this ingestion: each delivery would store an event that sends another.
+        raise IngestError(400, "Refused: this request is a Hookline webhook delivery. An app's webhook URL points "
+                               "at Hookline's own ingestion, which would send webhooks in a loop; change that URL.")
     limit = current_app.config["INGEST_MAX_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise IngestError(413, f"The body is larger than {limit} bytes.")
