@@ -157,3 +157,28 @@ def test_odd_shapes_from_clients_are_stored_not_500(world, post, event):
 def test_a_non_ascii_key_is_refused_not_500(app, world):
     response = app.test_client().post(f"/api/{world.project_id}/store/?sentry_key=é", json=EVENT)
     assert response.status_code == 403 and world.event_count() == 0
+
+
+@pytest.mark.parametrize("body,auth,status,detail", [
+    (b"[" * 3000 + b"]" * 3000, False, 400, "nested deeper than 64 levels"),  # refused before authentication
+    (envelope(({"type": "event"}, {**EVENT, "extra": {"x": json.loads("[" * 100 + "]" * 100)}})), True, 400,
+     "nested deeper than 64 levels"),
+    (envelope(header={"event_id": EVENT["event_id"], "dsn": "http://[::1"}), False, 401, "Missing sentry_key"),
+])
+def test_hostile_envelopes_are_4xx_and_store_nothing(app, world, post, body, auth, status, detail):
+    response = post(body, auth=auth)
+    assert response.status_code == status and detail in response.json["detail"]
+    assert world.event_count() == 0 and queued(app) == 0
+
+
+def test_a_project_id_beyond_any_integer_is_403(app, key):
+    response = app.test_client().post("/api/99999999999999999999/store/", data=json.dumps(EVENT),
+                                      headers={"X-Sentry-Auth": AUTH.format(key=key)})
+    assert response.status_code == 403 and "Unknown project" in response.json["detail"]
+
+
+def test_nul_characters_and_lone_surrogates_are_replaced_not_500(app, world, post):
+    body = json.dumps({**EVENT, "message": "bad\x00byte \ud800 here"}).encode()
+    assert post(body, kind="store").status_code == 200
+    [group] = world.groups()
+    assert group.title.startswith("bad\ufffdbyte \ufffd") and group.title.endswith(" here")

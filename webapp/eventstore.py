@@ -29,8 +29,19 @@ class StoredEvent:
     is_regression: bool
 
 
+def clean_text(text: str) -> str:
+    """Replace what no database column can hold, as Sentry does: NUL characters and lone surrogates."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
 def _text(value, limit: int = 1000) -> str:
-    return str(value)[:limit] if value is not None else ""
+    return clean_text(str(value)[:limit]) if value is not None else ""
 
 
 def _message(raw: dict) -> str:
@@ -39,7 +50,7 @@ def _message(raw: dict) -> str:
         if isinstance(value, dict):
             value = value.get("formatted") or value.get("message")
         if isinstance(value, str) and value:
-            return value
+            return clean_text(value)
     return ""
 
 

@@ -51,7 +51,10 @@ def public_key_from(headers, args, envelope_headers: dict | None = None) -> str 
         return args["sentry_key"]
     dsn = (envelope_headers or {}).get("dsn")
     if isinstance(dsn, str):
-        return urlsplit(dsn).username
+        try:
+            return urlsplit(dsn).username
+        except ValueError:  # not a URL at all: no key in it
+            return None
     return None
 
 
@@ -77,14 +80,36 @@ def decode_body(raw: bytes, content_encoding: str, max_bytes: int) -> bytes:
     return body
 
 
+# Deeper than this, an event is refused: Hookline (and every receiver) serialises events again, recursively.
+MAX_JSON_DEPTH = 64
+
+
 def parse_json_object(data: bytes, what: str) -> dict:
+    if json_depth(data) > MAX_JSON_DEPTH:  # measured on the bytes, before Python builds (and recurses into) it
+        raise IngestError(400, f"The {what} is nested deeper than {MAX_JSON_DEPTH} levels.")
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise IngestError(400, f"The {what} is not valid JSON.") from None
     if not isinstance(value, dict):
         raise IngestError(400, f"The {what} must be a JSON object.")
     return value
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(data: bytes) -> int:
+    """Return how deeply the JSON text's arrays and objects nest (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub(b"", data)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def parse_envelope(body: bytes) -> Envelope:

@@ -16,6 +16,8 @@ from ..models import Project
 
 bp = Blueprint("ingest", __name__)
 
+MAX_PROJECT_ID = 2**63 - 1
+
 
 @bp.route("/api/<int:project_id>/envelope/", methods=["POST"])
 @csrf.exempt
@@ -59,6 +61,8 @@ def _read_body() -> bytes:
 def _authenticate(project_id: int, public_key: str | None):
     if not public_key:
         raise IngestError(401, "Missing sentry_key: send X-Sentry-Auth or ?sentry_key= with the project's DSN key.")
+    if project_id > MAX_PROJECT_ID:  # no such row, and more than the database's integers hold
+        raise IngestError(403, "Unknown project or wrong project key; check the DSN.")
     project = get_from_cache(Project, project_id)  # no SQL on the hot path once the project is cached
     if project is None or not hmac.compare_digest(project.public_key.encode(), public_key.encode("utf-8", "replace")):
         raise IngestError(403, "Unknown project or wrong project key; check the DSN.")
