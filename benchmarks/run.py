@@ -106,6 +106,7 @@ class Bench:
             "REDIS_URL": redis_url, "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{self.work / 'bench.db'}"),
             "SECRET_KEY": "bench", "BASE_URL": f"http://127.0.0.1:{self.web_port}", "WEBHOOK_ALLOW_PRIVATE": "1",
             "WEBHOOK_TIMEOUT": "5", "BENCH_REDIS_URL": redis_url,
+            "INGEST_RATE_LIMIT": "1000000",  # the ingestion case measures throughput, not the quota
         }
         os.environ.update({key: str(value) for key, value in self.settings.items()})
         self.env = env_for(self.settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -73,3 +74,10 @@ def raise_and_capture(message: str = "card declined", error: type = ValueError) 
 
 def charge_card(message: str, error: type):
     raise error(message)
+
+
+def wait_unless_a_minute_has_time_left(seconds: float = 10) -> None:
+    """Sleep into the next minute if this one ends within ``seconds`` (for tests of per-minute quotas)."""
+    left = 60 - time.time() % 60
+    if left < seconds:
+        time.sleep(left + 0.1)

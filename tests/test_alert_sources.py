@@ -1,8 +1,10 @@
 """An application using the real sentry-sdk → Hookline → webhooks, for each alert source."""
 
 import re
+import time
 
-from tests.alert_world import raise_and_capture
+from tests.alert_world import raise_and_capture, wait_unless_a_minute_has_time_left
+from webapp import keys
 from webapp.alert_rules import save_issue_rule
 from webapp.extensions import db
 from webapp.models import IssueAlertRule, Project
@@ -219,3 +221,16 @@ def test_a_rule_never_reaches_another_organisations_app(world, sdk, receiver, ru
     raise_and_capture()
     run_worker()
     assert receiver.at("/theirs") == []
+
+
+def test_the_real_sentry_sdk_backs_off_when_its_key_is_over_quota(app, world, sdk):
+    """After one 429 the SDK drops events until Retry-After has passed, instead of sending each one."""
+    wait_unless_a_minute_has_time_left()  # the quota is per minute: start the test well inside one
+    app.config["INGEST_RATE_LIMIT"] = 2
+    for n in range(6):
+        raise_and_capture(f"declined {n}")
+    assert world.event_count() == 2
+    minute = int(time.time()) // 60 * 60
+    counted = int(app.extensions["redis"].get(keys.ingest_quota(world.project_id, minute)) or 0)
+    assert counted == 3  # two accepted, one refused; the SDK sent nothing more
+

@@ -8,6 +8,7 @@ import brotli
 import pytest
 from rq import Queue
 
+from tests.alert_world import wait_unless_a_minute_has_time_left
 from webapp import keys
 
 AUTH = "Sentry sentry_version=7, sentry_client=test/1.0, sentry_key={key}"
@@ -182,3 +183,23 @@ def test_nul_characters_and_lone_surrogates_are_replaced_not_500(app, world, pos
     assert post(body, kind="store").status_code == 200
     [group] = world.groups()
     assert group.title.startswith("bad\ufffdbyte \ufffd") and group.title.endswith(" here")
+
+
+def test_a_key_past_its_quota_gets_429_with_when_to_retry_and_nothing_is_stored(app, world, post):
+    wait_unless_a_minute_has_time_left()  # the quota is per minute: start the test well inside one
+    app.config["INGEST_RATE_LIMIT"] = 3
+    answers = [post(json.dumps({**EVENT, "event_id": f"{n:032x}"}).encode(), kind="store") for n in range(5)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429, 429]
+    refused = answers[3]
+    assert "may send 3 events a minute" in refused.json["detail"]
+    retry_after = int(refused.headers["Retry-After"])
+    assert 1 <= retry_after <= 60
+    assert refused.headers["X-Sentry-Rate-Limits"] == f"{retry_after}::key:project_quota"  # what sentry-sdk reads
+    assert world.event_count() == 3
+
+
+def test_an_envelope_carries_one_event_as_in_sentry(app, world, post):
+    items = [({"type": "event"}, {**EVENT, "event_id": f"{n:032x}", "message": f"event {n}"}) for n in range(50)]
+    response = post(envelope(*items))
+    assert response.status_code == 200 and response.json["id"] == f"{0:032x}"
+    assert world.event_count() == 1

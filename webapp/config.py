@@ -118,6 +118,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "MAIL_USE_SSL": (_flag, False),
     # Largest request body the ingestion endpoints read (decompressed bodies may be 4x this).
     "INGEST_MAX_BYTES": (_positive_int, 1024 * 1024),
+    # Events a minute one project's key may send; beyond that, 429 with Retry-After.
+    "INGEST_RATE_LIMIT": (_positive_int, 1000),
 }
 
 

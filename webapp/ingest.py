@@ -19,10 +19,11 @@ _AUTH_PAIR = re.compile(r"(\w+)\s*=\s*([^,\s]*)")
 class IngestError(Exception):
     """The request cannot be ingested; ``status`` and ``detail`` go back to the SDK as JSON."""
 
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str, headers: dict | None = None):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers or {}
 
 
 @dataclass

@@ -112,6 +112,12 @@ def app_rate_limit_config(app_id: int) -> str:
 MAINTENANCE_LOCK = "hookline:lock:maintenance"
 ORPHAN_SWEEP_LOCK = "hookline:lock:orphan-sweep"
 
+# Ingestion quota: events accepted for a project's key in the minute starting at <unix seconds> (INCR;
+# expires after 2 minutes).   hookline:ingest-quota:<project id>:<minute>
+def ingest_quota(project_id: int, minute: int) -> str:
+    return f"hookline:ingest-quota:{project_id}:{minute}"
+
+
 # Queue names (RQ stores them as rq:queue:<name>). Each has slots of its own in every worker process,
 # so retries never take the slots of first attempts, and mail and the minute tick never wait behind deliveries.
 WEBHOOK_QUEUE = "hookline-webhooks"   # first attempts, test alerts, event post-processing

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import time
 
 from flask import Blueprint, current_app, jsonify, request
+from redis.exceptions import RedisError
 
+from .. import keys
 from ..dispatch.fanout import enqueue_task_after_commit
 from ..dispatch.signing import USER_AGENT_PREFIX
-from ..eventstore import store_event
 from ..cache import get_from_cache
+from ..eventstore import store_event
 from ..extensions import csrf
 from ..ingest import IngestError, decode_body, parse_envelope, parse_json_object, public_key_from
 from ..models import Project
+from ..redis_store import get_redis
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("ingest", __name__)
 
@@ -26,9 +33,14 @@ def envelope(project_id: int):
         body = _read_body()
         parsed = parse_envelope(body)
         project = _authenticate(project_id, public_key_from(request.headers, request.args, parsed.headers))
-        event_ids = [_accept(project, event) for event in parsed.events()]
+        # One event per envelope, as Sentry's Relay takes it: an envelope is one event and its extras, so
+        # a small body cannot carry thousands of events past the quota.
+        events = parsed.events()[:1]
+        if events:
+            take_quota(project)
+        event_ids = [_accept(project, event) for event in events]
     except IngestError as exc:
-        return jsonify(detail=exc.detail), exc.status
+        return _refusal(exc)
     return jsonify(id=event_ids[0] if event_ids else parsed.headers.get("event_id"))
 
 
@@ -38,10 +50,45 @@ def store(project_id: int):
     try:
         body = _read_body()
         project = _authenticate(project_id, public_key_from(request.headers, request.args))
-        event_id = _accept(project, parse_json_object(body, "event"))
+        event = parse_json_object(body, "event")
+        take_quota(project)
+        event_id = _accept(project, event)
     except IngestError as exc:
-        return jsonify(detail=exc.detail), exc.status
+        return _refusal(exc)
     return jsonify(id=event_id)
+
+
+def _refusal(exc: IngestError):
+    response = jsonify(detail=exc.detail)
+    response.status_code = exc.status
+    response.headers.update(exc.headers)
+    return response
+
+
+def take_quota(project) -> None:
+    """Count one event against the project's key for this minute; refuse it (429) past INGEST_RATE_LIMIT.
+
+    The answer carries ``Retry-After`` and Sentry's ``X-Sentry-Rate-Limits``, so the SDK stops sending until
+    the next minute. Without Redis the event is let through: a quota must not lose events.
+    """
+    limit = current_app.config["INGEST_RATE_LIMIT"]
+    now = time.time()
+    minute = int(now) // 60 * 60
+    key = keys.ingest_quota(project.id, minute)
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        count, _ = pipe.execute()
+    except RedisError as exc:
+        logger.warning("ingest.quota_unchecked project=%s reason=%s", project.id, exc.__class__.__name__)
+        return
+    if count > limit:
+        retry_after = max(1, int(minute + 60 - now))
+        raise IngestError(429, f"Rate limited: this project's key may send {limit} events a minute; "
+                               f"retry in {retry_after} s.",
+                          headers={"Retry-After": str(retry_after),
+                                   "X-Sentry-Rate-Limits": f"{retry_after}::key:project_quota"})
 
 
 def _read_body() -> bytes:
