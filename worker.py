@@ -5,7 +5,8 @@
     python worker.py --verbose  # also log every job RQ starts and finishes
 
 It waits for Redis and the database when they do not answer (a restart, a blip) and carries on when they
-come back; it exits non-zero only on a configuration error (2), or with --burst when they are down (1).
+come back; it exits non-zero only on a configuration error (2: a bad setting, Redis older than 6.2), or with
+--burst when they are down (1).
 """
 
 from __future__ import annotations
@@ -26,6 +27,24 @@ from webapp.extensions import db
 logger = logging.getLogger("hookline.worker")
 
 SERVICE_WAIT_SECONDS = 2.0
+
+
+# RQ dequeues recoverably (BLMOVE into an intermediate list) only from Redis 6.2 on; older ones pop with BLPOP.
+MIN_REDIS_VERSION = (6, 2)
+
+
+def redis_too_old(app) -> str | None:
+    """Return why the Redis server cannot be used (a version without BLMOVE), or None."""
+    return redis_version_problem(app.extensions["redis"].info("server").get("redis_version", "0"),
+                                 app.config["REDIS_URL"])
+
+
+def redis_version_problem(version: str, url: str) -> str | None:
+    parts = tuple(int(part) for part in str(version).split(".")[:2] if part.isdigit())
+    if parts < MIN_REDIS_VERSION:
+        return (f"Redis at {url} is {version}; Hookline needs 6.2 or newer, whose BLMOVE lets a worker take a "
+                f"job without losing it if the worker dies")
+    return None
 
 
 def check_services(app) -> str | None:
@@ -77,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_services(app)
         except KeyboardInterrupt:
             return 0
+    too_old = redis_too_old(app)
+    if too_old:
+        print(f"hookline worker: {too_old}", file=sys.stderr)
+        return 2
     return WorkerProcess(app, burst=args.burst, verbose=args.verbose, name=args.name).run()
 
 

@@ -54,3 +54,13 @@ def test_worker_with_bad_setting_names_it(settings):
     result = run_worker_process(settings, WEBHOOK_TIMEOUT="soon")
     assert result.returncode == 2
     assert "WEBHOOK_TIMEOUT" in result.stderr
+
+
+def test_a_redis_too_old_to_dequeue_safely_is_a_configuration_error(app):
+    import worker
+
+    assert "needs 6.2 or newer" in worker.redis_version_problem("5.0.14", "redis://old")
+    assert "needs 6.2 or newer" in worker.redis_version_problem("6.0.16", "redis://old")
+    assert worker.redis_version_problem("6.2.0", "redis://new") is None
+    assert worker.redis_version_problem("7.4.1", "redis://new") is None
+    assert worker.redis_too_old(app) is None  # the Redis the tests run against
