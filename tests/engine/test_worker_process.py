@@ -65,7 +65,7 @@ def test_ctrl_c_and_a_supervisors_sigterm_together_are_one_clean_stop(app, setti
     try:
         wait_for(lambda: app.extensions["redis"].keys("rq:worker:*"), 20)
         worker.send_signal(signal.SIGINT)
-        time.sleep(0.2)
+        time.sleep(0.2)  # the stop may be over by now: a late duplicate must not kill the exiting process
         worker.send_signal(signal.SIGTERM)
         output, _ = worker.communicate(timeout=30)
     finally:

@@ -84,6 +84,11 @@ class WorkerProcess:
         while not self.stopping.is_set() and any(thread.is_alive() for thread in threads):
             self.stopping.wait(0.5)
         self._finish_busy_slots(threads)
+        if threading.current_thread() is threading.main_thread():
+            # Stopped: a late duplicate of the stop signal (Ctrl-C beside a supervisor's SIGTERM) must not kill
+            # the exiting interpreter with a signal status. SIG_IGN survives the interpreter's own clean-up.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         logger.info("worker.stopped name=%s", self.name)
         return 0
 
