@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.lifecycle import log_entries, send
@@ -36,11 +37,31 @@ def children_of(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
+@contextmanager
+def running_worker(settings, **overrides):
+    """Run ``worker.py``; the test stops it (``stop``), and it is killed if the test fails before that."""
+    worker = start_worker(settings, **overrides)
+    try:
+        yield worker
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+
+
+def stop(worker: subprocess.Popen, *signals: tuple[signal.Signals, float]) -> str:
+    """Send each signal (then wait the given seconds); return the worker's output once it has exited."""
+    for signum, pause in signals:
+        worker.send_signal(signum)
+        time.sleep(pause)
+    output, _ = worker.communicate(timeout=30)
+    return output
+
+
 def test_one_process_keeps_many_slow_deliveries_in_flight_and_stops_cleanly(app, settings, pager, receiver):
     receiver.answer(200, delay=0.5)
     app.config["WEBHOOK_APP_CONCURRENCY"] = 16
-    worker = start_worker(settings, WORKER_CONCURRENCY=16, WEBHOOK_APP_CONCURRENCY=16)
-    try:
+    with running_worker(settings, WORKER_CONCURRENCY=16, WEBHOOK_APP_CONCURRENCY=16) as worker:
         wait_for(lambda: app.extensions["redis"].keys("rq:worker:*"), 20)
         started = time.monotonic()
         ids = send(app, pager, 16)
@@ -49,11 +70,7 @@ def test_one_process_keeps_many_slow_deliveries_in_flight_and_stops_cleanly(app,
         assert elapsed < 4.0, f"16 deliveries of 0.5 s each took {elapsed:.1f} s: not concurrent"
         assert sorted(r.headers["Webhook-Id"] for r in receiver.received) == sorted(ids)
         assert children_of(worker.pid) == []  # no forked scheduler to outlive the worker
-        worker.send_signal(signal.SIGTERM)
-        output, _ = worker.communicate(timeout=30)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+        output = stop(worker, (signal.SIGTERM, 0))
     assert worker.returncode == 0, output
     assert "Traceback" not in output
     assert len(log_entries(app, pager)) == 16
@@ -61,15 +78,9 @@ def test_one_process_keeps_many_slow_deliveries_in_flight_and_stops_cleanly(app,
 
 def test_ctrl_c_and_a_supervisors_sigterm_together_are_one_clean_stop(app, settings, pager, receiver):
     """Ctrl-C in a terminal reaches every process, and a supervisor may send SIGTERM as well: one stop, exit 0."""
-    worker = start_worker(settings, WORKER_CONCURRENCY=2)
-    try:
+    with running_worker(settings, WORKER_CONCURRENCY=2) as worker:
         wait_for(lambda: app.extensions["redis"].keys("rq:worker:*"), 20)
-        worker.send_signal(signal.SIGINT)
-        time.sleep(0.2)  # the stop may be over by now: a late duplicate must not kill the exiting process
-        worker.send_signal(signal.SIGTERM)
-        output, _ = worker.communicate(timeout=30)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+        # The stop may be over before the SIGTERM comes: a late duplicate must not kill the exiting process.
+        output = stop(worker, (signal.SIGINT, 0.2), (signal.SIGTERM, 0))
     assert worker.returncode == 0, output
     assert "cold_stop" not in output
