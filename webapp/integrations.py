@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from . import clock, keys
 from .audit import record_audit
-from .dispatch.delivery import forget_replayed, replay_missed, take_missed
+from .dispatch.delivery import drop_missed, forget_replayed, replay_missed
 from .dispatch.events import EVENT_TYPES
 from .dispatch.health import IntegrationRequestBuffer, read_counts
 from .dispatch.queues import app_caps, get_queue, job_timeout
@@ -161,7 +161,7 @@ def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool | None)
     if replay:
         forget_replayed(sentry_app.id, replayed)
     elif replay is False:
-        take_missed(sentry_app.id)  # the owner chose not to replay: drop them
+        drop_missed(sentry_app.id)  # the owner chose not to replay them
     return len(replayed)
 
 

@@ -94,13 +94,9 @@ def missed_delivery_count(sentry_app_id: int) -> int:
     return int(get_redis().get(keys.missed_count(sentry_app_id)) or 0)
 
 
-def take_missed(sentry_app_id: int) -> list[dict]:
-    """Remove and return the kept deliveries, oldest first (one MULTI, so two re-enables cannot both take them)."""
-    pipe = get_redis().pipeline(transaction=True)
-    pipe.lrange(keys.missed_deliveries(sentry_app_id), 0, -1)
-    pipe.delete(keys.missed_deliveries(sentry_app_id), keys.missed_count(sentry_app_id))
-    items, _ = pipe.execute()
-    return [json.loads(item) for item in reversed(items)]
+def drop_missed(sentry_app_id: int) -> None:
+    """Forget the kept deliveries and their count (the owner re-enabled without replaying them)."""
+    get_redis().delete(keys.missed_deliveries(sentry_app_id), keys.missed_count(sentry_app_id))
 
 
 def replay_missed(sentry_app_id: int, organization_id: int) -> list[bytes]:
