@@ -26,3 +26,7 @@ def app(environ, start_response):
         time.sleep(float(delay_ms[0]) / 1000)
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "12")])
     return [b'{"ok": true}']
+
+
+def noop_job() -> None:
+    """An RQ job that does nothing: the cost case measures RQ's own bookkeeping with it."""

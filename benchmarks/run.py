@@ -385,6 +385,34 @@ class Bench:
                None, "info", None)
         record("cost per delivery", "SQL statements per delivery", total.sql / count, None, "info", None)
 
+        self.rq_floor()
+
+    def rq_floor(self) -> None:
+        """RQ's own CPU per job: an in-process burst worker over rate-limited jobs that do nothing.
+
+        This is the floor under every delivery while each delivery is one RQ job (dequeue, execution
+        registry, rate-limit release, result), whatever the delivery itself costs.
+        """
+        from webapp.dispatch.queues import make_worker
+        from webapp.outbox import JobSpec, enqueue_specs
+
+        count = 1000
+        reset_redis(self.redis)
+        specs = [JobSpec(func="benchmarks.receiver.noop_job", args=[], queue=keys.WEBHOOK_QUEUE, timeout=30,
+                         rate_limit=[f"bench-floor:{i % FAST_APPS}", self.app_cap]) for i in range(count)]
+        with self.app.app_context():
+            enqueue_specs(specs, connection=self.redis)
+        started = time.process_time()
+        make_worker(self.app, [keys.WEBHOOK_QUEUE]).work(burst=True, logging_level="WARNING")
+        cpu_ms = (time.process_time() - started) * 1000 / count
+        done = self.redis.zcard(f"rq:finished:{keys.WEBHOOK_QUEUE}")
+        if done < count:
+            raise BenchError(f"the burst worker finished {done}/{count} empty jobs")
+        record("cost per delivery", "RQ's own CPU ms per job (empty rate-limited job, one thread)", cpu_ms, None,
+               "info", None)
+        record("cost per delivery", "ceiling: empty RQ jobs/s per CPU core (RQ bookkeeping alone)", 1000 / cpu_ms,
+               None, "info", None)
+
     def commands(self) -> int:
         return sum(stats["calls"] for name, stats in self.redis.info("commandstats").items())
 
