@@ -31,7 +31,8 @@ Cases (default sizes: ``-n 1000``, ``--memory-deliveries 10000``, ``--hung-secon
 7. Cost per delivery (an in-process burst worker): Redis round trips and SQL statements per delivery.
 8. Memory: RSS of 1 process (WORKER_CONCURRENCY 32) after 1,000 and after ``--memory-deliveries``. Targets:
    flat (<= 1.1 x after 1,000) and <= 1.5 x 89,492 KiB (the single-threaded worker's RSS after 10,000).
-9. Ingestion under gunicorn vs a bare endpoint, and end-to-end envelope -> error.created.
+9. Ingestion under gunicorn vs a bare endpoint (target >= 0.5 x), and end-to-end envelope -> error.created
+   (target p50 <= 50 ms).
 10. Dashboard server time with full buffers.
 
 ``--cases 1,3`` runs a subset. A case that fails (a wait that times out, a process that dies) is reported
@@ -448,7 +449,7 @@ class Bench:
             bare_rate = hammer(f"{base}/bare/", headers, count)
             rate = hammer(envelope_url, headers, count)
             record("ingestion", "envelopes accepted/s", rate, bare_rate, ">= 0.5 x bare endpoint", rate / bare_rate >= 0.5)
-            reset_redis(self.redis)  # the post-processing jobs of the hammering are not run
+            reset_redis(self.redis)  # the hammering's ingest jobs are not run: those events are never stored
             latencies = []
             delivered = keys.request_log(self.ids[0], "error.created")
             self.redis.delete(delivered)
@@ -465,8 +466,9 @@ class Bench:
                             raise BenchError("the worker process died")
                         time.sleep(0.002)
                     latencies.append((time.time() - started) * 1000)
-            record("ingestion", "end to end, envelope POST to error.created in the log, p50 ms",
-                   percentile(latencies, 50), None, "info", None)
+            p50 = percentile(latencies, 50)
+            record("ingestion", "end to end, envelope POST to error.created in the log (accept, store job, "
+                   "post-processing job, delivery), p50 ms", p50, None, "<= 50 ms", p50 <= 50)
         finally:
             stop([web])
 

@@ -223,12 +223,13 @@ def test_a_rule_never_reaches_another_organisations_app(world, sdk, receiver, ru
     assert receiver.at("/theirs") == []
 
 
-def test_the_real_sentry_sdk_backs_off_when_its_key_is_over_quota(app, world, sdk):
+def test_the_real_sentry_sdk_backs_off_when_its_key_is_over_quota(app, world, sdk, run_worker):
     """After one 429 the SDK drops events until Retry-After has passed, instead of sending each one."""
     wait_unless_a_minute_has_time_left()  # the quota is per minute: start the test well inside one
     app.config["INGEST_RATE_LIMIT"] = 2
     for n in range(6):
         raise_and_capture(f"declined {n}")
+    run_worker()
     assert world.event_count() == 2
     minute = int(time.time()) // 60 * 60
     counted = int(app.extensions["redis"].get(keys.ingest_quota(world.project_id, minute)) or 0)

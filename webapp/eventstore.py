@@ -86,11 +86,17 @@ def _top_in_app_frame(exception: dict) -> dict | None:
     return (in_app or frames or [None])[-1]
 
 
-def normalize_event(raw: dict) -> dict:
-    """Return the event as Hookline stores and sends it: known fields cleaned, title/culprit/metadata derived."""
+def event_id_of(raw: dict) -> str:
+    """Return the event's id as 32 lowercase hex digits: the SDK's, or a new one when it sent none (or garbage)."""
     event_id = str(raw.get("event_id") or "").replace("-", "").lower()
     if len(event_id) != 32 or any(c not in "0123456789abcdef" for c in event_id):
         event_id = uuid.uuid4().hex
+    return event_id
+
+
+def normalize_event(raw: dict) -> dict:
+    """Return the event as Hookline stores and sends it: known fields cleaned, title/culprit/metadata derived."""
+    event_id = event_id_of(raw)
     level = raw.get("level") if raw.get("level") in LEVELS else "error"
     if raw.get("level") == "critical":
         level = "fatal"

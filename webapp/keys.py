@@ -114,6 +114,15 @@ ORPHAN_SWEEP_LOCK = "hookline:lock:orphan-sweep"
 
 # Ingestion quota: events accepted for a project's key in the minute starting at <unix seconds> (INCR;
 # expires after 2 minutes).   hookline:ingest-quota:<project id>:<minute>
+# An accepted event's JSON, waiting for the worker that stores it. Kept as long as a failed job is, so an
+# operator who requeues a failed ingest job still finds its event.
+QUEUED_EVENT_TTL = 30 * 24 * 3600
+
+
+def queued_event(project_id: int, event_id: str) -> str:
+    return f"hookline:queued-event:{project_id}:{event_id}"
+
+
 def ingest_quota(project_id: int, minute: int) -> str:
     return f"hookline:ingest-quota:{project_id}:{minute}"
 

@@ -60,11 +60,12 @@ class JobSpec:
         return cls(**{name: value for name, value in json.loads(text).items() if name in known})
 
 
-def enqueue_specs(specs: list[JobSpec], connection=None) -> list[str]:
-    """Queue the jobs now, all in one pipelined round trip; return their ids.
+def enqueue_specs(specs: list[JobSpec], connection=None, also=None) -> list[str]:
+    """Queue the jobs now, all in one MULTI round trip; return their ids.
 
     A job with a rate limit goes through RQ's RateLimit registry: queued at once while its key has a free
-    slot, else held until a job of that key ends.
+    slot, else held until a job of that key ends. ``also(pipeline)`` adds commands that must be written
+    with the jobs, all or nothing (the payload a job reads).
     """
     if not specs:
         return []
@@ -82,6 +83,8 @@ def enqueue_specs(specs: list[JobSpec], connection=None) -> list[str]:
             queue._enqueue_rate_limited_job(job, pipeline=pipe)
         else:
             queue._enqueue_job(job, pipeline=pipe)
+    if also is not None:
+        also(pipe)
     pipe.execute()
     return [spec.job_id for spec in specs]
 

@@ -27,6 +27,7 @@ import pytest
 import redis
 from rq import Queue
 from rq.job import Job
+from rq.registry import FinishedJobRegistry
 from rq.rate_limit import RateLimitRegistry
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import select
@@ -356,13 +357,36 @@ def test_a_duplicate_event_is_rolled_back_with_its_job(app, world, receiver, run
 
     response = ingest(app, world, event_id)
     assert response.status_code == 200 and response.json == {"id": event_id}
+    assert waiting_jobs(app) == 1  # accepted: the worker finds out it is a duplicate
+    run_worker()
     assert outbox_rows(app) == [] and waiting_jobs(app) == 0
     with app.app_context():
         assert db.session.scalar(select(Group)).times_seen == 1  # the count was rolled back too
         assert len(db.session.scalars(select(Event)).all()) == 1
         db.session.remove()
-    run_worker()
     assert receiver.received == []
+
+
+def test_a_rerun_of_the_ingest_job_stores_and_sends_once(app, world, receiver, run_worker):
+    """RQ re-runs a job whose worker died; the ingest job's re-run must not store or send the event twice."""
+    connection = app.extensions["redis"]
+    queue = Queue(keys.WEBHOOK_QUEUE, connection=connection)
+    event_id = uuid.uuid4().hex
+    assert ingest(app, world, event_id).status_code == 200
+    [job_id] = queue.job_ids
+    job = Job.fetch(job_id, connection=connection)
+    assert job.func_name == "webapp.dispatch.intake.store_queued_event" and job.args == (world.project_id, event_id)
+    payload = connection.get(keys.queued_event(world.project_id, event_id))
+    run_worker()
+    assert event_ids_sent(receiver) == [event_id]
+    receiver.received.clear()
+
+    # The worker died after the commit but before the payload was dropped: the payload is still there.
+    connection.set(keys.queued_event(world.project_id, event_id), payload)
+    queue.enqueue_job(Job.fetch(job_id, connection=connection))
+    run_worker()
+    assert world.event_count() == 1 and receiver.received == [] and outbox_rows(app) == []
+    assert Job.fetch(job_id, connection=connection).return_value() == "duplicate"
 
 
 def test_a_change_rolled_back_before_commit_sends_nothing_even_after_a_later_commit(app, world, issue, receiver,
@@ -630,14 +654,14 @@ def test_a_rerun_of_post_process_event_sends_the_same_webhook_ids(app, world, re
     queue = Queue(keys.WEBHOOK_QUEUE, connection=connection)
     event_id = uuid.uuid4().hex
     assert ingest(app, world, event_id).status_code == 200
-    [job_id] = queue.job_ids
-    assert Job.fetch(job_id, connection=connection).func_name == "webapp.dispatch.tasks.post_process_event"
 
     def sent() -> dict[str, list[str]]:
         return {kind: [r.headers["Webhook-Id"] for r in receiver.of(kind, "/all")]
                 for kind in ("issue.created", "error.created")}
 
     run_worker()
+    [job_id] = [job_id for job_id in FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids()
+                if Job.fetch(job_id, connection=connection).func_name == "webapp.dispatch.tasks.post_process_event"]
     first = sent()
     assert all(len(ids) == 1 for ids in first.values()), first
     receiver.received.clear()

@@ -10,10 +10,9 @@ from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
 
 from .. import keys
-from ..dispatch.fanout import enqueue_task_after_commit
+from ..dispatch.intake import queue_event, store_now
 from ..dispatch.signing import USER_AGENT_PREFIX
 from ..cache import get_from_cache
-from ..eventstore import store_event
 from ..extensions import csrf
 from ..ingest import IngestError, decode_body, parse_envelope, parse_json_object, public_key_from
 from ..models import Project
@@ -117,11 +116,9 @@ def _authenticate(project_id: int, public_key: str | None):
 
 
 def _accept(project, raw_event: dict) -> str:
-    """Store the event with its post-processing job (webhooks, rules) in one commit; return the event id."""
-    event_id, _ = store_event(project, raw_event, then=_post_process)
-    return event_id
-
-
-def _post_process(stored) -> None:
-    enqueue_task_after_commit("webapp.dispatch.tasks.post_process_event", stored.event_id, stored.is_new_group,
-                              stored.is_regression)
+    """Hand the event to the workers and return its id; without Redis, store it in this request instead."""
+    try:
+        return queue_event(project.id, raw_event)
+    except RedisError as exc:
+        logger.warning("ingest.stored_inline project=%s reason=%s", project.id, exc.__class__.__name__)
+        return store_now(project, raw_event)
