@@ -114,6 +114,9 @@ ORPHAN_SWEEP_LOCK = "hookline:lock:orphan-sweep"
 
 # Ingestion quota: events accepted for a project's key in the minute starting at <unix seconds> (INCR;
 # expires after 2 minutes).   hookline:ingest-quota:<project id>:<minute>
+# Counters of deliveries and ingested events for /metrics (one hash; see webapp/metrics.py).
+METRICS = "hookline:metrics"
+
 # An accepted event's JSON, waiting for the worker that stores it. Kept as long as a failed job is, so an
 # operator who requeues a failed ingest job still finds its event.
 QUEUED_EVENT_TTL = 30 * 24 * 3600
