@@ -14,10 +14,11 @@ from rq.utils import now as rq_now
 from rq.exceptions import StopRequested
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import keys
 from ..extensions import db
+from ..outages import is_database_outage
 from ..outbox import JobSpec
 from ..redis_store import get_redis
 from .deadlines import SharedTimerDeathPenalty
@@ -192,13 +193,6 @@ class HooklineWorker(SimpleWorker):
     def _install_signal_handlers(self):
         if threading.current_thread() is threading.main_thread():
             super()._install_signal_handlers()
-
-
-def is_database_outage(exc: BaseException | None) -> bool:
-    """Say whether ``exc`` means the database could not be reached (not that a statement was wrong)."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 def _close_session() -> None:
