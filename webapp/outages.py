@@ -22,6 +22,10 @@ RETRY_AFTER = 30  # seconds; a restart or fail-over of Redis or the database tak
 NAMES = {"database": "The database", "redis": "Redis (the queue and cache)"}
 
 
+class TransientFailure(Exception):
+    """A service outside Hookline (an SMTP server) did not answer: the job is retried, and logged in one line."""
+
+
 def is_database_outage(exc: BaseException | None) -> bool:
     """Say whether ``exc`` means the database could not be reached (not that a statement was wrong)."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:

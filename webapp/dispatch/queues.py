@@ -12,13 +12,14 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.utils import now as rq_now
 from rq.exceptions import StopRequested
+from rq.job_lifecycle import call_exception_handlers
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import keys
 from ..extensions import db
-from ..outages import is_database_outage
+from ..outages import TransientFailure, is_database_outage
 from ..outbox import JobSpec
 from ..redis_store import get_redis
 from .deadlines import SharedTimerDeathPenalty
@@ -114,6 +115,16 @@ class HooklineWorker(SimpleWorker):
         if getattr(self, "_database_down", False):
             self._wait_for_database()
         return performed
+
+    def handle_exception(self, job, *exc_info):
+        # An outage is not a bug: one line, not a traceback on every attempt (RQ retries the job).
+        exc = exc_info[1]
+        if isinstance(exc, TransientFailure) or is_database_outage(exc):
+            self.log.warning("job.failed job=%s func=%s reason=%s", job.id, job.func_name,
+                             exc if isinstance(exc, TransientFailure) else exc.__class__.__name__)
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
 
     def _finalize_failure(self, job, queue, execution, exc_info):
         # A job that failed because the database went away did nothing wrong: its retry is not used up (a

@@ -16,6 +16,7 @@ from ..eventstore import StoredEvent
 from ..extensions import db
 from ..incidents import evaluate_rule
 from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp
+from ..outages import TransientFailure
 from ..outbox import enqueue_after_commit
 from ..redis_store import get_redis
 from ..rules import rules_to_fire
@@ -116,8 +117,13 @@ def send_mail(subject: str, recipients: list[str], text: str, html: str) -> None
     """Send one email with Flask-Mail; an SMTP failure raises, and RQ retries the job on its schedule."""
     message = Message(subject, recipients=recipients, body=text, html=html,
                       sender=current_app.config["MAIL_DEFAULT_SENDER"])
-    with TimedSMTPConnection(current_app.extensions["mail"], current_app.config["MAIL_TIMEOUT"]) as connection:
-        message.send(connection)
+    config = current_app.config
+    try:
+        with TimedSMTPConnection(current_app.extensions["mail"], config["MAIL_TIMEOUT"]) as connection:
+            message.send(connection)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise TransientFailure(f"the SMTP server {config['MAIL_SERVER']}:{config['MAIL_PORT']} did not take "
+                               f"{subject!r}: {exc.__class__.__name__}: {exc}") from exc
     logger.info("mail.sent subject=%r recipients=%s", subject, len(recipients))
 
 
