@@ -56,6 +56,11 @@ def create_app(config: dict | None = None) -> Flask:
                       health.bp):
         app.register_blueprint(blueprint)
 
+    if app.config["DEMO_MAILBOX"]:
+        from .views import demo_outbox
+
+        app.register_blueprint(demo_outbox.bp)
+
     @app.errorhandler(404)
     @app.errorhandler(405)
     def not_found(error):

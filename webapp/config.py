@@ -124,6 +124,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # oldest job waiting in a queue is older than this many seconds.
     "METRICS_TOKEN": (_text, None),
     "READY_MAX_QUEUE_AGE": (_positive_float, 300.0),
+    # The demo's mail catcher keeps emails in this folder; when set, the dashboard shows them under Outbox.
+    "DEMO_MAILBOX": (_text, None),
 }
 
 
