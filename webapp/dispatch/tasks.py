@@ -142,9 +142,9 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
     base_url = current_app.config["BASE_URL"]
     organization_id = event.group.project.organization_id
     if is_new_group:
-        notify_resource_change(organization_id, "issue.created", {"issue": serialize_issue(event.group, base_url)})
+        notify_resource_change(organization_id, "issue.created", {"issue": serialize_issue(event.group, base_url, event)})
     if is_regression:
-        notify_resource_change(organization_id, "issue.unresolved", {"issue": serialize_issue(event.group, base_url)})
+        notify_resource_change(organization_id, "issue.unresolved", {"issue": serialize_issue(event.group, base_url, event)})
     notify_resource_change(organization_id, "error.created", {"error": serialize_event(event, base_url)})
     stored = StoredEvent(event.id, event.group_id, is_new_group, is_regression)
     actions = [(rule, action) for rule in rules_to_fire(stored) for action in rule.actions]
