@@ -251,3 +251,11 @@ def test_what_is_not_json_in_utf8_is_400_and_stores_nothing(app, world, post, bo
     response = post(body, kind="store")
     assert response.status_code == 400 and response.json["detail"] == "The event is not valid JSON."
     assert queued(app) == 0 and stored() == 0
+
+
+def test_a_duplicate_event_id_with_other_content_makes_no_empty_issue(world, post, stored):
+    assert post(json.dumps(EVENT).encode(), kind="store").status_code == 200
+    other = {**EVENT, "message": "a different message, so a different issue"}
+    assert post(json.dumps(other).encode(), kind="store").status_code == 200
+    assert stored() == 1
+    assert [group.title for group in world.groups()] == ["boom"]

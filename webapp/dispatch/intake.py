@@ -37,7 +37,9 @@ def queue_event(project_id: int, raw: dict) -> str:
     # A fresh job id per request: a retried request queues a second job, and the event is stored once anyway.
     spec.job_id = f"ingest-{uuid.uuid4().hex}"
     key = keys.queued_event(project_id, event_id)
-    enqueue_specs([spec], also=lambda pipe: pipe.set(key, payload, ex=keys.QUEUED_EVENT_TTL))
+    # NX: while an event id waits, the first copy is the one stored (as for a stored one); the second job
+    # then finds the first payload, or none once it is stored.
+    enqueue_specs([spec], also=lambda pipe: pipe.set(key, payload, ex=keys.QUEUED_EVENT_TTL, nx=True))
     return event_id
 
 
