@@ -57,13 +57,35 @@ def serialize_issue(group: Group, base_url: str, event: Event | None = None) -> 
     ``event`` is the issue's latest event when the caller has it at hand; otherwise it is read (one query):
     the top frame's ``filename``/``function`` and ``isUnhandled`` come from it.
     """
-    links, project = links_for_project(base_url, group.project_id)
-    assignee = group.assignee
     if event is None:
         event = db.session.scalar(select(Event).where(Event.group_id == group.id).order_by(Event.id.desc()).limit(1))
-    data = event.data if event is not None else {}
-    metadata = {**group.event_metadata, **_frame_metadata(data)}
     num_comments = db.session.scalar(select(func.count()).select_from(Comment).where(Comment.group_id == group.id))
+    return _issue(group, base_url, event.data if event is not None else {}, num_comments, user_count(group.id))
+
+
+def serialize_issues(groups: list[Group], base_url: str) -> list[dict]:
+    """``serialize_issue`` for a page of issues: three queries and one Redis round trip for the whole page."""
+    ids = [group.id for group in groups]
+    if not ids:
+        return []
+    latest = select(func.max(Event.id)).where(Event.group_id.in_(ids)).group_by(Event.group_id)
+    events = {event.group_id: event.data for event in db.session.scalars(select(Event).where(Event.id.in_(latest)))}
+    comments = dict(db.session.execute(select(Comment.group_id, func.count()).where(Comment.group_id.in_(ids))
+                                       .group_by(Comment.group_id)).all())
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for group_id in ids:
+            pipe.pfcount(keys.group_users(group_id))
+        users = dict(zip(ids, pipe.execute()))
+    except RedisError:
+        users = {}
+    return [_issue(group, base_url, events.get(group.id, {}), comments.get(group.id, 0), int(users.get(group.id, 0)))
+            for group in groups]
+
+
+def _issue(group: Group, base_url: str, data: dict, num_comments: int, users: int) -> dict:
+    links, project = links_for_project(base_url, group.project_id)
+    assignee = group.assignee
     return {
         "id": str(group.id),
         "shortId": f"{project.slug.upper()}-{group.short_id}",
@@ -78,7 +100,7 @@ def serialize_issue(group: Group, base_url: str, event: Event | None = None) -> 
         "type": "error",
         "issueCategory": "error",
         "issueType": "error",
-        "metadata": metadata,
+        "metadata": {**group.event_metadata, **_frame_metadata(data)},
         "annotations": [],
         "assignedTo": {"type": "user", "id": str(assignee.id), "name": assignee.name, "email": assignee.email}
         if assignee else None,
@@ -90,7 +112,7 @@ def serialize_issue(group: Group, base_url: str, event: Event | None = None) -> 
         "shareId": None,
         "subscriptionDetails": None,
         "numComments": num_comments,
-        "userCount": user_count(group.id),
+        "userCount": users,
         "project": {"id": str(project.id), "slug": project.slug, "name": project.name, "platform": project.platform},
         "firstSeen": iso(group.first_seen),
         "lastSeen": iso(group.last_seen),
