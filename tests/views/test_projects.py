@@ -12,7 +12,8 @@ def test_create_project_shows_its_dsn(app, owner):
     page = owner.get("/orgs/acme/projects/mobile-app").get_data(as_text=True)
     with app.app_context():
         project = db.session.query(Project).one()
-        assert f"http://{project.public_key}@hookline.test/{project.id}" in page
+        [key] = project.client_keys
+        assert key.label == "Default" and f"http://{key.public_key}@hookline.test/{project.id}" in page
     assert owner.post("/orgs/acme/projects", {"name": "Mobile app"}).status_code == 400
     assert owner.post("/orgs/acme/projects", {"name": ""}).status_code == 400
 
