@@ -24,6 +24,8 @@ def clean_label(label) -> str:
     label = label.strip() if isinstance(label, str) else ""
     if not label or len(label) > LABEL_MAX:
         raise ProjectKeyError("label", f"Give the key a label of 1 to {LABEL_MAX} characters.")
+    if not label.isprintable():  # control characters, NUL (which PostgreSQL refuses), lone surrogates
+        raise ProjectKeyError("label", "The label may not contain control or unprintable characters.")
     return label
 
 
