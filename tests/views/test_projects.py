@@ -3,10 +3,14 @@
 import json
 import re
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import select
 
 from tests.alert_world import wait_unless_a_minute_has_time_left
 from webapp.audit import list_audit_entries
+from webapp.embedded_redis import free_port
 from webapp.extensions import db
 from webapp.models import IssueAlertRule, MetricAlertRule, Organization, Project, ProjectKey
 from webapp.projects import create_project
@@ -219,3 +223,15 @@ def test_the_page_counts_what_ingestion_did_in_the_last_24_hours(app, world, own
     assert "Last 24 hours: 2 accepted · 1 rate-limited · 1 refused · 1 dropped</p>" in page
     assert "1 accepted · 1 rate-limited · 1 refused · 0 dropped" in page  # the Default key's row
     assert "1 accepted · 0 rate-limited · 0 refused · 1 dropped" in page  # the Batch key's row
+
+
+def test_without_redis_the_page_says_the_counts_are_unavailable(app, world, owner):
+    original = app.extensions["redis"]
+    app.extensions["redis"] = redis.Redis(port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    try:
+        response = owner.get("/orgs/acme/projects/web")
+    finally:
+        app.extensions["redis"].close()
+        app.extensions["redis"] = original
+    assert response.status_code == 200
+    assert "Last 24 hours: counts unavailable (Redis did not answer)." in response.get_data(as_text=True)
