@@ -1,4 +1,4 @@
-"""``get_from_cache``: a Redis read-through cache of the few model rows read on every delivery and every ingested event."""
+"""``get_from_cache``: a Redis read-through cache of the few rows read on every delivery and every ingested event."""
 
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ def get_project_keys(project_id: int) -> list[SimpleNamespace]:
     key = keys.project_keys_cache(project_id)
     rows, reachable = _read(key)
     if rows is None:
-        found = db.session.scalars(select(ProjectKey).where(ProjectKey.project_id == project_id).order_by(ProjectKey.id))
-        rows = [{column: getattr(row, column) for column in KEY_COLUMNS} for row in found]
+        found = select(ProjectKey).where(ProjectKey.project_id == project_id).order_by(ProjectKey.id)
+        rows = [{column: getattr(row, column) for column in KEY_COLUMNS} for row in db.session.scalars(found)]
         if reachable:
             _fill(key, rows)
     return [SimpleNamespace(**row) for row in rows]

@@ -31,14 +31,15 @@ def clean_label(label) -> str:
 
 def clean_rate_limit(value) -> int | None:
     """Return ``value`` if it is None (no limit of its own) or a whole number of events a minute in range."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= RATE_LIMIT_MAX):
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if value is not None and not (whole and 1 <= value <= RATE_LIMIT_MAX):
         raise ProjectKeyError("rate_limit", f"The rate limit must be a whole number of events a minute from 1 to "
                                             f"{RATE_LIMIT_MAX}, or none.")
     return value
 
 
 def effective_rate_limit(key, project, default: int) -> int:
-    """Return how many events a minute ``key`` may send: its own limit, else its project's per-key limit, else ``default``."""
+    """Return the events a minute ``key`` may send: its own limit, else its project's per-key limit, else ``default``."""
     return key.rate_limit or project.key_rate_limit or default
 
 
