@@ -28,9 +28,29 @@ KEY_COLUMNS = ("id", "public_key", "is_active", "rate_limit")
 
 def get_from_cache(model: type, pk: int) -> SimpleNamespace | None:
     """Return the cached columns of ``model`` row ``pk`` (reading the database on a miss), or None."""
+    return _model_from(model, pk, *_read(keys.model_cache(model.__tablename__, pk)))
+
+
+def get_project_keys(project_id: int) -> list[SimpleNamespace]:
+    """Return the client keys of project ``project_id``, oldest first (reading the database on a miss)."""
+    return _keys_from(project_id, *_read(keys.project_keys_cache(project_id)))
+
+
+def get_project_with_keys(project_id: int) -> tuple[SimpleNamespace | None, list[SimpleNamespace]]:
+    """Return the project (or None) and its client keys, both cache entries read in one round trip."""
+    names = (keys.model_cache(Project.__tablename__, project_id), keys.project_keys_cache(project_id))
+    try:
+        raw = current_app.extensions["redis"].mget(*names)
+        cached, reachable = [None if value is None else json.loads(value) for value in raw], True
+    except RedisError as exc:  # a cache: without Redis, read the database
+        logger.warning("model cache read failed for %s: %s", names[0], exc.__class__.__name__)
+        cached, reachable = [None, None], False
+    project = _model_from(Project, project_id, cached[0], reachable)
+    return project, (_keys_from(project_id, cached[1], reachable) if project is not None else [])
+
+
+def _model_from(model: type, pk: int, cached, reachable: bool) -> SimpleNamespace | None:
     columns = CACHED_COLUMNS[model]
-    key = keys.model_cache(model.__tablename__, pk)
-    cached, reachable = _read(key)
     if isinstance(cached, dict) and set(cached) == set(columns):  # else a miss, or cached by an older release
         return SimpleNamespace(**cached)
     row = db.session.get(model, pk)
@@ -38,19 +58,16 @@ def get_from_cache(model: type, pk: int) -> SimpleNamespace | None:
         return None
     values = {column: getattr(row, column) for column in columns}
     if reachable:  # without Redis, filling would only fail (and wait) a second time
-        _fill(key, values)
+        _fill(keys.model_cache(model.__tablename__, pk), values)
     return SimpleNamespace(**values)
 
 
-def get_project_keys(project_id: int) -> list[SimpleNamespace]:
-    """Return the client keys of project ``project_id``, oldest first (reading the database on a miss)."""
-    key = keys.project_keys_cache(project_id)
-    rows, reachable = _read(key)
+def _keys_from(project_id: int, rows, reachable: bool) -> list[SimpleNamespace]:
     if rows is None:
         found = select(ProjectKey).where(ProjectKey.project_id == project_id).order_by(ProjectKey.id)
         rows = [{column: getattr(row, column) for column in KEY_COLUMNS} for row in db.session.scalars(found)]
         if reachable:
-            _fill(key, rows)
+            _fill(keys.project_keys_cache(project_id), rows)
     return [SimpleNamespace(**row) for row in rows]
 
 

@@ -38,23 +38,30 @@ def count_outcomes(outcomes: Outcomes) -> None:
 
     A request for no known project counts in /metrics only. Never raises.
     """
-    counts = {name: getattr(outcomes, name) for name in OUTCOMES if getattr(outcomes, name)}
-    if not counts:
-        return
     try:
         pipe = get_redis().pipeline(transaction=False)
-        for name, count in counts.items():
-            count_ingest(pipe, name, count)
-        if outcomes.project_id is not None:
-            bucket = keys.ingest_outcomes(outcomes.project_id, _hour(clock.now().timestamp()))
-            for name, count in counts.items():
-                pipe.hincrby(bucket, name, count)
-                if outcomes.key_id is not None:
-                    pipe.hincrby(bucket, f"key:{outcomes.key_id}:{name}", count)
-            pipe.expire(bucket, keys.INGEST_OUTCOMES_TTL)
-        pipe.execute()
+        if add_outcomes(pipe, outcomes):
+            pipe.execute()
     except RedisError as exc:  # the event's fate is decided; only its count is lost
         logger.warning("ingest.outcomes_uncounted project=%s reason=%s", outcomes.project_id, exc.__class__.__name__)
+
+
+def add_outcomes(pipe, outcomes: Outcomes) -> bool:
+    """Add the commands that count ``outcomes`` to ``pipe`` (an accepted event's: the MULTI that queues it).
+
+    Return whether there was anything to count.
+    """
+    counts = {name: getattr(outcomes, name) for name in OUTCOMES if getattr(outcomes, name)}
+    for name, count in counts.items():
+        count_ingest(pipe, name, count)
+    if counts and outcomes.project_id is not None:
+        bucket = keys.ingest_outcomes(outcomes.project_id, _hour(clock.now().timestamp()))
+        for name, count in counts.items():
+            pipe.hincrby(bucket, name, count)
+            if outcomes.key_id is not None:
+                pipe.hincrby(bucket, f"key:{outcomes.key_id}:{name}", count)
+        pipe.expire(bucket, keys.INGEST_OUTCOMES_TTL)
+    return bool(counts)
 
 
 def last_day_outcomes(project_id: int) -> tuple[dict[str, int], dict[int, dict[str, int]]] | None:

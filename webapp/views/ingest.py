@@ -12,11 +12,10 @@ from redis.exceptions import RedisError
 from .. import keys
 from ..dispatch.intake import queue_event, store_now
 from ..dispatch.signing import USER_AGENT_PREFIX
-from ..cache import get_from_cache, get_project_keys
+from ..cache import get_project_with_keys
 from ..extensions import csrf
 from ..ingest import IngestError, decode_body, parse_envelope, parse_json_object, public_key_from
-from ..ingest_outcomes import Outcomes, count_outcomes
-from ..models import Project
+from ..ingest_outcomes import Outcomes, add_outcomes, count_outcomes
 from ..project_keys import effective_rate_limit
 from ..redis_store import get_redis
 
@@ -33,23 +32,23 @@ WRONG_KEY = "Unknown project or wrong project key; check the DSN."
 def envelope(project_id: int):
     outcomes = Outcomes()
     try:
-        project = _project_or_403(project_id, outcomes)
+        project, project_keys = _project_or_403(project_id, outcomes)
         body = _read_body()
         parsed = parse_envelope(body)
-        key = _authenticate(project, public_key_from(request.headers, request.args, parsed.headers), outcomes)
+        key = _authenticate(project_keys, public_key_from(request.headers, request.args, parsed.headers), outcomes)
         # One event per envelope, as Sentry's Relay takes it: an envelope is one event and its extras, so
         # a small body cannot carry thousands of events past the quota. The others are counted as dropped.
         events = parsed.events()
         outcomes.dropped = len(events[1:])
         events = events[:1]
-        if events:
-            take_quota(project, key)
-        event_ids = [_accept(project, event) for event in events]
+        if not events:
+            count_outcomes(outcomes)
+            return jsonify(id=parsed.headers.get("event_id"))
+        take_quota(project, key)
+        event_id = _accept(project, events[0], outcomes)
     except IngestError as exc:
         return _refusal(exc, outcomes)
-    outcomes.accepted = len(event_ids)
-    count_outcomes(outcomes)
-    return jsonify(id=event_ids[0] if event_ids else parsed.headers.get("event_id"))
+    return jsonify(id=event_id)
 
 
 @bp.route("/api/<int:project_id>/store/", methods=["POST"])
@@ -57,16 +56,14 @@ def envelope(project_id: int):
 def store(project_id: int):
     outcomes = Outcomes()
     try:
-        project = _project_or_403(project_id, outcomes)
+        project, project_keys = _project_or_403(project_id, outcomes)
         body = _read_body()
-        key = _authenticate(project, public_key_from(request.headers, request.args), outcomes)
+        key = _authenticate(project_keys, public_key_from(request.headers, request.args), outcomes)
         event = parse_json_object(body, "event")
         take_quota(project, key)
-        event_id = _accept(project, event)
+        event_id = _accept(project, event, outcomes)
     except IngestError as exc:
         return _refusal(exc, outcomes)
-    outcomes.accepted = 1
-    count_outcomes(outcomes)
     return jsonify(id=event_id)
 
 
@@ -125,23 +122,24 @@ def _read_body() -> bytes:
 
 
 def _project_or_403(project_id: int, outcomes: Outcomes):
-    """Return the project (no SQL once cached) before the body is read: a request for no project costs little."""
+    """Return the project and its keys (one Redis round trip once cached, no SQL) before the body is read: a
+    request for no project costs little."""
     if project_id > MAX_PROJECT_ID:  # no such row, and more than the database's integers hold
         raise IngestError(403, WRONG_KEY)
-    project = get_from_cache(Project, project_id)
+    project, project_keys = get_project_with_keys(project_id)
     if project is None:
         raise IngestError(403, WRONG_KEY)
     outcomes.project_id = project.id
-    return project
+    return project, project_keys
 
 
-def _authenticate(project, public_key: str | None, outcomes: Outcomes):
+def _authenticate(project_keys, public_key: str | None, outcomes: Outcomes):
     """Return the project's key named ``public_key``: 401 without one, 403 if it is not the project's or disabled."""
     if not public_key:
         raise IngestError(401, "Missing sentry_key: send X-Sentry-Auth or ?sentry_key= with the project's DSN key.")
     offered = public_key.encode("utf-8", "replace")
     # Every key is compared, each in constant time; the keys come from the cache (no SQL once cached).
-    matching = [key for key in get_project_keys(project.id) if hmac.compare_digest(key.public_key.encode(), offered)]
+    matching = [key for key in project_keys if hmac.compare_digest(key.public_key.encode(), offered)]
     if not matching:
         raise IngestError(403, WRONG_KEY)
     key = matching[0]
@@ -152,10 +150,16 @@ def _authenticate(project, public_key: str | None, outcomes: Outcomes):
     return key
 
 
-def _accept(project, raw_event: dict) -> str:
-    """Hand the event to the workers and return its id; without Redis, store it in this request instead."""
+def _accept(project, raw_event: dict, outcomes: Outcomes) -> str:
+    """Hand the event to the workers, counted in the same MULTI, and return its id.
+
+    Without Redis, store it in this request instead.
+    """
+    outcomes.accepted = 1
     try:
-        return queue_event(project.id, raw_event)
+        return queue_event(project.id, raw_event, also=lambda pipe: add_outcomes(pipe, outcomes))
     except RedisError as exc:
         logger.warning("ingest.stored_inline project=%s reason=%s", project.id, exc.__class__.__name__)
-        return store_now(project, raw_event)
+        event_id = store_now(project, raw_event)
+        count_outcomes(outcomes)
+        return event_id
