@@ -149,7 +149,7 @@ def exception_chain(data: dict) -> list[ExceptionView]:
     chain = []
     for index, raw in enumerate(reversed(exceptions)):
         mechanism = raw.get("mechanism") if isinstance(raw.get("mechanism"), dict) else {}
-        relation = "" if index == 0 else RELATIONS.get(mechanism.get("source"), "Earlier in the chain")
+        relation = "" if index == 0 else RELATIONS.get(mechanism.get("source"), "Raised earlier, and led to the exception above")
         frames = [_frame(frame) for frame in reversed(_frames_of(raw))]
         handled = mechanism.get("handled") if isinstance(mechanism.get("handled"), bool) else None
         chain.append(ExceptionView(text(raw.get("type")) or "Error", text(raw.get("value")), text(raw.get("module")),

@@ -69,7 +69,7 @@ def assign(group: Group, assignee: User | None, actor: User) -> None:
 
 
 def _clean_text(text: str) -> str:
-    text = (text or "").strip()
+    text = (text or "").replace("\r\n", "\n").strip()  # browsers send a textarea's line breaks as CRLF
     if not text:
         raise WorkflowError("A comment cannot be empty.")
     if len(text) > 5000:
@@ -83,7 +83,8 @@ def _notify_comment(event_type: str, comment: Comment, group: Group, actor: User
 
 
 def add_comment(group: Group, text: str, actor: User) -> Comment:
-    comment = Comment(group_id=group.id, user_id=actor.id, text=_clean_text(text))
+    now = utcnow()
+    comment = Comment(group_id=group.id, user_id=actor.id, text=_clean_text(text), date_added=now, date_updated=now)
     db.session.add(comment)
     db.session.flush()
     _record(group, "comment", actor, comment_id=comment.id)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ..charts import count_bars_svg
 from ..dispatch.serializers import serialize_event
-from ..event_display import display_event
+from ..event_display import display_event, exception_chain
 from ..extensions import db
 from ..issue_history import CHART_DAYS, activity_of, events_per_day
 from ..issue_search import (
@@ -47,12 +47,13 @@ def list_view(org_slug):
 def detail(org_slug, group_id):
     organization, role = get_org_or_404(org_slug)
     group = get_group_or_404(organization, group_id)
-    events = db.session.scalars(select(Event).where(Event.group_id == group.id)
-                                .order_by(Event.received.desc(), Event.id.desc()).limit(50))
+    events = list(db.session.scalars(select(Event).where(Event.group_id == group.id)
+                                     .order_by(Event.received.desc(), Event.id.desc()).limit(50)))
     members = db.session.scalars(select(User).join(Membership).where(Membership.organization_id == organization.id)
                                  .order_by(User.email))
     days = events_per_day(group)
-    return render_template("issues/detail.html", organization=organization, group=group, events=list(events),
+    return render_template("issues/detail.html", organization=organization, group=group, events=events,
+                           latest_exceptions=exception_chain(events[0].data) if events else [],
                            activity=activity_of(group), members=list(members), can_moderate=role in MANAGING_ROLES,
                            days=days, chart_days=CHART_DAYS,
                            chart=count_bars_svg(days, 560, 80, f"Events per day, last {CHART_DAYS} days"))
