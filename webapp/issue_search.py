@@ -108,8 +108,3 @@ def environments_of(organization: Organization, project_slug: str = "") -> list[
 
 def current_project(projects: list[Project], query: IssueQuery) -> Project | None:
     return next((project for project in projects if project.slug == query.project), None)
-
-
-def projects_of(organization: Organization) -> list[Project]:
-    return list(db.session.scalars(select(Project).where(Project.organization_id == organization.id)
-                                   .order_by(Project.name)))

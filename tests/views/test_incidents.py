@@ -160,7 +160,7 @@ def test_the_empty_list_says_where_metric_alert_rules_are_made(owner, world):
     page = owner.get("/orgs/acme/incidents").get_data(as_text=True)
     empty = re.search(r'<div class="empty" data-testid="incidents-empty">(.*?)</div>', page, re.S).group(1)
     assert "Metric alert rules are made on a project's page" in empty
-    assert 'href="/orgs/acme/projects"' in empty
+    assert 'href="/orgs/acme/projects"' in empty and '<a href="/orgs/acme/projects/web">Web</a>' in empty
 
 
 def test_the_chart_covers_a_window_before_the_incident_until_it_closed(app, world, sdk, rule_id, run_worker):

@@ -10,6 +10,7 @@ from ..charts import metric_svg
 from ..dispatch.tasks import resolve_incident_and_notify
 from ..extensions import db
 from ..incidents import IncidentBusy, metric_series
+from ..projects import list_projects
 from ..models import MANAGING_ROLES, Incident, IncidentStatusChange, SentryApp
 from .helpers import get_org_or_404, require_manager
 
@@ -20,9 +21,10 @@ bp = Blueprint("incidents", __name__, url_prefix="/orgs/<org_slug>/incidents")
 @login_required
 def list_view(org_slug):
     organization, _ = get_org_or_404(org_slug)
-    incidents = db.session.scalars(select(Incident).where(Incident.organization_id == organization.id)
-                                   .order_by(Incident.identifier.desc()).limit(200))
-    return render_template("incidents/list.html", organization=organization, incidents=list(incidents))
+    incidents = list(db.session.scalars(select(Incident).where(Incident.organization_id == organization.id)
+                                        .order_by(Incident.identifier.desc()).limit(200)))
+    return render_template("incidents/list.html", organization=organization, incidents=incidents,
+                           projects=list_projects(organization.id) if not incidents else [])
 
 
 def _incident_or_404(organization, identifier: int) -> Incident:

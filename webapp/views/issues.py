@@ -17,10 +17,10 @@ from ..issue_search import (
     IssueQuery,
     current_project,
     environments_of,
-    projects_of,
     search_issues,
 )
 from ..models import LEVELS, MANAGING_ROLES, Comment, Event, Group, Membership, User
+from ..projects import list_projects
 from ..workflow import WorkflowError, add_comment, assign, delete_comment, display_name, edit_comment, set_status
 from .helpers import get_group_or_404, get_org_or_404
 
@@ -34,7 +34,7 @@ bp = Blueprint("issues", __name__, url_prefix="/orgs/<org_slug>/issues")
 def list_view(org_slug):
     organization, _ = get_org_or_404(org_slug)
     query = IssueQuery.from_args(request.args)
-    projects = projects_of(organization)
+    projects = list_projects(organization.id)
     return render_template("issues/list.html", organization=organization, query=query,
                            result=search_issues(organization, query), projects=projects,
                            project=current_project(projects, query),
