@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from pathlib import Path
 
 from flask import Flask, jsonify, request
 
-from .config import ConfigError, load_settings
+from .config import ConfigError, instance_secret_key, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     if settings["DATABASE_URL"] is None:
         settings["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'hookline.db'}"
     if settings["SECRET_KEY"] is None:
-        settings["SECRET_KEY"] = _instance_secret_key(Path(app.instance_path))
+        settings["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
     app.config.update(settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = settings["DATABASE_URL"]
     # A worker process holds a database connection per busy slot; connections open only when used.
@@ -66,15 +65,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.globals["health_svg"] = health_svg
     _configure_logging(app)
     return app
-
-
-def _instance_secret_key(instance: Path) -> str:
-    """Return a random key kept in the instance folder, so sessions survive restarts and span processes."""
-    path = instance / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 def _configure_logging(app: Flask) -> None:
