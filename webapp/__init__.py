@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from flask import Flask, jsonify, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ConfigError, instance_secret_key, load_settings
 
@@ -34,6 +35,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tokens live as long as the session
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    if settings["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXIES"])
 
     from . import cache, cli, redis_store  # noqa: F401  (cache registers its invalidation listeners)
     from .extensions import csrf, db, login_manager, mail, migrate

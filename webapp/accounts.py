@@ -1,10 +1,13 @@
-"""Create people, organisations and memberships (used by the CLI and the demo)."""
+"""Create people, organisations and memberships (used by the CLI and the demo); check a login."""
 
 from __future__ import annotations
 
+import functools
 import re
+import secrets
 
 from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 from .models import ROLES, Membership, Organization, User, find_user_by_email
@@ -15,6 +18,20 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
 
 class AccountError(ValueError):
     """The account cannot be created as asked; the message says why."""
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the user with this email and password, else None; an unknown email costs a hash check too."""
+    user = find_user_by_email(email)
+    # Without a user, check against a hash of the same algorithm and cost, so the time of the answer
+    # does not tell which emails have an account.
+    matches = check_password_hash(user.password_hash if user is not None else _dummy_password_hash(), password)
+    return user if matches and user is not None else None
+
+
+@functools.cache
+def _dummy_password_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))  # as User.set_password does
 
 
 def get_or_create_organization(slug: str, name: str | None = None) -> Organization:

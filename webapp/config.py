@@ -43,6 +43,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be a whole number, 0 or more")
+    return number
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 < number < 65536:
@@ -129,6 +136,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "INGEST_RATE_LIMIT": (_positive_int, 1000),
     # Largest request body the dashboard and the API read (Flask's MAX_CONTENT_LENGTH); larger gets 413.
     "REQUEST_MAX_BYTES": (_positive_int, 2 * 1024 * 1024),
+    # Reverse proxies in front of Hookline that each append the client's address to X-Forwarded-For. The
+    # login throttle counts attempts per client address; behind a proxy, without this, every client has
+    # the proxy's address. Never set it higher than the proxies there are: the header could be forged.
+    "TRUSTED_PROXIES": (_count, 0),
 }
 # Settings whose values an error message must not repeat.
 SECRET_SETTINGS = frozenset({"SECRET_KEY", "MAIL_PASSWORD"})
