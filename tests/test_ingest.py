@@ -232,3 +232,14 @@ def test_an_envelope_carries_one_event_as_in_sentry(app, world, post, stored):
     response = post(envelope(*items))
     assert response.status_code == 200 and response.json["id"] == f"{0:032x}"
     assert stored() == 1
+
+
+def test_ingestion_reads_bodies_up_to_its_own_limit_past_the_app_wide_one(app, post, stored):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    body = envelope(({"type": "event"}, {**EVENT, "message": "x" * 5000}))
+    assert len(body) > 1000
+    assert post(body).status_code == 200
+    assert stored() == 1
+    app.config["INGEST_MAX_BYTES"] = 2000
+    too_big = post(body)
+    assert too_big.status_code == 413 and too_big.json["detail"] == "The body is larger than 2000 bytes."

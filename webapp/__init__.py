@@ -33,12 +33,17 @@ def create_app(config: dict | None = None) -> Flask:
         "pool_pre_ping": True,  # a connection the database dropped (a restart) is replaced, not handed to a job
     })
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tokens live as long as the session
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    # Flask and Flask-Login define these keys already, so setdefault would leave their defaults in place.
+    secure = settings["BASE_URL"].startswith("https://")
+    for name, value in {"SESSION_COOKIE_SAMESITE": "Lax", "SESSION_COOKIE_SECURE": secure,
+                        "REMEMBER_COOKIE_SAMESITE": "Lax", "REMEMBER_COOKIE_SECURE": secure,
+                        "MAX_CONTENT_LENGTH": settings["REQUEST_MAX_BYTES"]}.items():
+        if name not in settings:  # a value given to create_app wins
+            app.config[name] = value
     if settings["TRUSTED_PROXIES"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXIES"])
 
-    from . import cache, cli, redis_store  # noqa: F401  (cache registers its invalidation listeners)
+    from . import cache, cli, redis_store, web_protections  # noqa: F401  (cache registers its invalidation listeners)
     from .extensions import csrf, db, login_manager, mail, migrate
 
     db.init_app(app)
@@ -50,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.login_message = "Log in to see that page."
     redis_store.init_app(app)
     cli.init_app(app)
+    web_protections.init_app(app)
 
     from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, projects
 

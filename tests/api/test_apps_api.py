@@ -206,3 +206,13 @@ def test_delete_takes_the_app_out_of_alert_rules(app, world, api, pager_api):
     assert api("DELETE", "/api/0/sentry-apps/pager/").status_code == 204
     with app.app_context():
         assert db.session.query(IssueAlertRule).one().actions == [{"sentry_app_id": world.bare_id, "settings": []}]
+
+
+def test_answers_carrying_the_client_secret_are_not_stored_by_caches(api, receiver):
+    created = api("POST", "/api/0/sentry-apps/", json={
+        "name": "Pager", "organization": "acme", "webhookUrl": receiver.url("/hook"), "isInternal": True})
+    shown = api("GET", "/api/0/sentry-apps/pager/")
+    rotated = api("POST", "/api/0/sentry-apps/pager/rotate-secret/")
+    for response in (created, shown, rotated):
+        assert response.status_code < 300 and "clientSecret" in response.json
+        assert response.headers["Cache-Control"] == "no-store"
