@@ -1,6 +1,7 @@
 """Everything an owner does for apps in the dashboard, done through the API with a token."""
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import Session
 from tests.lifecycle import send
@@ -216,3 +217,14 @@ def test_answers_carrying_the_client_secret_are_not_stored_by_caches(api, receiv
     for response in (created, shown, rotated):
         assert response.status_code < 300 and "clientSecret" in response.json
         assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_an_app_name_with_a_line_break_is_refused_by_the_api_and_on_edit(app, api, pager_api):
+    response = api("POST", "/api/0/sentry-apps/", json={
+        "name": "Pager\r\nBcc: eve@evil.example", "organization": "acme", "webhookUrl": "https://93.184.216.34/"})
+    assert response.status_code == 400
+    assert response.json["detail"].startswith("name: The name must not contain line breaks")
+    response = api("PUT", "/api/0/sentry-apps/pager/", json={"name": "Pager\n2"})
+    assert response.status_code == 400 and "name: The name must not contain" in response.json["detail"]
+    with app.app_context():
+        assert [a.name for a in db.session.scalars(select(SentryApp))] == ["Pager"]

@@ -16,6 +16,7 @@ from ..eventstore import StoredEvent
 from ..extensions import db
 from ..incidents import evaluate_rule
 from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp
+from ..names import one_line
 from ..outbox import enqueue_after_commit
 from ..redis_store import get_redis
 from ..rules import rules_to_fire
@@ -114,7 +115,7 @@ class TimedSMTPConnection(flask_mail.Connection):
 
 def send_mail(subject: str, recipients: list[str], text: str, html: str) -> None:
     """Send one email with Flask-Mail; an SMTP failure raises, and RQ retries the job on its schedule."""
-    message = Message(subject, recipients=recipients, body=text, html=html,
+    message = Message(one_line(subject), recipients=recipients, body=text, html=html,
                       sender=current_app.config["MAIL_DEFAULT_SENDER"])
     with TimedSMTPConnection(current_app.extensions["mail"], current_app.config["MAIL_TIMEOUT"]) as connection:
         message.send(connection)
