@@ -43,7 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     if settings["TRUSTED_PROXIES"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXIES"])
 
-    from . import cache, cli, redis_store, web_protections  # noqa: F401  (cache registers its invalidation listeners)
+    from . import cache, cli, outages, redis_store, web_protections  # noqa: F401  (cache: invalidation listeners)
     from .extensions import csrf, db, login_manager, mail, migrate
 
     db.init_app(app)
@@ -55,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.login_message = "Log in to see that page."
     redis_store.init_app(app)
     cli.init_app(app)
+    outages.init_app(app)
     web_protections.init_app(app)
 
     from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, projects
@@ -62,6 +63,11 @@ def create_app(config: dict | None = None) -> Flask:
     for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, projects.bp, issues.bp, incidents.bp, orgs.bp,
                       health.bp):
         app.register_blueprint(blueprint)
+
+    if app.config["DEMO_MAILBOX"]:
+        from .views import demo_outbox
+
+        app.register_blueprint(demo_outbox.bp)
 
     @app.errorhandler(404)
     @app.errorhandler(405)

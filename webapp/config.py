@@ -140,6 +140,12 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # login throttle counts attempts per client address; behind a proxy, without this, every client has
     # the proxy's address. Never set it higher than the proxies there are: the header could be forged.
     "TRUSTED_PROXIES": (_count, 0),
+    # Operations: /metrics answers only with this bearer token (404 while unset); /readyz fails when the
+    # oldest job waiting in a queue is older than this many seconds.
+    "METRICS_TOKEN": (_text, None),
+    "READY_MAX_QUEUE_AGE": (_positive_float, 300.0),
+    # The demo's mail catcher keeps emails in this folder; when set, the dashboard shows them under Outbox.
+    "DEMO_MAILBOX": (_text, None),
 }
 # Settings whose values an error message must not repeat.
 SECRET_SETTINGS = frozenset({"SECRET_KEY", "MAIL_PASSWORD"})
