@@ -58,10 +58,10 @@ def create_app(config: dict | None = None) -> Flask:
     outages.init_app(app)
     web_protections.init_app(app)
 
-    from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, projects
+    from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, project_keys, projects
 
-    for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, projects.bp, issues.bp, incidents.bp, orgs.bp,
-                      health.bp):
+    for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, projects.bp, project_keys.bp, issues.bp,
+                      incidents.bp, orgs.bp, health.bp):
         app.register_blueprint(blueprint)
 
     if app.config["DEMO_MAILBOX"]:
