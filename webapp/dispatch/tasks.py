@@ -16,6 +16,7 @@ from ..eventstore import StoredEvent, record_group_environment
 from ..extensions import db
 from ..incidents import OnChange, evaluate_rule, resolve_incident
 from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp, User
+from ..names import one_line
 from ..outages import TransientFailure
 from ..outbox import enqueue_after_commit
 from ..redis_store import get_redis
@@ -115,7 +116,7 @@ class TimedSMTPConnection(flask_mail.Connection):
 
 def send_mail(subject: str, recipients: list[str], text: str, html: str) -> None:
     """Send one email with Flask-Mail; an SMTP failure raises, and RQ retries the job on its schedule."""
-    message = Message(subject, recipients=recipients, body=text, html=html,
+    message = Message(one_line(subject), recipients=recipients, body=text, html=html,
                       sender=current_app.config["MAIL_DEFAULT_SENDER"])
     config = current_app.config
     try:
