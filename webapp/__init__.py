@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from flask import Flask, jsonify, request
+from flask import Flask
 
 from .config import ConfigError, load_settings
 
@@ -49,21 +49,15 @@ def create_app(config: dict | None = None) -> Flask:
     redis_store.init_app(app)
     cli.init_app(app)
 
-    from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, projects
+    from . import templating
+    from .views import account, api, apps, auth, errors, health, incidents, ingest, issues, orgs, projects
 
     for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, projects.bp, issues.bp, incidents.bp, orgs.bp,
                       health.bp):
         app.register_blueprint(blueprint)
 
-    @app.errorhandler(404)
-    @app.errorhandler(405)
-    def not_found(error):
-        if request.path.startswith("/api/"):
-            return jsonify(detail="The requested resource does not exist." if error.code == 404 else error.description), error.code
-        return error
-    from .charts import health_svg
-
-    app.jinja_env.globals["health_svg"] = health_svg
+    errors.init_app(app)
+    templating.init_app(app)
     _configure_logging(app)
     return app
 

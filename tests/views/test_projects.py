@@ -32,7 +32,11 @@ def test_issue_rule_form_round_trip(app, world, owner):
     edit = owner.get(f"/orgs/acme/projects/web/rules/{rule.id}").get_data(as_text=True)
     assert "channel=#ops" in edit and 'value="Ops pager"' in edit
     owner.post(f"/orgs/acme/projects/web/rules/{rule.id}", {**form, "frequency_minutes": "60"})
-    owner.post(f"/orgs/acme/projects/web/rules/{rule.id}/delete")
+    asked = owner.post(f"/orgs/acme/projects/web/rules/{rule.id}/delete").get_data(as_text=True)
+    assert "Delete the rule Ops pager?" in asked and 'name="confirm" value="1"' in asked
+    with app.app_context():
+        assert db.session.query(IssueAlertRule).count() == 1
+    owner.post(f"/orgs/acme/projects/web/rules/{rule.id}/delete", {"confirm": "1"})
     with app.app_context():
         assert db.session.query(IssueAlertRule).count() == 0
 

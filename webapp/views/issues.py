@@ -10,7 +10,7 @@ from ..dispatch.serializers import serialize_event
 from ..extensions import db
 from ..models import ISSUE_STATUSES, MANAGING_ROLES, Comment, Event, Group, Membership, Project, User
 from ..workflow import WorkflowError, add_comment, assign, delete_comment, edit_comment, set_status
-from .helpers import get_group_or_404, get_org_or_404
+from .helpers import confirm_step, confirmed, get_group_or_404, get_org_or_404
 
 bp = Blueprint("issues", __name__, url_prefix="/orgs/<org_slug>/issues")
 
@@ -97,6 +97,9 @@ def remove_comment(org_slug, group_id, comment_id):
     organization, role = get_org_or_404(org_slug)
     group = get_group_or_404(organization, group_id)
     comment = _comment_or_404(group, comment_id)
+    if not confirmed():
+        return confirm_step("Delete this comment?", "Apps subscribed to comments get a comment.deleted webhook.",
+                            "Delete comment", url_for("issues.detail", org_slug=org_slug, group_id=group.id), organization)
     return _act(org_slug, group, lambda: delete_comment(comment, current_user, role in MANAGING_ROLES))
 
 
