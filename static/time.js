@@ -6,7 +6,11 @@
 
   var UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600], ["minute", 60]];
   var relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
-  var dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  var FORMATS = {  // the shortest that is clear: the time today, no year this year
+    today: new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" }),
+    thisYear: new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" }),
+    other: new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" })
+  };
 
   function parse(value) {
     // Python writes microseconds ("…:05.123456Z"); Date.parse only promises milliseconds.
@@ -24,6 +28,12 @@
     return seconds > 0 ? relative.format(seconds, "second") : "just now";
   }
 
+  function localText(when, today) {
+    if (when.toDateString() === today.toDateString()) return FORMATS.today.format(when);
+    if (when.getFullYear() === today.getFullYear()) return FORMATS.thisYear.format(when);
+    return FORMATS.other.format(when);
+  }
+
   function render(element, now) {
     var when = parse(element.getAttribute("datetime") || "");
     if (!when) return;
@@ -31,7 +41,7 @@
       element.setAttribute("data-utc", element.textContent.trim());
       element.title = element.textContent.trim();
     }
-    element.textContent = dateTime.format(when) + " (" + relativeText(when, now) + ")";
+    element.textContent = localText(when, new Date(now)) + " (" + relativeText(when, now) + ")";
   }
 
   function renderAll(root) {

@@ -111,7 +111,8 @@ def health_sparkline(history: list[tuple], label: str) -> Markup:
     """Return the apps list's small chart of ``history``, with its totals as text for screen readers."""
     days = len(history)
     if not any(_total(counts) for _, counts in history):
-        return Markup(f'<span class="sparkline-empty">No deliveries in the last {days} days</span>')
+        return Markup(f'<span class="sparkline-empty">No deliveries<span class="visually-hidden"> in the last {days} days'
+                      f'</span></span>')
     return Markup(
         f'<span class="sparkline-wrap"><svg class="health-chart sparkline" viewBox="0 0 {days * SLOT} {PLOT_HEIGHT}" '
         f'preserveAspectRatio="none" width="84" height="22" aria-hidden="true" focusable="false">'

@@ -36,7 +36,9 @@ def render_http_error(error: HTTPException):
         title, default_message = PAGES.get(error.code, (error.name, error.description))
         custom = error.description != type(error).description  # abort(403, description="…") says why
         message = error.description if custom or error.code not in PAGES else default_message
-        response = make_response(render_template("error.html", code=error.code, title=title, message=message))
+        # No navigation entry is "current" on an error page, whichever view raised it.
+        response = make_response(render_template("error.html", code=error.code, title=title, message=message,
+                                                 nav_section=None))
     response.status_code = error.code
     for header, value in error.get_headers():
         if header.lower() != "content-type":
