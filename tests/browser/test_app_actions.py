@@ -9,6 +9,9 @@ from playwright.sync_api import Page, expect
 from tests.browser.dashboard_world import log_in, screenshot
 from tests.conftest import PASSWORD
 from tests.lifecycle import audit_events, send
+from webapp.alert_rules import save_issue_rule
+from webapp.extensions import db
+from webapp.models import Project
 
 
 def test_delete_app_asks_for_its_name(page: Page, app, pager, live_server, receiver, run_worker):
@@ -109,3 +112,19 @@ def test_times_show_local_time_and_how_long_ago(browser, app, pager, live_server
                                           rf"{tokyo:%b} {tokyo.day}, {tokyo:%-I:%M} [AP]M \((just now|1 minute ago)\)"))
     expect(last).to_have_attribute("title", f"{utc:%Y-%m-%d %H:%M} UTC")
     context.close()
+
+
+def test_delete_rule_asks_in_a_dialog(page: Page, app, world, live_server):
+    with app.app_context():
+        project = db.session.get(Project, world.project_id)
+        save_issue_rule(project, {"name": "Ops pager", "trigger": "first_seen", "frequency_minutes": "30"},
+                        [{"sentry_app_id": world.bare_id, "settings": []}])
+    log_in(page, live_server)
+    page.goto(f"{live_server}/orgs/acme/projects/web")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("cell", name="Ops pager")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("Deleted rule Ops pager.")).to_be_visible()
+    expect(page.get_by_role("cell", name="Ops pager")).to_have_count(0)
