@@ -162,7 +162,7 @@ def enable(org_slug, app_slug):
 @bp.route("/orgs/<org_slug>/apps/<app_slug>/disable", methods=["GET", "POST"])
 @login_required
 def disable(org_slug, app_slug):
-    """Disable the app by hand with a reason; the form on the app page asks first (dialog, or this page)."""
+    """Disable the app by hand with a reason. This page is the confirmation: only its own form (confirm=1) acts."""
     organization, role, sentry_app = get_managed_app_or_404(org_slug, app_slug)
     error = None
     if request.method == "POST" and confirmed():
