@@ -522,8 +522,8 @@ class Bench:
                     pipe.lpush(key, *[entry] * 100)
             for offset in range(30):
                 day = (date.today() - timedelta(days=offset)).isoformat()
-                pipe.hset(keys.integration_health(app_id, org_id, day),
-                          mapping={"success_count": 50, "error_count": 3, "timeout_count": 1})
+                for key in (keys.integration_health(app_id, org_id, day), keys.health_history(app_id, day)):
+                    pipe.hset(key, mapping={"success_count": 50, "error_count": 3, "timeout_count": 1})
             pipe.execute()
 
     def close(self) -> None:

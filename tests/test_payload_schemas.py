@@ -61,7 +61,7 @@ def test_every_issue_error_alert_and_comment_payload_has_sentrys_shape(app, worl
     with app.app_context():
         comment_id = db.session.query(Comment).one().id
     owner.post(f"/orgs/acme/issues/{group.id}/comments/{comment_id}", {"text": "Fixed in 1.2.4"})
-    owner.post(f"/orgs/acme/issues/{group.id}/comments/{comment_id}/delete")
+    owner.post(f"/orgs/acme/issues/{group.id}/comments/{comment_id}/delete", {"confirm": "1"})
     run_worker()
 
     seen = check(receiver.received)

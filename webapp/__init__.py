@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from flask import Flask, jsonify, request
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import ConfigError, instance_secret_key, load_settings
@@ -58,7 +58,8 @@ def create_app(config: dict | None = None) -> Flask:
     outages.init_app(app)
     web_protections.init_app(app)
 
-    from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, project_keys, projects
+    from . import templating
+    from .views import account, api, apps, auth, errors, health, incidents, ingest, issues, orgs, project_keys, projects
 
     for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, projects.bp, project_keys.bp, issues.bp,
                       incidents.bp, orgs.bp, health.bp):
@@ -69,15 +70,8 @@ def create_app(config: dict | None = None) -> Flask:
 
         app.register_blueprint(demo_outbox.bp)
 
-    @app.errorhandler(404)
-    @app.errorhandler(405)
-    def not_found(error):
-        if request.path.startswith("/api/"):
-            return jsonify(detail="The requested resource does not exist." if error.code == 404 else error.description), error.code
-        return error
-    from .charts import health_svg
-
-    app.jinja_env.globals["health_svg"] = health_svg
+    errors.init_app(app)
+    templating.init_app(app)
     _configure_logging(app)
     return app
 

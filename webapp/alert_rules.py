@@ -33,24 +33,22 @@ def format_settings(settings: list[dict]) -> str:
     return "\n".join(f"{item['name']}={item['value']}" for item in settings)
 
 
-def parse_actions(form, organization_id: int) -> list[dict]:
-    """Read ``app_<id>`` checkboxes and ``settings_<id>`` text areas; raise RuleValidationError if bad."""
+def parse_actions(form, organization_id: int) -> tuple[list[dict], dict[str, str]]:
+    """Read ``app_<id>`` checkboxes and ``settings_<id>`` text areas; return the actions and what is wrong with them."""
     apps = db.session.scalars(select(SentryApp).where(SentryApp.organization_id == organization_id))
-    actions, errors = [], {}
+    actions, problems = [], []
     for sentry_app in apps:
         if not form.get(f"app_{sentry_app.id}"):
             continue
         try:
             settings = parse_settings(form.get(f"settings_{sentry_app.id}", ""))
         except ValueError as exc:
-            errors["actions"] = f"Settings for {sentry_app.name}: {exc}."
+            problems.append(f"Settings for {sentry_app.name}: {exc}.")
             continue
         actions.append({"sentry_app_id": sentry_app.id, "settings": settings})
-    if not actions and not errors:
-        errors["actions"] = "Choose at least one app to send the alert to."
-    if errors:
-        raise RuleValidationError(errors)
-    return actions
+    if not actions and not problems:
+        problems.append("Choose at least one app to send the alert to.")
+    return actions, {"actions": " ".join(problems)} if problems else {}
 
 
 def _int(fields: dict, name: str, errors: dict, *, low: int, high: int, optional: bool = False) -> int | None:
@@ -75,9 +73,14 @@ def _name(fields: dict, errors: dict) -> str:
     return name
 
 
-def save_issue_rule(project: Project, fields: dict, actions: list[dict], rule: IssueAlertRule | None = None) -> IssueAlertRule:
-    """Validate ``fields`` (name, trigger, min_level, frequency_minutes) and save the rule; commit."""
-    errors: dict[str, str] = {}
+def save_issue_rule(project: Project, fields: dict, actions: list[dict], rule: IssueAlertRule | None = None,
+                    errors: dict[str, str] | None = None) -> IssueAlertRule:
+    """Validate ``fields`` (name, trigger, min_level, frequency_minutes) and save the rule; commit.
+
+    ``errors`` are problems already found in the same form (its actions): they are raised together with the
+    fields' own, so the person sees every one at once.
+    """
+    errors = dict(errors or {})
     name = _name(fields, errors)
     trigger = fields.get("trigger")
     if trigger not in RULE_TRIGGERS:
@@ -96,17 +99,23 @@ def save_issue_rule(project: Project, fields: dict, actions: list[dict], rule: I
     return rule
 
 
-def save_metric_rule(project: Project, fields: dict, actions: list[dict], rule: MetricAlertRule | None = None) -> MetricAlertRule:
-    """Validate ``fields`` (name, window, thresholds) and save the metric alert rule; commit."""
-    errors: dict[str, str] = {}
+def save_metric_rule(project: Project, fields: dict, actions: list[dict], rule: MetricAlertRule | None = None,
+                     errors: dict[str, str] | None = None) -> MetricAlertRule:
+    """Validate ``fields`` (name, window, thresholds) and save the metric alert rule; commit.
+
+    An incident opens when the count reaches a threshold and closes when it falls below the resolve threshold,
+    so warning < critical and resolve <= the lowest alert threshold (and at least 1: no count is below 0).
+    ``errors`` as for ``save_issue_rule``.
+    """
+    errors = dict(errors or {})
     name = _name(fields, errors)
     window = _int(fields, "time_window_minutes", errors, low=1, high=1440)
     critical = _int(fields, "critical_threshold", errors, low=1, high=10**9)
     warning = _int(fields, "warning_threshold", errors, low=1, high=10**9, optional=True)
-    resolve = _int(fields, "resolve_threshold", errors, low=0, high=10**9, optional=True)
+    resolve = _int(fields, "resolve_threshold", errors, low=1, high=10**9, optional=True)
     if critical is not None and warning is not None and warning >= critical:
-        errors["warning_threshold"] = "The warning threshold must be below the critical threshold."
-    lowest = warning if warning is not None else critical
+        errors["warning_threshold"] = f"The warning threshold must be below the critical threshold ({critical})."
+    lowest = min((threshold for threshold in (warning, critical) if threshold is not None), default=None)
     if resolve is not None and lowest is not None and resolve > lowest:
         errors["resolve_threshold"] = f"The resolve threshold must be at most {lowest}, the lowest alert threshold."
     if errors:

@@ -1,4 +1,4 @@
-"""Internal apps: register, test, re-enable, rotate secrets, read health."""
+"""Internal apps: register, test, disable and re-enable, delete, rotate secrets, read health."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from . import clock, keys
 from .audit import record_audit
 from .dispatch.delivery import drop_missed, forget_replayed, replay_missed
 from .dispatch.events import EVENT_TYPES
-from .dispatch.health import IntegrationRequestBuffer, read_counts
+from .dispatch.health import IntegrationRequestBuffer, display_history
 from .dispatch.queues import app_caps, get_queue, job_timeout
 from .dispatch.tasks import send_test_alert
 from .extensions import db
@@ -35,6 +35,9 @@ from .models import (
 from .names import has_control_characters
 from .netguard import AddressPolicy, InvalidWebhookURL, OwnEndpoints, validate_webhook_url
 from .redis_store import get_redis
+
+
+MAX_DISABLE_REASON = 500
 
 
 class AppValidationError(ValueError):
@@ -138,7 +141,7 @@ def delete_internal_app(sentry_app: SentryApp, actor_id: int | None) -> None:
     db.session.delete(sentry_app)
     db.session.commit()
     redis = get_redis()
-    IntegrationRequestBuffer(redis, app_id, organization_id).clear(clock.today())
+    IntegrationRequestBuffer(redis, app_id, organization_id).delete_all(clock.today())
     log_keys = [key(app_id, event_type) for event_type in EVENT_TYPES for key in (keys.request_log, keys.request_log_errors)]
     redis.delete(*log_keys, keys.missed_deliveries(app_id), keys.missed_count(app_id))
     redis.hdel(keys.LAST_DELIVERY, str(app_id))
@@ -153,6 +156,32 @@ def _remove_rule_actions(app_id: int, organization_id: int) -> None:
                 rule.actions = [action for action in rule.actions if action["sentry_app_id"] != app_id]
 
 
+def disable_app(sentry_app: SentryApp, actor_id: int, reason: str) -> bool:
+    """Disable an enabled app by hand, saying why; audit it. Return False if it was not enabled.
+
+    Like an automatic disable it is one ``UPDATE … WHERE status = 'enabled'``, so a race with the worker that
+    finds the app broken leaves one disable and one audit entry. The health counters are kept: re-enabling
+    restarts them.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise AppValidationError({"reason": "Say why the app is disabled; the people who see the banner read it."})
+    if len(reason) > MAX_DISABLE_REASON:
+        raise AppValidationError({"reason": f"Keep the reason to at most {MAX_DISABLE_REASON} characters."})
+    changed = db.session.execute(
+        update(SentryApp).where(SentryApp.id == sentry_app.id, SentryApp.status == "enabled")
+        .values(status="disabled", disabled_at=utcnow(), disabled_reason=reason, disabled_by_id=actor_id)
+    ).rowcount == 1
+    if not changed:
+        db.session.rollback()
+        return False
+    record_audit(sentry_app.organization_id, "internal-integration.disable", actor_id=actor_id,
+                 target_object=sentry_app.id, target_label=sentry_app.name, data={"reason": reason, "manual": True})
+    db.session.commit()
+    db.session.refresh(sentry_app)
+    return True
+
+
 def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool | None) -> int | None:
     """Re-enable a disabled app: status back, health fresh, audit; replay what it missed (True), drop it
     (False), or keep it for a later replay (None).
@@ -161,7 +190,7 @@ def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool | None)
     """
     changed = db.session.execute(
         update(SentryApp).where(SentryApp.id == sentry_app.id, SentryApp.status == "disabled")
-        .values(status="enabled", disabled_at=None, disabled_reason=None)
+        .values(status="enabled", disabled_at=None, disabled_reason=None, disabled_by_id=None)
     ).rowcount == 1
     if not changed:
         db.session.rollback()
@@ -197,13 +226,13 @@ def app_health(sentry_app: SentryApp, days: int) -> list[tuple]:
 
 
 def health_for_apps(sentry_apps: list[SentryApp], days: int) -> dict[int, list[tuple]]:
-    """Return each app's ``days`` days of (day, counts), oldest first, in one round trip for all apps."""
+    """Return each app's ``days`` days of (day, counts) for the charts, oldest first, in one round trip for all
+    apps; the days before a disable included."""
     today = clock.today()
     span = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
-    hash_keys = [keys.integration_health(sentry_app.id, sentry_app.organization_id, day.isoformat())
-                 for sentry_app in sentry_apps for day in span]
-    rows = iter(read_counts(get_redis(), hash_keys))
-    return {sentry_app.id: [(day, next(rows)) for day in span] for sentry_app in sentry_apps}
+    apps = [(sentry_app.id, sentry_app.organization_id) for sentry_app in sentry_apps]
+    counts = display_history(get_redis(), apps, span)
+    return {sentry_app.id: list(zip(span, days_counts)) for sentry_app, days_counts in zip(sentry_apps, counts)}
 
 
 def last_deliveries(app_ids: list[int]) -> dict[int, dict]:

@@ -26,6 +26,14 @@ def integration_health(app_id: int, organization_id: int, day: str) -> str:
     return f"hookline:integration-health:{app_id}:{organization_id}:{day}"
 
 
+# Health history for the dashboard's charts: the same four counts per app x UTC day, written in the same
+# pipeline as the hash above, but not cleared when the app is disabled or re-enabled (broken detection
+# restarts, the chart remembers); expires HEALTH_DAYS after its day's last write, deleted with the app.
+#   hookline:health-history:<app id>:<YYYY-MM-DD>
+def health_history(app_id: int, day: str) -> str:
+    return f"hookline:health-history:{app_id}:{day}"
+
+
 # Newest delivery per app (for the apps list): hash field <app id> -> JSON {"date", "response_code"}.
 #   hookline:last-delivery   (no expiry; a field is removed with its app)
 LAST_DELIVERY = "hookline:last-delivery"

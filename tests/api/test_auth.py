@@ -71,7 +71,7 @@ def test_tokens_are_shown_once_stored_hashed_and_revocable(app, make_user):
         token_id = row.id
     client = app.test_client()
     assert client.get("/api/0/organizations/acme/sentry-apps/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    session.post(f"/settings/tokens/{token_id}/revoke")
+    session.post(f"/settings/tokens/{token_id}/revoke", {"confirm": "1"})  # confirmed (the dialog or the confirm page)
     assert client.get("/api/0/organizations/acme/sentry-apps/", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 

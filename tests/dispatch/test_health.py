@@ -3,9 +3,12 @@
 from datetime import date, timedelta
 
 import pytest
+from redis.connection import Connection
 
-from webapp import keys
-from webapp.dispatch.health import IntegrationRequestBuffer
+from tests.lifecycle import load_app
+from webapp import clock, keys
+from webapp.dispatch.health import IntegrationRequestBuffer, display_history
+from webapp.dispatch.webhooks import send_and_save_webhook_request
 
 TODAY = date(2026, 11, 22)
 
@@ -89,3 +92,48 @@ def test_clear_removes_every_day(buffer):
     fail_days(buffer, 10)
     buffer.clear(TODAY)
     assert all(sum(counts.values()) == 0 for _, counts in buffer.daily_counts(30, TODAY))
+
+
+def test_clear_restarts_broken_detection_but_the_charts_keep_their_history(buffer):
+    record(buffer, "success", TODAY, 2)
+    record(buffer, "fatal", TODAY)
+    record(buffer, "timeout", TODAY - timedelta(days=29))
+    buffer.clear(TODAY)
+    assert all(sum(counts.values()) == 0 for _, counts in buffer.daily_counts(30, TODAY))
+    [[oldest, *_, today]] = display_history(buffer.client, [(5, 9)], [TODAY - timedelta(days=d) for d in range(29, -1, -1)])
+    assert today == {"success_count": 2, "error_count": 0, "timeout_count": 0, "fatal_count": 1}
+    assert oldest["timeout_count"] == 1
+    assert buffer.client.ttl(keys.health_history(5, TODAY.isoformat())) > 29 * 24 * 3600
+
+
+def test_delete_all_removes_the_history_too(buffer):
+    record(buffer, "success", TODAY)
+    buffer.delete_all(TODAY)
+    assert display_history(buffer.client, [(5, 9)], [TODAY]) == [[{"success_count": 0, "error_count": 0,
+                                                                    "timeout_count": 0, "fatal_count": 0}]]
+
+
+def test_days_counted_before_the_history_existed_still_show(buffer):
+    buffer.client.hset(keys.integration_health(5, 9, TODAY.isoformat()), mapping={"success_count": 4, "error_count": 1})
+    [[counts]] = display_history(buffer.client, [(5, 9)], [TODAY])
+    assert (counts["success_count"], counts["error_count"]) == (4, 1)
+
+
+def test_an_attempt_is_still_one_round_trip_for_log_and_health(app, pager, receiver, monkeypatch):
+    """The history is written in the attempt's one pipeline: no extra round trip on the delivery path."""
+    receiver.answer(200)
+    sentry_app = load_app(app, pager)
+    round_trips = []
+    send_packed_command = Connection.send_packed_command
+
+    def counted(connection, command, check_health=True):
+        round_trips.append(command)
+        return send_packed_command(connection, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    with app.app_context():
+        send_and_save_webhook_request(sentry_app, "issue.created", {"action": "created", "data": {}})
+    monkeypatch.undo()
+    assert len(round_trips) == 1
+    history = app.extensions["redis"].hgetall(keys.health_history(pager, clock.today().isoformat()))
+    assert history == {b"success_count": b"1"}

@@ -87,7 +87,10 @@ def test_comments_create_edit_delete(app, owner, issue, receiver, run_worker):
         comment_id = db.session.query(Comment).one().id
     assert "Looking &lt;b&gt;into&lt;/b&gt; it" in page(owner, issue)
     owner.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}", {"text": "Fixed in 1.2.4"})
-    owner.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}/delete")
+    asked = owner.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}/delete")  # without JavaScript: a page asks
+    assert asked.status_code == 200 and "Delete this comment?" in asked.get_data(as_text=True)
+    assert "Fixed in 1.2.4" in page(owner, issue)
+    owner.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}/delete", {"confirm": "1"})
     run_worker()
     created, updated, deleted = (receiver.of(f"comment.{a}")[0].json for a in ("created", "updated", "deleted"))
     assert created["data"]["comment"] == "Looking <b>into</b> it"
@@ -116,7 +119,7 @@ def test_only_the_author_edits_and_members_cannot_delete_others(app, owner, issu
     member = type(owner)(app.test_client())
     member.login("member@example.com")
     member.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}", {"text": "hijacked"})
-    member.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}/delete")
+    member.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}/delete", {"confirm": "1"})
     with app.app_context():
         assert db.session.get(Comment, comment_id).text == "mine"
 
@@ -229,7 +232,8 @@ def test_editing_a_comment_marks_it_edited_and_deleting_it_removes_its_entry(app
     page = response.get_data(as_text=True)
     assert "owner commented (edited):" in activity_lines(page)
     assert '<p class="comment-text">second\nthought</p>' in page
-    response = owner.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}/delete", follow_redirects=True)
+    response = owner.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}/delete", {"confirm": "1"},
+                          follow_redirects=True)
     assert flashes(response) == ["Comment deleted."]
     assert activity_lines(response.get_data(as_text=True)) == ["First seen: the first event created this issue."]
 

@@ -3,6 +3,8 @@
 import json
 import re
 
+import pytest
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -43,7 +45,11 @@ def test_issue_rule_form_round_trip(app, world, owner):
     edit = owner.get(f"/orgs/acme/projects/web/rules/{rule.id}").get_data(as_text=True)
     assert "channel=#ops" in edit and 'value="Ops pager"' in edit
     owner.post(f"/orgs/acme/projects/web/rules/{rule.id}", {**form, "frequency_minutes": "60"})
-    owner.post(f"/orgs/acme/projects/web/rules/{rule.id}/delete")
+    asked = owner.post(f"/orgs/acme/projects/web/rules/{rule.id}/delete").get_data(as_text=True)
+    assert "Delete the rule Ops pager?" in asked and 'name="confirm" value="1"' in asked
+    with app.app_context():
+        assert db.session.query(IssueAlertRule).count() == 1
+    owner.post(f"/orgs/acme/projects/web/rules/{rule.id}/delete", {"confirm": "1"})
     with app.app_context():
         assert db.session.query(IssueAlertRule).count() == 0
 
@@ -235,3 +241,49 @@ def test_without_redis_the_page_says_the_counts_are_unavailable(app, world, owne
         app.extensions["redis"] = original
     assert response.status_code == 200
     assert "Last 24 hours: counts unavailable (Redis did not answer)." in response.get_data(as_text=True)
+
+
+def field_errors(response) -> list[str]:
+    return re.findall(r'<p class="field-error" role="alert">([^<]+)</p>', response.get_data(as_text=True))
+
+
+def test_rule_forms_report_every_error_at_once(app, world, owner):
+    response = owner.post("/orgs/acme/projects/web/rules/new",
+                          {"name": "", "trigger": "sometimes", "frequency_minutes": "soon"})
+    assert response.status_code == 400
+    assert field_errors(response) == ["Give the rule a name of at most 64 characters.", "Choose when the rule fires.",
+                                      "Enter a whole number.", "Choose at least one app to send the alert to."]
+    response = owner.post("/orgs/acme/projects/web/metric-rules/new", {
+        "name": "Spike", "time_window_minutes": "0", "critical_threshold": "10", "warning_threshold": "20",
+        "resolve_threshold": "15", f"app_{world.bare_id}": "on", f"settings_{world.bare_id}": "oops",
+        f"app_{world.subscribed_id}": "on", f"settings_{world.subscribed_id}": "=x"})
+    assert response.status_code == 400
+    assert field_errors(response) == [
+        "Enter a number from 1 to 1440.",
+        "The warning threshold must be below the critical threshold (10).",
+        "The resolve threshold must be at most 10, the lowest alert threshold.",
+        "Settings for Everything: line 1 must look like name=value. Settings for Alerts only: line 1 must look like name=value.",
+    ]
+    with app.app_context():
+        assert db.session.query(IssueAlertRule).count() == 0 and db.session.query(MetricAlertRule).count() == 0
+
+
+@pytest.mark.parametrize("thresholds, field, message", [
+    ({"critical_threshold": "10", "warning_threshold": "10"}, "warning_threshold", "must be below the critical threshold"),
+    ({"critical_threshold": "10", "warning_threshold": "5", "resolve_threshold": "6"}, "resolve_threshold", "at most 5"),
+    ({"critical_threshold": "10", "resolve_threshold": "11"}, "resolve_threshold", "at most 10"),
+    ({"critical_threshold": "10", "resolve_threshold": "0"}, "resolve_threshold", "from 1 to"),  # no count is below 0
+])
+def test_metric_thresholds_on_the_wrong_side_are_refused(app, world, owner, thresholds, field, message):
+    response = owner.post("/orgs/acme/projects/web/metric-rules/new", {
+        "name": "Spike", "time_window_minutes": "5", f"app_{world.bare_id}": "on", **thresholds})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert message in page and f'<input id="{field}"' in page.split("has-error")[1]
+
+
+def test_metric_thresholds_in_order_are_saved(app, world, owner):
+    response = owner.post("/orgs/acme/projects/web/metric-rules/new", {
+        "name": "Spike", "time_window_minutes": "5", "critical_threshold": "10", "warning_threshold": "5",
+        "resolve_threshold": "5", f"app_{world.bare_id}": "on"})
+    assert response.status_code == 302

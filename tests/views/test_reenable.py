@@ -80,13 +80,15 @@ def test_members_cannot_reenable_or_rotate(app, disabled, pager):
     page = member.get("/orgs/acme/apps/pager").get_data(as_text=True)
     assert "Pager is disabled" in page and ">Re-enable<" not in page
     assert member.post("/orgs/acme/apps/pager/enable", {"replay": "1"}).status_code == 403
-    assert member.post("/orgs/acme/apps/pager/rotate-secret").status_code == 403
+    assert member.post("/orgs/acme/apps/pager/rotate-secret", {"confirm": "1"}).status_code == 403
     assert load_app(app, pager).status == "disabled"
 
 
 def test_rotated_secret_signs_beside_the_old_one_for_24_hours(app, owner_session, pager, receiver, run_worker, clock):
     old = receiver.secret
-    page = owner_session.post("/orgs/acme/apps/pager/rotate-secret").get_data(as_text=True)
+    asked = owner_session.post("/orgs/acme/apps/pager/rotate-secret").get_data(as_text=True)
+    assert "Rotate the secret of Pager?" in asked and load_app(app, pager).client_secret == old
+    page = owner_session.post("/orgs/acme/apps/pager/rotate-secret", {"confirm": "1"}).get_data(as_text=True)
     new = load_app(app, pager).client_secret
     assert new != old and new in page and "old one keeps signing beside it for 24 hours" in page
     receiver.secret = new
@@ -112,7 +114,7 @@ def test_rotated_secret_signs_beside_the_old_one_for_24_hours(app, owner_session
 
 def test_audit_log_lists_changes_newest_first(app, owner_session, disabled, receiver):
     receiver.answer(200)
-    owner_session.post("/orgs/acme/apps/pager/rotate-secret")
+    owner_session.post("/orgs/acme/apps/pager/rotate-secret", {"confirm": "1"})
     owner_session.post("/orgs/acme/apps/pager/enable", {"replay": "1"})
     page = owner_session.get("/orgs/acme/audit-log").get_data(as_text=True)
     order = [page.index(event) for event in ("internal-integration.enable", "internal-integration.rotate-secret",
@@ -131,10 +133,12 @@ def test_health_chart_and_sparkline(app, owner_session, pager, receiver, run_wor
     receiver.answer(500)
     send(app, pager)
     run_worker()
-    today = clock.now().date().isoformat()
     page = owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
-    assert f"{today}: 2 ok, 1 errors, 0 timeouts" in page
-    assert page.count('class="bar-ok"') == 30
+    assert "<title>Nov 1: 2 ok, 1 error, 0 timeouts</title>" in page  # today's bar, on hover
+    assert page.count("<g><title>") == 30 and page.count('class="bar-ok"') == 1
+    assert "<th scope=\"row\">2026-11-01</th><td>2</td><td>1</td><td>0</td>" in page  # the screen readers' table
+    assert '<span class="tick tick-last"><span>Nov 1</span></span>' in page  # the axis
     listing = owner_session.get("/orgs/acme/apps").get_data(as_text=True)
-    assert f"{today}: 2 ok, 1 errors, 0 timeouts" in listing and "sparkline" in listing
-    assert f"{today} 12:00 UTC · 500" in listing  # last delivery
+    assert "<title>Nov 1: 2 ok, 1 error, 0 timeouts</title>" in listing and "sparkline" in listing
+    assert "Pager, last 7 days: 2 ok, 1 error, 0 timeouts" in listing
+    assert '<time datetime="2026-11-01T12:00:00Z">2026-11-01 12:00 UTC</time> · 500' in listing  # last delivery

@@ -10,7 +10,7 @@ from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .accounts import Organization, utcnow
+from .accounts import Organization, User, utcnow
 
 RESOURCES = ("issue", "error", "comment")
 
@@ -35,10 +35,13 @@ class SentryApp(db.Model):
     status: Mapped[str] = mapped_column(String(20), default="enabled")
     disabled_at: Mapped[datetime | None] = mapped_column(default=None)
     disabled_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # The person who disabled the app by hand; None when Hookline disabled it (or the person was deleted).
+    disabled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), default=None)
     date_added: Mapped[datetime] = mapped_column(default=utcnow)
     date_updated: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     organization: Mapped[Organization] = relationship(lazy="joined")
+    disabled_by: Mapped[User | None] = relationship()
     installation: Mapped[SentryAppInstallation | None] = relationship(
         # Joined: every delivery needs the installation uuid, so load it with the app (one query, not two).
         back_populates="sentry_app", uselist=False, cascade="all, delete-orphan", lazy="joined"

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from ..forms import EmptyForm
 from ..tokens import create_token, list_tokens, revoke_token
+from .helpers import confirm_step, confirmed
 from .api.schema import openapi_document
 
 bp = Blueprint("account", __name__)
@@ -28,6 +29,9 @@ def tokens():
 @bp.route("/settings/tokens/<int:token_id>/revoke", methods=["POST"])
 @login_required
 def revoke(token_id):
+    if not confirmed():
+        return confirm_step("Revoke this token?", "Every request that sends it gets 401 from now on; this cannot be undone.",
+                            "Revoke token", url_for("account.tokens"))
     if revoke_token(current_user, token_id):
         flash("Token revoked; requests with it now get 401.", "info")
     return redirect(url_for("account.tokens"))

@@ -1,4 +1,4 @@
-"""Internal apps: list, register, app page with secret, test alert and request log."""
+"""Internal apps: list, register, app page with secret, test alert and request log; disable, delete."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from ..dispatch.health import failing_since
 from ..integrations import (
     AppValidationError,
     app_health,
+    delete_internal_app,
+    disable_app,
     enable_app,
     enqueue_test_alert,
     get_test_alert_result,
@@ -29,7 +31,15 @@ from ..integrations import (
 )
 from ..models import MANAGING_ROLES
 from ..redis_store import get_redis
-from .helpers import get_app_or_404, get_managed_app_or_404, get_org_or_404, is_htmx, require_manager
+from .helpers import (
+    confirm_step,
+    confirmed,
+    get_app_or_404,
+    get_managed_app_or_404,
+    get_org_or_404,
+    is_htmx,
+    require_manager,
+)
 
 bp = Blueprint("apps", __name__)
 
@@ -149,10 +159,50 @@ def enable(org_slug, app_slug):
     return redirect(url_for("apps.app_detail", org_slug=org_slug, app_slug=app_slug))
 
 
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/disable", methods=["GET", "POST"])
+@login_required
+def disable(org_slug, app_slug):
+    """Disable the app by hand with a reason. This page is the confirmation: only its own form (confirm=1) acts."""
+    organization, role, sentry_app = get_managed_app_or_404(org_slug, app_slug)
+    error = None
+    if request.method == "POST" and confirmed():
+        try:
+            changed = disable_app(sentry_app, current_user.id, request.form.get("reason", ""))
+        except AppValidationError as exc:
+            error = exc.errors["reason"]
+        else:
+            flash(f"{sentry_app.name} is disabled." if changed else f"{sentry_app.name} is already disabled.", "info")
+            return redirect(url_for("apps.app_detail", org_slug=org_slug, app_slug=app_slug), 303)
+    return render_template("apps/disable.html", organization=organization, sentry_app=sentry_app, error=error,
+                           reason=request.form.get("reason", "")), 400 if error else 200
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/delete", methods=["GET", "POST"])
+@login_required
+def delete(org_slug, app_slug):
+    """Delete the app once the person has typed its name."""
+    organization, role, sentry_app = get_managed_app_or_404(org_slug, app_slug)
+    error = None
+    if request.method == "POST" and EmptyForm().validate_on_submit():
+        if request.form.get("name", "").strip() == sentry_app.name:
+            name = sentry_app.name
+            delete_internal_app(sentry_app, current_user.id)
+            flash(f"Deleted {name}; it receives no more webhooks.", "success")
+            return redirect(url_for("apps.list_apps", org_slug=org_slug), 303)
+        error = f"Type {sentry_app.name} exactly to delete it."
+    return render_template("apps/delete.html", organization=organization, sentry_app=sentry_app, error=error,
+                           form=EmptyForm()), 400 if error else 200
+
+
 @bp.route("/orgs/<org_slug>/apps/<app_slug>/rotate-secret", methods=["POST"])
 @login_required
 def rotate(org_slug, app_slug):
     organization, role, sentry_app = get_managed_app_or_404(org_slug, app_slug)
+    if not confirmed():
+        return confirm_step(f"Rotate the secret of {sentry_app.name}?",
+                            "A new secret signs every webhook from now on; the current one keeps signing beside it for "
+                            "24 hours, so update your receiver within a day.", "Rotate secret",
+                            url_for("apps.app_detail", org_slug=org_slug, app_slug=app_slug), organization)
     rotate_secret(sentry_app, current_user.id)
     flash("New secret created. The old one keeps signing beside it for 24 hours; update your receiver.", "success")
     return _render_detail(organization, sentry_app, role, revealed=True)

@@ -1,19 +1,21 @@
-"""Load-or-404 helpers that keep every query inside the organisations the user belongs to."""
+"""Load-or-404 helpers that keep every query inside the organisations the user belongs to; the confirm step."""
 
 from __future__ import annotations
 
-from flask import abort
+from flask import abort, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import MANAGING_ROLES, Group, Organization, Project, ProjectKey, SentryApp
+from ..templating import remember_organization
 
 
 def get_org_or_404(org_slug: str) -> tuple[Organization, str]:
     """Return the organisation and the current user's role in it; 404 if they are not a member."""
     for membership in current_user.memberships:
         if membership.organization.slug == org_slug:
+            remember_organization(org_slug)
             return membership.organization, membership.role
     abort(404)
 
@@ -76,3 +78,16 @@ def get_group_or_404(organization: Organization, group_id: int) -> Group:
     if group is None or group.project.organization_id != organization.id:
         abort(404)
     return group
+
+
+def confirmed() -> bool:
+    """Has the person confirmed this destructive POST? The dialog (hx-confirm) and the confirm page send confirm=1."""
+    return request.form.get("confirm") == "1"
+
+
+def confirm_step(question: str, consequence: str, button: str, cancel_url: str, organization=None):
+    """Render the page that asks once more (where a destructive button lands without JavaScript); it posts the
+    same form again with confirm=1."""
+    fields = {name: value for name, value in request.form.items() if name not in ("csrf_token", "confirm")}
+    return render_template("confirm.html", question=question, consequence=consequence, button=button,
+                           cancel_url=cancel_url, action=request.path, fields=fields, organization=organization)

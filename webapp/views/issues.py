@@ -22,7 +22,7 @@ from ..issue_search import (
 from ..models import LEVELS, MANAGING_ROLES, Comment, Event, Group, Membership, User
 from ..projects import list_projects
 from ..workflow import WorkflowError, add_comment, assign, delete_comment, display_name, edit_comment, set_status
-from .helpers import get_group_or_404, get_org_or_404
+from .helpers import confirm_step, confirmed, get_group_or_404, get_org_or_404
 
 STATUS_DONE = {"resolved": "Resolved.", "ignored": "Ignored.", "unresolved": "Unresolved."}
 
@@ -120,6 +120,9 @@ def remove_comment(org_slug, group_id, comment_id):
     organization, role = get_org_or_404(org_slug)
     group = get_group_or_404(organization, group_id)
     comment = _comment_or_404(group, comment_id)
+    if not confirmed():
+        return confirm_step("Delete this comment?", "Apps subscribed to comments get a comment.deleted webhook.",
+                            "Delete comment", url_for("issues.detail", org_slug=org_slug, group_id=group.id), organization)
     return _act(org_slug, group, lambda: delete_comment(comment, current_user, role in MANAGING_ROLES),
                 lambda _: "Comment deleted.")
 

@@ -14,7 +14,7 @@ from ..models import LEVELS, MANAGING_ROLES, RULE_TRIGGERS, IssueAlertRule, Metr
 from ..ingest_outcomes import last_day_outcomes
 from ..project_keys import effective_rate_limit
 from ..projects import ProjectError, create_project, list_projects, set_key_rate_limit
-from .helpers import get_in_project_or_404, get_org_or_404, get_project_or_404, require_manager
+from .helpers import confirm_step, confirmed, get_in_project_or_404, get_org_or_404, get_project_or_404, require_manager
 
 bp = Blueprint("projects", __name__, url_prefix="/orgs/<org_slug>/projects")
 
@@ -99,7 +99,8 @@ def edit_rule(org_slug, project_slug, kind, rule_id=None):
     errors: dict[str, str] = {}
     if request.method == "POST" and EmptyForm().validate_on_submit():
         try:
-            saved = save(project, request.form, parse_actions(request.form, organization.id), rule)
+            actions, action_errors = parse_actions(request.form, organization.id)
+            saved = save(project, request.form, actions, rule, errors=action_errors)
         except RuleValidationError as exc:
             errors = exc.errors
             db.session.rollback()
@@ -120,6 +121,11 @@ def delete_rule(org_slug, project_slug, kind, rule_id):
     project = get_project_or_404(organization, project_slug)
     require_manager(role)
     rule = get_in_project_or_404(RULE_KINDS[kind][0], project, rule_id)
+    if not confirmed():
+        consequence = "It sends no more alerts." + (" Its incidents are deleted with it." if kind == "metric-rules" else "")
+        return confirm_step(f"Delete the rule {rule.name}?", consequence,
+                            "Delete rule", url_for("projects.detail", org_slug=org_slug, project_slug=project_slug),
+                            organization)
     if EmptyForm().validate_on_submit():
         db.session.delete(rule)
         db.session.commit()
