@@ -49,10 +49,10 @@ def create_app(config: dict | None = None) -> Flask:
     redis_store.init_app(app)
     cli.init_app(app)
 
-    from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, projects
+    from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, projects, request_log
 
-    for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, projects.bp, issues.bp, incidents.bp, orgs.bp,
-                      health.bp):
+    for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, request_log.bp, projects.bp, issues.bp,
+                      incidents.bp, orgs.bp, health.bp):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(404)
