@@ -57,7 +57,8 @@ def listener():
 def test_a_refused_connection_asks_whether_the_receiver_listens(closed_port):
     response = post(f"http://127.0.0.1:{closed_port}/hook")
     assert response.status_code == 0 and response.failure.kind == "refused"
-    assert response.failure.message == f"Connection refused: nothing accepted the connection on 127.0.0.1 port {closed_port}."
+    assert response.failure.message == (
+        f"Connection refused: nothing accepted the connection on 127.0.0.1 port {closed_port}.")
     assert response.failure.hint == f"Is the receiver running and listening on port {closed_port}?"
     assert_plain(response.failure)
     assert classify(response).kind == "timeout"  # health counting is unchanged
@@ -66,7 +67,8 @@ def test_a_refused_connection_asks_whether_the_receiver_listens(closed_port):
 def test_a_host_that_does_not_resolve_is_host_not_found():
     response = post("http://hookline-no-such-host.invalid/hook")
     assert response.failure.kind == "dns"
-    assert response.failure.message == "Host not found: hookline-no-such-host.invalid does not resolve to an address (DNS)."
+    assert response.failure.message == (
+        "Host not found: hookline-no-such-host.invalid does not resolve to an address (DNS).")
     assert "host name" in response.failure.hint
     assert_plain(response.failure)
     assert classify(response).kind == "timeout"
@@ -97,7 +99,8 @@ def test_the_address_guard_says_blocked_destination(httpserver):
     httpserver.expect_request("/hook").respond_with_data("should not arrive")
     response = post(httpserver.url_for("/hook").replace("localhost", "127.0.0.1"), policy=AddressPolicy())
     assert response.failure.kind == "blocked"
-    assert response.failure.message == "Blocked destination: 127.0.0.1 resolves to 127.0.0.1, which webhooks may not reach."
+    assert response.failure.message == (
+        "Blocked destination: 127.0.0.1 resolves to 127.0.0.1, which webhooks may not reach.")
     assert "WEBHOOK_ALLOW_PRIVATE" in response.failure.hint
     assert_plain(response.failure)
     assert (classify(response).kind, classify(response).retry) == ("error", False)

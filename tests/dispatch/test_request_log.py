@@ -98,14 +98,14 @@ def test_each_attempt_keeps_its_details_once_found_by_request_id(redis):
     buffer = SentryAppWebhookRequestsBuffer(redis, 1)
     body = json.dumps({"action": "created", "data": {"issue": {"id": "1"}}})
     add(buffer, 200, request_id="a" * 32, request_headers=HEADERS, request_body=body,
-        response_headers={"X-Receiver": "yes"}, response_body="thanks")
+        response_headers={"X-Receiver": "yes"}, response_body="thanks ✓")
     add(buffer, 503, event="issue.resolved", request_id="b" * 32, request_headers=HEADERS, request_body=body,
         response_body="busy")
     ok = buffer.find_request("a" * 32)
     assert ok.entry["response_code"] == 200 and ok.message_id == "msg_1"
     assert ok.body() == body and ok.readable_body() == (json.dumps(json.loads(body), indent=2), True)
     assert ok.request_headers == HEADERS
-    assert ok.details["response_headers"] == {"X-Receiver": "yes"} and ok.details["response_body"] == "thanks"
+    assert ok.details["response_headers"] == {"X-Receiver": "yes"} and ok.details["response_body"] == "thanks ✓"
     failed = buffer.find_request("b" * 32, "issue.resolved")
     assert failed.entry["response_code"] == 503 and failed.details["response_body"] == "busy"
     # Each record is kept once: a success's with the successes, an error's with the errors.
@@ -156,8 +156,10 @@ def test_status_class_filter(redis):
     for i, (code, failure) in enumerate([(200, None), (404, None), (503, None), (0, timeout), (0, refused),
                                          (302, None), (204, None)]):
         add(buffer, code, at=T0 + timedelta(seconds=i), failure=failure)
-    codes = {status: [(e["response_code"], (e.get("failure") or {}).get("kind")) for e in buffer.get_requests(status=status)]
-             for status in ("2xx", "4xx", "5xx", "timeout", "other")}
+    def shown(status):
+        return [(e["response_code"], (e.get("failure") or {}).get("kind")) for e in buffer.get_requests(status=status)]
+
+    codes = {status: shown(status) for status in ("2xx", "4xx", "5xx", "timeout", "other")}
     assert codes == {"2xx": [(204, None), (200, None)], "4xx": [(404, None)], "5xx": [(503, None)],
                      "timeout": [(0, "timeout")], "other": [(302, None), (0, "refused")]}
     assert buffer.get_requests("issue.resolved", status="4xx") == []

@@ -73,8 +73,8 @@ def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict
     )
     if result.will_retry:
         delay = retry_delay(attempt, result.outcome.retry_after)
-        next_attempt = (sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay, sentry_app.organization_id,
-                        resend, test)
+        next_attempt = (sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay,
+                        sentry_app.organization_id, resend, test)
         cap = 1 if result.outcome.kind == "timeout" else current_app.config["WEBHOOK_APP_CONCURRENCY"]
         spec = delivery_spec(next_attempt, keys.RETRY_QUEUE, cap=cap)
         spec.job_id = f"{message_id}-attempt-{attempt + 1}"  # a re-run of this attempt schedules the same job

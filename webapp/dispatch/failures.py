@@ -68,7 +68,8 @@ def describe(kind: str, url: str, *, timeout: float | None = None, status: int |
     if kind == "blocked":
         reason = detail or f"{host} is an address webhooks may not reach"
         return Failure(kind, f"Blocked destination: {reason}.",
-                       "Use a public address, or allow this one with WEBHOOK_ALLOW_PRIVATE or WEBHOOK_ALLOWED_NETWORKS.")
+                       "Use a public address, or allow this one with WEBHOOK_ALLOW_PRIVATE or "
+                       "WEBHOOK_ALLOWED_NETWORKS.")
     if kind == "reset":
         return Failure(kind, f"Connection closed: {host} closed the connection without answering.",
                        "Check the receiver's log for a crash, and any proxy in front of it.")
