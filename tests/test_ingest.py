@@ -232,3 +232,30 @@ def test_an_envelope_carries_one_event_as_in_sentry(app, world, post, stored):
     response = post(envelope(*items))
     assert response.status_code == 200 and response.json["id"] == f"{0:032x}"
     assert stored() == 1
+
+
+def test_an_item_type_that_is_not_a_string_is_ignored_not_500(world, post, stored):
+    response = post(envelope(({"type": ["event"]}, EVENT), ({"type": {"event": 1}}, EVENT)))
+    assert response.status_code == 200 and response.json == {"id": EVENT["event_id"]}
+    assert stored() == 0
+
+
+@pytest.mark.parametrize("body", [
+    b'{"message": "boom", "extra": {"x": NaN}}',
+    b'{"message": "boom", "extra": {"x": -Infinity}}',
+    b'{"message": "boom", "extra": {"x": 1e400}}',  # beyond any double: Python would read it as inf
+    # UTF-16, whose code unit for U+2200 holds a '"' byte: the depth limit saw no nesting at all.
+    ('{"message": "\u2200", "extra": {"x": ' + "[" * 100 + "]" * 100 + '}, "m": "\u2200"}').encode("utf-16-le"),
+], ids=["NaN", "-Infinity", "1e400", "utf-16"])
+def test_what_is_not_json_in_utf8_is_400_and_stores_nothing(app, world, post, body, stored):
+    response = post(body, kind="store")
+    assert response.status_code == 400 and response.json["detail"] == "The event is not valid JSON."
+    assert queued(app) == 0 and stored() == 0
+
+
+def test_a_duplicate_event_id_with_other_content_makes_no_empty_issue(world, post, stored):
+    assert post(json.dumps(EVENT).encode(), kind="store").status_code == 200
+    other = {**EVENT, "message": "a different message, so a different issue"}
+    assert post(json.dumps(other).encode(), kind="store").status_code == 200
+    assert stored() == 1
+    assert [group.title for group in world.groups()] == ["boom"]

@@ -1,8 +1,9 @@
 import ipaddress
+import socket
 
 import pytest
 
-from webapp.netguard import AddressPolicy, InvalidWebhookURL, validate_webhook_url
+from webapp.netguard import AddressPolicy, InvalidWebhookURL, OwnEndpoints, validate_webhook_url
 
 STRICT = AddressPolicy()
 
@@ -62,3 +63,57 @@ def test_allow_list_opens_only_its_networks():
         validate_webhook_url("http://127.0.0.2:9/", policy)
     with pytest.raises(InvalidWebhookURL):
         validate_webhook_url("http://10.0.0.1/", policy)
+
+
+LOOP = "This URL points at Hookline itself"
+
+
+@pytest.mark.parametrize("url", ["http://hookline.test/api/1/store/", "HTTP://Hookline.Test.:80/x"])
+def test_a_url_at_base_url_is_refused_before_any_dns_lookup(url):
+    own = OwnEndpoints.of("http://hookline.test")  # does not resolve: the name alone decides
+    with pytest.raises(InvalidWebhookURL, match=r"itself \(hookline\.test:80 is Hookline's BASE_URL\); deliveries"):
+        validate_webhook_url(url, STRICT, own)
+
+
+def test_base_url_host_on_another_port_and_other_hosts_are_accepted():
+    own = OwnEndpoints.of("http://93.184.216.34:5000")
+    assert validate_webhook_url("http://93.184.216.34:5001/hook", STRICT, own)
+    assert validate_webhook_url("https://93.184.216.34/hook", STRICT, own)
+    assert validate_webhook_url("http://93.184.216.35:5000/hook", STRICT, own)
+    with pytest.raises(InvalidWebhookURL, match=LOOP):
+        validate_webhook_url("http://93.184.216.34:5000/hook", STRICT, own)
+
+
+@pytest.fixture
+def served_connection():
+    """The server's end of a real loopback TCP connection, as a WSGI server hands it to the app."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        with socket.create_connection(listener.getsockname()) as client:
+            accepted, _ = listener.accept()
+            with accepted:
+                yield accepted
+
+
+@pytest.mark.parametrize("server", ["werkzeug", "gunicorn"])
+def test_a_host_resolving_to_the_address_a_request_arrived_on_is_refused_on_that_port_only(served_connection, server):
+    port = served_connection.getsockname()[1]
+    own = OwnEndpoints.of("http://hookline.test", {f"{server}.socket": served_connection, "HTTP_HOST": "hookline.test"})
+    policy = AddressPolicy(allow_private=True)  # receivers on loopback, as in development
+    reason = rf"\(localhost resolves to 127\.0\.0\.1, and 127\.0\.0\.1:{port} is the address this request arrived on\)"
+    with pytest.raises(InvalidWebhookURL, match=reason):
+        validate_webhook_url(f"http://localhost:{port}/api/1/envelope/", policy, own)
+    assert validate_webhook_url(f"http://localhost:{port + 1}/hook", policy, own)
+
+
+def test_the_host_a_request_was_sent_to_is_refused_and_a_malformed_one_ignored():
+    own = OwnEndpoints.of("http://hookline.test", {"HTTP_HOST": "hooks.example.com:8080", "wsgi.url_scheme": "http"})
+    with pytest.raises(InvalidWebhookURL, match=r"hooks\.example\.com:8080 is the host this request was sent to"):
+        validate_webhook_url("http://hooks.example.com:8080/api/1/store/", STRICT, own)
+    assert OwnEndpoints.of("http://hookline.test", {"HTTP_HOST": "not a host:port"}).names == {
+        ("hookline.test", 80): "Hookline's BASE_URL"}
+
+
+def test_an_unresolvable_host_is_refused_as_before_not_as_hookline(served_connection):
+    own = OwnEndpoints.of("http://hookline.test", {"werkzeug.socket": served_connection})
+    with pytest.raises(InvalidWebhookURL, match="could not be found"):
+        validate_webhook_url("http://does-not-exist.invalid/", STRICT, own)

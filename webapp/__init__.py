@@ -36,7 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
 
-    from . import cache, cli, redis_store  # noqa: F401  (cache registers its invalidation listeners)
+    from . import cache, cli, outages, redis_store  # noqa: F401  (cache registers its invalidation listeners)
     from .extensions import csrf, db, login_manager, mail, migrate
 
     db.init_app(app)
@@ -48,12 +48,18 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.login_message = "Log in to see that page."
     redis_store.init_app(app)
     cli.init_app(app)
+    outages.init_app(app)
 
     from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, projects, request_log
 
     for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, request_log.bp, projects.bp, issues.bp,
                       incidents.bp, orgs.bp, health.bp):
         app.register_blueprint(blueprint)
+
+    if app.config["DEMO_MAILBOX"]:
+        from .views import demo_outbox
+
+        app.register_blueprint(demo_outbox.bp)
 
     @app.errorhandler(404)
     @app.errorhandler(405)

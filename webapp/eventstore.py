@@ -160,6 +160,10 @@ def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None =
        event id (unique per project) rolls it all back.
     """
     event = normalize_event(raw)
+    # A duplicate (an SDK's retry, a re-run job) stores nothing, not even the new issue its content would
+    # make; the unique constraint below still settles two copies racing past this check.
+    if db.session.scalar(select(Event.id).where(Event.project_id == project.id, Event.event_id == event["event_id"])):
+        return event["event_id"], None
     group, is_new = _get_or_create_group(project, event, fingerprint_hash(grouping_components(event)))
     now = utcnow()
     # Only a resolved issue can reopen; the conditional UPDATE decides it atomically, and is skipped (one

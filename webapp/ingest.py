@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ class Envelope:
         """Return the event payloads of the envelope, parsed; other items are ignored."""
         found = []
         for item_headers, payload in self.items:
-            if item_headers.get("type") in EVENT_ITEM_TYPES:
+            item_type = item_headers.get("type")
+            if isinstance(item_type, str) and item_type in EVENT_ITEM_TYPES:  # a list or object is no item type
                 found.append(parse_json_object(payload, "event item"))
         return found
 
@@ -89,12 +91,26 @@ def parse_json_object(data: bytes, what: str) -> dict:
     if json_depth(data) > MAX_JSON_DEPTH:  # measured on the bytes, before Python builds (and recurses into) it
         raise IngestError(400, f"The {what} is nested deeper than {MAX_JSON_DEPTH} levels.")
     try:
-        value = json.loads(data)
+        # UTF-8 only, as Sentry's Relay reads it: from bytes, json.loads would also guess UTF-16 and UTF-32,
+        # whose code units can hide brackets from json_depth. NaN and Infinity are not JSON either, and a
+        # receiver's parser would refuse the webhooks that carried them.
+        value = json.loads(data.decode("utf-8-sig"), parse_constant=_refuse_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise IngestError(400, f"The {what} is not valid JSON.") from None
     if not isinstance(value, dict):
         raise IngestError(400, f"The {what} must be a JSON object.")
     return value
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # a literal like 1e400, beyond any double
+        raise ValueError(f"{text} is out of range")
+    return number
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)

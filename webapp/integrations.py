@@ -7,7 +7,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from rq import RateLimit
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -32,7 +32,7 @@ from .models import (
     slugify,
     utcnow,
 )
-from .netguard import AddressPolicy, InvalidWebhookURL, validate_webhook_url
+from .netguard import AddressPolicy, InvalidWebhookURL, OwnEndpoints, validate_webhook_url
 from .redis_store import get_redis
 
 
@@ -53,9 +53,18 @@ def unique_app_slug(name: str) -> str:
     return slug
 
 
+def own_endpoints() -> OwnEndpoints:
+    """Where this Hookline answers: BASE_URL, and the host and socket of the request being served (if any)."""
+    return OwnEndpoints.of(current_app.config["BASE_URL"], request.environ if has_request_context() else None)
+
+
 def validate_app_fields(organization_id: int, name: str, webhook_url: str, resources: list[str],
-                        app_id: int | None = None) -> tuple[str, str]:
-    """Return the cleaned name and URL, or raise AppValidationError naming every bad field."""
+                        app_id: int | None = None, saved_url: str | None = None) -> tuple[str, str]:
+    """Return the cleaned name and URL, or raise AppValidationError naming every bad field.
+
+    A new or changed URL must not point at Hookline itself; ``saved_url`` (the app's current one) is not held to
+    that, so an app saved before the check can still be renamed.
+    """
     errors: dict[str, str] = {}
     name = (name or "").strip()
     if not name:
@@ -67,8 +76,9 @@ def validate_app_fields(organization_id: int, name: str, webhook_url: str, resou
                                    SentryApp.id != (app_id or 0))
     ):
         errors["name"] = f"This organisation already has an app named {name!r}."
+    own = None if saved_url is not None and (webhook_url or "").strip() == saved_url else own_endpoints()
     try:
-        webhook_url = validate_webhook_url(webhook_url, AddressPolicy.from_config(current_app.config))
+        webhook_url = validate_webhook_url(webhook_url, AddressPolicy.from_config(current_app.config), own)
     except InvalidWebhookURL as exc:
         errors["webhook_url"] = str(exc)
     unknown = sorted(set(resources) - set(RESOURCES))
@@ -103,7 +113,8 @@ def register_internal_app(
 def update_internal_app(sentry_app: SentryApp, name: str, webhook_url: str, resources: list[str],
                         actor_id: int | None = None) -> dict:
     """Change the app's name, webhook URL and resources; audit what changed; commit. Return the changes."""
-    name, webhook_url = validate_app_fields(sentry_app.organization_id, name, webhook_url, resources, sentry_app.id)
+    name, webhook_url = validate_app_fields(sentry_app.organization_id, name, webhook_url, resources, sentry_app.id,
+                                            sentry_app.webhook_url)
     new = {"name": name, "webhook_url": webhook_url, "resources": " ".join(r for r in RESOURCES if r in resources)}
     changes = {field: value for field, value in new.items() if getattr(sentry_app, field) != value}
     if changes:

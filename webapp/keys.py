@@ -129,6 +129,14 @@ ORPHAN_SWEEP_LOCK = "hookline:lock:orphan-sweep"
 
 # Ingestion quota: events accepted for a project's key in the minute starting at <unix seconds> (INCR;
 # expires after 2 minutes).   hookline:ingest-quota:<project id>:<minute>
+def group_users(group_id: int) -> str:
+    """A HyperLogLog of the users an issue's events came from (its ``userCount``)."""
+    return f"hookline:group-users:{group_id}"
+
+
+# Counters of deliveries and ingested events for /metrics (one hash; see webapp/metrics.py).
+METRICS = "hookline:metrics"
+
 # An accepted event's JSON, waiting for the worker that stores it. Kept as long as a failed job is, so an
 # operator who requeues a failed ingest job still finds its event.
 QUEUED_EVENT_TTL = 30 * 24 * 3600

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -75,19 +76,106 @@ def _with_embedded_ipv4(ip: IPAddress) -> list[IPAddress]:
     return found
 
 
-def validate_webhook_url(url: str, policy: AddressPolicy) -> str:
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class OwnEndpoints:
+    """Where this Hookline answers, each with its port: a webhook URL there would deliver into its own ingestion,
+    and every delivery would come back as an event that sends another.
+
+    Host and port, not the address alone: receivers may share Hookline's host (loopback in development) on
+    another port.
+    """
+
+    names: dict = field(default_factory=dict)  # (host name, port) -> what it is, for the message
+    addresses: dict = field(default_factory=dict)  # (IP address, port) -> what it is
+
+    @classmethod
+    def of(cls, base_url: str, environ: Mapping | None = None) -> OwnEndpoints:
+        """Collect them from BASE_URL and, while a request is served, from its WSGI environ.
+
+        1. BASE_URL's host and port.
+        2. The host and port the request was sent to (``Host``), and the server's SERVER_NAME and SERVER_PORT.
+        3. The local address of the request's socket, which Werkzeug's and gunicorn's servers put in the environ
+           (SERVER_NAME may be a bind address such as 0.0.0.0, or under gunicorn the Host header).
+        """
+        names = {_host_and_port(base_url): "Hookline's BASE_URL"}
+        addresses = {}
+        if environ:
+            scheme = environ.get("wsgi.url_scheme", "http")
+            names.setdefault(_host_and_port(f"{scheme}://{environ.get('HTTP_HOST', '')}"),
+                             "the host this request was sent to")
+            names.setdefault(_host_and_port(f"{scheme}://{environ.get('SERVER_NAME', '')}:"
+                                            f"{environ.get('SERVER_PORT', '')}"), "where this Hookline server listens")
+            local = _local_address(environ.get("werkzeug.socket") or environ.get("gunicorn.socket"))
+            if local is not None:
+                addresses[local] = "the address this request arrived on"
+        names.pop(None, None)
+        return cls(names, addresses)
+
+
+def _host_and_port(url: str) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:  # e.g. a Host header that is no host[:port]: nothing to compare with
+        return None
+    return (_canonical_host(parts.hostname), port) if parts.hostname and port else None
+
+
+def _local_address(connection) -> tuple[IPAddress, int] | None:
+    """Return the local end (address, port) of a request's TCP connection, or None (a Unix socket, or gone)."""
+    try:
+        local = connection.getsockname() if connection is not None else None
+    except OSError:
+        return None
+    address = _ip_address(local[0]) if isinstance(local, tuple) else None  # a Unix socket's name is a path
+    return (address, local[1]) if address is not None else None
+
+
+def _with_port(host, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _canonical_host(host: str) -> str:
+    """Spell a host one way: lower case, no final dot, an IP address in its short form."""
+    host = host.lower().rstrip(".")
+    address = _ip_address(host)
+    return str(address) if address is not None else host
+
+
+def _ip_address(text: str) -> IPAddress | None:
+    """Return the address (an IPv4-mapped IPv6 one as IPv4, without a zone), or None if ``text`` is no address."""
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def _points_at_hookline(reason: str) -> InvalidWebhookURL:
+    return InvalidWebhookURL(f"This URL points at Hookline itself ({reason}); deliveries to it would come back "
+                             f"as events and loop. Use your receiver's URL.")
+
+
+def validate_webhook_url(url: str, policy: AddressPolicy, own: OwnEndpoints | None = None) -> str:
     """Return ``url`` stripped if Hookline may send webhooks to it, else raise InvalidWebhookURL.
 
     1. The scheme is http or https and there is a host.
     2. There are no credentials in the URL (they would be logged and shown).
-    3. Every address the host resolves to is allowed by ``policy``.
+    3. The host and port are not one of Hookline's ``own`` names.
+    4. Every address the host resolves to is allowed by ``policy``, and none is one of Hookline's ``own``
+       addresses on that port.
     """
+    own = own or OwnEndpoints()
     url = (url or "").strip()
     if len(url) > 2048:
         raise InvalidWebhookURL("The URL is too long (at most 2048 characters).")
     try:
         parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 80)
     except ValueError:
         raise InvalidWebhookURL("This is not a valid URL.") from None
     if parts.scheme not in {"http", "https"}:
@@ -96,11 +184,18 @@ def validate_webhook_url(url: str, policy: AddressPolicy) -> str:
         raise InvalidWebhookURL("The URL has no host name.")
     if parts.username is not None or parts.password is not None:
         raise InvalidWebhookURL("The URL must not contain a user name or password.")
+    host = _canonical_host(parts.hostname)
+    if (host, port) in own.names:
+        raise _points_at_hookline(f"{_with_port(host, port)} is {own.names[host, port]}")
     try:
-        policy.check_resolved(parts.hostname, port)
+        addresses = policy.check_resolved(parts.hostname, port)
     except UnresolvableHost:
         raise InvalidWebhookURL(f"The host {parts.hostname} could not be found (DNS lookup failed).") from None
     except BlockedDestination as exc:
         raise InvalidWebhookURL(f"The URL may not point at a private or reserved address ({exc}).") from None
+    for address in filter(None, map(_ip_address, addresses)):
+        if (address, port) in own.addresses:
+            raise _points_at_hookline(f"{host} resolves to {address}, and {_with_port(address, port)} is "
+                                      f"{own.addresses[address, port]}")
     return url
 

@@ -31,20 +31,27 @@ def set_status(group: Group, status: str, actor: User) -> bool:
     if changed:  # the webhooks commit with the change (the outbox), never one without the other
         db.session.refresh(group)
         data = {"issue": serialize_issue(group, current_app.config["BASE_URL"])}
+        if status == "resolved":
+            data["resolution_type"] = "now"  # as Sentry: resolved now (not in a release or commit)
         notify_resource_change(_organization_id(group), f"issue.{status}", data, user_actor(actor))
     db.session.commit()
     return changed
 
 
 def assign(group: Group, assignee: User | None, actor: User) -> None:
-    """Assign the issue to a member of its organisation (None: unassign) and send ``issue.assigned``."""
+    """Assign the issue to a member of its organisation (None: unassign).
+
+    An assignment sends ``issue.assigned`` with ``data.assignee``; unassigning sends nothing, as in Sentry.
+    """
     if assignee is not None and assignee.role_in(_organization_id(group)) is None:
         raise WorkflowError("Issues can only be assigned to members of the organisation.")
     group.assignee_id = assignee.id if assignee else None
     db.session.flush()
     db.session.refresh(group)
-    data = {"issue": serialize_issue(group, current_app.config["BASE_URL"])}
-    notify_resource_change(_organization_id(group), "issue.assigned", data, user_actor(actor))
+    if assignee is not None:
+        data = {"issue": serialize_issue(group, current_app.config["BASE_URL"]),
+                "assignee": {"type": "user", "name": assignee.name, "id": assignee.id, "email": assignee.email}}
+        notify_resource_change(_organization_id(group), "issue.assigned", data, user_actor(actor))
     db.session.commit()
 
 

@@ -1,5 +1,7 @@
 """Everything an owner does for apps in the dashboard, done through the API with a token."""
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from tests.conftest import Session
@@ -207,3 +209,27 @@ def test_delete_takes_the_app_out_of_alert_rules(app, world, api, pager_api):
     assert api("DELETE", "/api/0/sentry-apps/pager/").status_code == 204
     with app.app_context():
         assert db.session.query(IssueAlertRule).one().actions == [{"sentry_app_id": world.bare_id, "settings": []}]
+
+
+def test_a_url_at_hookline_itself_is_400_naming_the_field(app, api, pager_api, receiver):
+    app.config["BASE_URL"] = "http://localhost:5999"
+    body = {"name": "Loop", "organization": "acme", "webhookUrl": "http://localhost:5999/api/1/envelope/"}
+    response = api("POST", "/api/0/sentry-apps/", json=body)
+    assert response.status_code == 400
+    assert response.json["detail"] == ("webhookUrl: This URL points at Hookline itself (localhost:5999 is Hookline's "
+                                       "BASE_URL); deliveries to it would come back as events and loop. Use your "
+                                       "receiver's URL.")
+    response = api("PUT", "/api/0/sentry-apps/pager/", json={"webhookUrl": "http://localhost:5999/"})
+    assert response.status_code == 400 and response.json["detail"].startswith("webhookUrl: This URL points at Hookline")
+    assert api("GET", "/api/0/sentry-apps/pager/").json["webhookUrl"] == pager_api["webhookUrl"]
+    other_port = f"http://localhost:{urlsplit(receiver.url('/')).port}/hook"
+    assert api("POST", "/api/0/sentry-apps/", json={**body, "webhookUrl": other_port}).status_code == 201
+    with app.app_context():
+        assert db.session.query(SentryApp).count() == 2
+
+
+def test_an_app_saved_before_the_check_can_still_be_renamed(app, api, pager_api, receiver):
+    """Only a new or changed URL is checked: BASE_URL moving onto an app's receiver does not lock the app."""
+    app.config["BASE_URL"] = receiver.url("").rstrip("/")
+    response = api("PUT", "/api/0/sentry-apps/pager/", json={"name": "Pager v2"})
+    assert response.status_code == 200 and response.json["name"] == "Pager v2"

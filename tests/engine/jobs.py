@@ -9,3 +9,7 @@ def fail_like_a_database_outage() -> None:
 
 def fail_like_a_bug() -> None:
     raise ValueError("a bug in the job")
+
+
+def noop() -> None:
+    """A job that does nothing: tests that need a job waiting in a queue queue this."""

@@ -11,6 +11,7 @@ against a hung Redis.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import selectors
@@ -623,15 +624,20 @@ def silent_smtp(settings, silent_servers) -> SilentServer:
     return server
 
 
-def test_silent_smtp_server_fails_the_mail_fast_and_schedules_its_retry(silent_smtp, app, pager, receiver):
+def test_silent_smtp_server_fails_the_mail_fast_and_schedules_its_retry(silent_smtp, app, pager, receiver, caplog):
     assert app.config["MAIL_TIMEOUT"] == 1.0 and app.config["MAIL_PORT"] == silent_smtp.port
     connection = app.extensions["redis"]
     receiver.answer(410)  # the receiver says Gone: the app is disabled and its owners are told by email
     send(app, pager)
 
     started = time.monotonic()
-    make_worker(app).work(burst=True)
+    with caplog.at_level(logging.INFO):
+        make_worker(app).work(burst=True)
     took = time.monotonic() - started
+    # The operator reads one line saying which server did not answer, not a traceback per attempt.
+    [failed] = [record for record in caplog.records if "job.failed" in record.getMessage()]
+    assert "send_mail" in failed.getMessage() and f"the SMTP server {app.config['MAIL_SERVER']}:{silent_smtp.port} did not take" in failed.getMessage()
+    assert failed.exc_info is None and "Traceback" not in caplog.text
 
     assert silent_smtp.accepted == 1  # the mail job did reach the server ...
     assert took < 5, f"the worker was held {took:.1f} s by a silent SMTP server"  # ... and gave up in ~1 s

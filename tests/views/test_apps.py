@@ -1,6 +1,13 @@
 """Registering apps and reading them, scoped to the user's organisation."""
 
+import html
+import re
+from urllib.parse import urlsplit
+
+import requests
 from sqlalchemy import func, select
+
+from tests.conftest import PASSWORD
 
 from webapp.extensions import db
 from webapp.models import SentryApp, SentryAppInstallation
@@ -130,3 +137,40 @@ def test_edit_app_with_a_bad_url_changes_nothing(app, owner):
     assert response.status_code == 400 and "private or reserved" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(SentryApp)).webhook_url == "https://93.184.216.34/hook"
+
+
+def test_a_url_at_hookline_itself_is_refused_but_its_host_on_another_port_is_not(app, owner, receiver):
+    app.config["BASE_URL"] = "http://localhost:5999"
+    response = owner.post("/orgs/acme/apps/new", {**APP, "webhook_url": "http://localhost:5999/api/1/store/"})
+    assert response.status_code == 400
+    assert ("This URL points at Hookline itself (localhost:5999 is Hookline's BASE_URL); deliveries to it would come "
+            "back as events and loop. Use your receiver's URL.") in html.unescape(response.get_data(as_text=True))
+    assert count_apps(app) == 0
+    receiver_port = urlsplit(receiver.url("/")).port
+    other_port = owner.post("/orgs/acme/apps/new", {**APP, "webhook_url": f"http://localhost:{receiver_port}/hook"})
+    assert other_port.status_code == 302
+    assert owner.post("/orgs/acme/apps/new", {**APP, "name": "Elsewhere"}).status_code == 302  # an unrelated host
+    assert count_apps(app) == 2
+
+
+def test_editing_the_url_to_hookline_itself_changes_nothing(app, owner):
+    owner.post("/orgs/acme/apps/new", APP)
+    response = owner.post("/orgs/acme/apps/pager-bridge/edit", {"name": "Pager bridge",
+                                                                 "webhook_url": "http://hookline.test/api/1/store/"})
+    assert response.status_code == 400 and "points at Hookline itself" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(SentryApp)).webhook_url == "https://93.184.216.34/hook"
+
+
+def test_a_url_at_the_address_the_dashboard_was_reached_on_is_refused(app, owner, live_server):
+    """Through a real server: a name that resolves to the address and port this page came from is Hookline too."""
+    browser = requests.Session()
+    token = re.search(r'name="csrf-token" content="([^"]+)"', browser.get(f"{live_server}/login").text).group(1)
+    browser.post(f"{live_server}/login", data={"email": "owner@example.com", "password": PASSWORD, "csrf_token": token})
+    port = urlsplit(live_server).port
+    response = browser.post(f"{live_server}/orgs/acme/apps/new", allow_redirects=False, data={
+        **APP, "webhook_url": f"http://localhost:{port}/api/1/envelope/", "csrf_token": token})
+    assert response.status_code == 400
+    assert (f"This URL points at Hookline itself (localhost resolves to 127.0.0.1, and 127.0.0.1:{port} is the "
+            f"address this request arrived on)") in html.unescape(response.text)
+    assert count_apps(app) == 0

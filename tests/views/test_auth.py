@@ -40,21 +40,3 @@ def test_post_without_csrf_token_is_refused(make_user, app):
     response = client.post("/login", data={"email": "owner@example.com", "password": "correct-horse-battery"})
     assert response.status_code == 400
     assert client.get("/orgs/acme/apps").status_code == 302
-
-
-def test_healthz_reports_database_and_redis(session):
-    response = session.get("/healthz")
-    assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "redis": "ok"}
-
-
-def test_healthz_is_503_when_redis_does_not_answer(settings):
-    from tests.conftest import close_app
-    from webapp import create_app
-
-    settings["REDIS_URL"] = "redis://127.0.0.1:9/0"
-    app = create_app(settings)
-    response = app.test_client().get("/healthz")
-    close_app(app)
-    assert response.status_code == 503
-    assert response.json["redis"].startswith("error") and response.json["database"] == "ok"

@@ -37,7 +37,9 @@ def queue_event(project_id: int, raw: dict) -> str:
     # A fresh job id per request: a retried request queues a second job, and the event is stored once anyway.
     spec.job_id = f"ingest-{uuid.uuid4().hex}"
     key = keys.queued_event(project_id, event_id)
-    enqueue_specs([spec], also=lambda pipe: pipe.set(key, payload, ex=keys.QUEUED_EVENT_TTL))
+    # NX: while an event id waits, the first copy is the one stored (as for a stored one); the second job
+    # then finds the first payload, or none once it is stored.
+    enqueue_specs([spec], also=lambda pipe: pipe.set(key, payload, ex=keys.QUEUED_EVENT_TTL, nx=True))
     return event_id
 
 
@@ -60,9 +62,25 @@ def store_queued_event(project_id: int, event_id: str) -> str:
         logger.info("ingest.project_deleted project=%s event=%s", project_id, event_id)
         redis.delete(key)
         return "project deleted"
-    _, stored = store_event(project, json.loads(payload), then=post_process_after_commit)
-    redis.delete(key)
+    raw = json.loads(payload)
+    _, stored = store_event(project, raw, then=post_process_after_commit)
+    pipe = redis.pipeline(transaction=False)
+    user = user_identity(raw.get("user"))
+    if stored is not None and user:
+        pipe.pfadd(keys.group_users(stored.group_id), user)  # the issue's userCount
+    pipe.delete(key)
+    pipe.execute()
     return "stored" if stored else "duplicate"
+
+
+def user_identity(user) -> str | None:
+    """Who an event's user is, as Sentry counts users: id, else email, else username, else IP address."""
+    if not isinstance(user, dict):
+        return None
+    for field in ("id", "email", "username", "ip_address"):
+        if user.get(field) not in (None, ""):
+            return f"{field}:{user[field]}"
+    return None
 
 
 def post_process_after_commit(stored: StoredEvent) -> None:

@@ -12,12 +12,14 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.utils import now as rq_now
 from rq.exceptions import StopRequested
+from rq.job_lifecycle import call_exception_handlers
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import keys
 from ..extensions import db
+from ..outages import TransientFailure, is_database_outage
 from ..outbox import JobSpec
 from ..redis_store import get_redis
 from .deadlines import SharedTimerDeathPenalty
@@ -114,6 +116,16 @@ class HooklineWorker(SimpleWorker):
             self._wait_for_database()
         return performed
 
+    def handle_exception(self, job, *exc_info):
+        # An outage is not a bug: one line, not a traceback on every attempt (RQ retries the job).
+        exc = exc_info[1]
+        if isinstance(exc, TransientFailure) or is_database_outage(exc):
+            self.log.warning("job.failed job=%s func=%s reason=%s", job.id, job.func_name,
+                             exc if isinstance(exc, TransientFailure) else exc.__class__.__name__)
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
+
     def _finalize_failure(self, job, queue, execution, exc_info):
         # A job that failed because the database went away did nothing wrong: its retry is not used up (a
         # long outage would otherwise exhaust every job's retries), and this slot waits for the database.
@@ -192,13 +204,6 @@ class HooklineWorker(SimpleWorker):
     def _install_signal_handlers(self):
         if threading.current_thread() is threading.main_thread():
             super()._install_signal_handlers()
-
-
-def is_database_outage(exc: BaseException | None) -> bool:
-    """Say whether ``exc`` means the database could not be reached (not that a statement was wrong)."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 def _close_session() -> None:

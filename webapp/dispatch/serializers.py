@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
 
+from .. import keys
 from ..cache import get_from_cache
 from ..extensions import db
+from ..redis_store import get_redis
 from ..models import Comment, Event, Group, Incident, Organization, Project, SentryAppInstallation
 
 
@@ -48,7 +51,39 @@ def links_for_project(base_url: str, project_id: int) -> tuple[Links, object]:
     return Links(base_url, organization.slug), project
 
 
-def serialize_issue(group: Group, base_url: str) -> dict:
+def serialize_issue(group: Group, base_url: str, event: Event | None = None) -> dict:
+    """Return the issue as Sentry's issue webhooks and API carry it, typed as Sentry types each field.
+
+    ``event`` is the issue's latest event when the caller has it at hand; otherwise it is read (one query):
+    the top frame's ``filename``/``function`` and ``isUnhandled`` come from it.
+    """
+    if event is None:
+        event = db.session.scalar(select(Event).where(Event.group_id == group.id).order_by(Event.id.desc()).limit(1))
+    num_comments = db.session.scalar(select(func.count()).select_from(Comment).where(Comment.group_id == group.id))
+    return _issue(group, base_url, event.data if event is not None else {}, num_comments, user_count(group.id))
+
+
+def serialize_issues(groups: list[Group], base_url: str) -> list[dict]:
+    """``serialize_issue`` for a page of issues: three queries and one Redis round trip for the whole page."""
+    ids = [group.id for group in groups]
+    if not ids:
+        return []
+    latest = select(func.max(Event.id)).where(Event.group_id.in_(ids)).group_by(Event.group_id)
+    events = {event.group_id: event.data for event in db.session.scalars(select(Event).where(Event.id.in_(latest)))}
+    comments = dict(db.session.execute(select(Comment.group_id, func.count()).where(Comment.group_id.in_(ids))
+                                       .group_by(Comment.group_id)).all())
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for group_id in ids:
+            pipe.pfcount(keys.group_users(group_id))
+        users = dict(zip(ids, pipe.execute()))
+    except RedisError:
+        users = {}
+    return [_issue(group, base_url, events.get(group.id, {}), comments.get(group.id, 0), int(users.get(group.id, 0)))
+            for group in groups]
+
+
+def _issue(group: Group, base_url: str, data: dict, num_comments: int, users: int) -> dict:
     links, project = links_for_project(base_url, group.project_id)
     assignee = group.assignee
     return {
@@ -57,12 +92,27 @@ def serialize_issue(group: Group, base_url: str) -> dict:
         "title": group.title,
         "culprit": group.culprit,
         "level": group.level,
+        "logger": data.get("logger") if isinstance(data.get("logger"), str) else None,
         "status": group.status,
+        "statusDetails": {},
+        "substatus": _substatus(group),
         "platform": group.platform,
         "type": "error",
-        "metadata": group.event_metadata,
+        "issueCategory": "error",
+        "issueType": "error",
+        "metadata": {**group.event_metadata, **_frame_metadata(data)},
+        "annotations": [],
         "assignedTo": {"type": "user", "id": str(assignee.id), "name": assignee.name, "email": assignee.email}
         if assignee else None,
+        "isPublic": False,
+        "isBookmarked": False,
+        "isSubscribed": False,
+        "hasSeen": False,
+        "isUnhandled": _is_unhandled(data),
+        "shareId": None,
+        "subscriptionDetails": None,
+        "numComments": num_comments,
+        "userCount": users,
         "project": {"id": str(project.id), "slug": project.slug, "name": project.name, "platform": project.platform},
         "firstSeen": iso(group.first_seen),
         "lastSeen": iso(group.last_seen),
@@ -72,6 +122,45 @@ def serialize_issue(group: Group, base_url: str) -> dict:
         "web_url": links.issue_page(group.id),
         "project_url": links.project_page(project.slug),
     }
+
+
+def _substatus(group: Group) -> str | None:
+    """Sentry's substatus for the issue's status: new or ongoing while unresolved, archived_forever when ignored."""
+    if group.status == "ignored":
+        return "archived_forever"
+    if group.status == "unresolved":
+        return "new" if group.times_seen <= 1 else "ongoing"
+    return None
+
+
+def _frame_metadata(data: dict) -> dict:
+    """``filename`` and ``function`` of the top in-app frame of the event's main exception, as Sentry's metadata has."""
+    values = (data.get("exception") or {}).get("values") if isinstance(data.get("exception"), dict) else None
+    if not values or not isinstance(values[-1], dict):
+        return {}
+    stacktrace = values[-1].get("stacktrace")
+    frames = [frame for frame in (stacktrace.get("frames") or []) if isinstance(frame, dict)] \
+        if isinstance(stacktrace, dict) and isinstance(stacktrace.get("frames"), list) else []
+    top = ([frame for frame in frames if frame.get("in_app")] or frames or [None])[-1]
+    if top is None:
+        return {}
+    found = {"filename": top.get("filename") or top.get("abs_path"), "function": top.get("function")}
+    return {key: str(value) for key, value in found.items() if value}
+
+
+def _is_unhandled(data: dict) -> bool:
+    """Whether the event's exception reached no handler (the SDK sets ``mechanism.handled: false``)."""
+    values = (data.get("exception") or {}).get("values") if isinstance(data.get("exception"), dict) else None
+    return any(isinstance(value, dict) and isinstance(value.get("mechanism"), dict)
+               and value["mechanism"].get("handled") is False for value in values or [])
+
+
+def user_count(group_id: int) -> int:
+    """Distinct users the issue's events came from (a HyperLogLog counted by the ingest job); 0 without Redis."""
+    try:
+        return int(get_redis().pfcount(keys.group_users(group_id)))
+    except RedisError:
+        return 0
 
 
 def serialize_event(event: Event, base_url: str) -> dict:
@@ -91,15 +180,19 @@ def serialize_event(event: Event, base_url: str) -> dict:
 def serialize_comment(comment: Comment, group: Group, base_url: str) -> dict:
     project = get_from_cache(Project, group.project_id)
     return {
-        "comment_id": str(comment.id),
-        "issue_id": str(group.id),
+        "comment_id": comment.id,  # integers, as Sentry's comment webhooks carry them
+        "issue_id": group.id,
         "project_slug": project.slug,
         "timestamp": iso(comment.date_updated),
         "comment": comment.text,
     }
 
 
-def serialize_incident(incident: Incident, base_url: str, status: str, metric_value: int) -> dict:
+STATUS_METHOD_MANUAL, STATUS_METHOD_RULE_TRIGGERED = 1, 3
+
+
+def serialize_incident(incident: Incident, base_url: str, status: str, metric_value: int,
+                       status_method: int = STATUS_METHOD_RULE_TRIGGERED) -> dict:
     """Return ``data`` of a ``metric_alert.*`` webhook for the incident at ``status`` with ``metric_value``."""
     rule = incident.alert_rule
     links, project = links_for_project(base_url, rule.project_id)
@@ -129,6 +222,11 @@ def serialize_incident(incident: Incident, base_url: str, status: str, metric_va
             "title": incident.title,
             "status": {"closed": 2, "warning": 10, "critical": 20}.get(status, 1),
             "status_text": status,
+            # How the status was reached: 3 is "rule triggered" in Sentry's IncidentStatusMethod (1: by hand).
+            "status_method": status_method,
+            "type": 2,  # Sentry's IncidentType.ALERT_TRIGGERED
+            "organization_id": str(project.organization_id),
+            "date_created": iso(incident.date_started),
             "date_started": iso(incident.date_started),
             "date_closed": iso(incident.date_closed),
             "date_detected": iso(incident.date_started),
@@ -136,11 +234,22 @@ def serialize_incident(incident: Incident, base_url: str, status: str, metric_va
             "alert_rule": {
                 "id": str(rule.id),
                 "name": rule.name,
+                "organization_id": str(project.organization_id),
+                "status": 0,  # Sentry's AlertRuleStatus.PENDING: the rule is active
                 "aggregate": "count()",
                 "dataset": "events",
+                "query": "",
+                "environment": None,
+                "projects": [project.slug],
+                "include_all_projects": False,
                 "time_window": rule.time_window_minutes,
+                "resolution": 1,
+                "threshold_period": 1,
                 "resolve_threshold": rule.effective_resolve_threshold,
                 "threshold_type": 0,
+                "created_by": None,
+                "date_created": iso(rule.date_added),
+                "date_modified": iso(rule.date_added),
                 "triggers": triggers,
             },
         },

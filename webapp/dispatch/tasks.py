@@ -16,6 +16,7 @@ from ..eventstore import StoredEvent
 from ..extensions import db
 from ..incidents import evaluate_rule
 from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp
+from ..outages import TransientFailure
 from ..outbox import enqueue_after_commit
 from ..redis_store import get_redis
 from ..rules import rules_to_fire
@@ -118,8 +119,13 @@ def send_mail(subject: str, recipients: list[str], text: str, html: str) -> None
     """Send one email with Flask-Mail; an SMTP failure raises, and RQ retries the job on its schedule."""
     message = Message(subject, recipients=recipients, body=text, html=html,
                       sender=current_app.config["MAIL_DEFAULT_SENDER"])
-    with TimedSMTPConnection(current_app.extensions["mail"], current_app.config["MAIL_TIMEOUT"]) as connection:
-        message.send(connection)
+    config = current_app.config
+    try:
+        with TimedSMTPConnection(current_app.extensions["mail"], config["MAIL_TIMEOUT"]) as connection:
+            message.send(connection)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise TransientFailure(f"the SMTP server {config['MAIL_SERVER']}:{config['MAIL_PORT']} did not take "
+                               f"{subject!r}: {exc.__class__.__name__}: {exc}") from exc
     logger.info("mail.sent subject=%r recipients=%s", subject, len(recipients))
 
 
@@ -138,9 +144,9 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
     base_url = current_app.config["BASE_URL"]
     organization_id = event.group.project.organization_id
     if is_new_group:
-        notify_resource_change(organization_id, "issue.created", {"issue": serialize_issue(event.group, base_url)})
+        notify_resource_change(organization_id, "issue.created", {"issue": serialize_issue(event.group, base_url, event)})
     if is_regression:
-        notify_resource_change(organization_id, "issue.unresolved", {"issue": serialize_issue(event.group, base_url)})
+        notify_resource_change(organization_id, "issue.unresolved", {"issue": serialize_issue(event.group, base_url, event)})
     notify_resource_change(organization_id, "error.created", {"error": serialize_event(event, base_url)})
     stored = StoredEvent(event.id, event.group_id, is_new_group, is_regression)
     actions = [(rule, action) for rule in rules_to_fire(stored) for action in rule.actions]

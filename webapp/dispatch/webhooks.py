@@ -10,6 +10,7 @@ from flask import current_app
 
 from .. import clock, keys
 from ..models import SentryApp, utcnow
+from ..metrics import count_delivery
 from ..netguard import AddressPolicy
 from ..redis_store import get_redis
 from .broken import check_broken
@@ -91,6 +92,7 @@ def send_and_save_webhook_request(
         failure=response.failure.as_dict() if response.failure else None, extra=extra, pipe=pipe,
     )
     pipe.hset(keys.LAST_DELIVERY, str(sentry_app.id), json.dumps({"date": entry["date"], "response_code": response.status_code}))
+    count_delivery(pipe, outcome.kind, event_type, response.duration_ms / 1000)
     # The app's cap on attempts in flight follows its latest answer (see ``app_caps``): one at a time while it
     # times out, the full cap again as soon as it answers, also for the deliveries already waiting their turn.
     cap = 1 if response.status_code == 0 else config["WEBHOOK_APP_CONCURRENCY"]

@@ -8,7 +8,7 @@ from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
-from ...extensions import csrf
+from ...extensions import csrf, db
 from ...models import MANAGING_ROLES, Organization, User
 from ...tokens import user_for_token
 
@@ -17,6 +17,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/0")
 csrf.exempt(bp)
 
 PAGE_SIZE = 100
+MAX_OFFSET = 2**31 - 1  # more rows than any list holds, and less than any database's integers
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -125,19 +126,35 @@ def flag(name: str) -> bool:
 
 def paged(items: list, serialize, wrap=None):
     """Answer one page of ``items`` (as ``wrap(page)`` if given) with Sentry's Link header (cursor ``0:<offset>:0``)."""
+    offset = _cursor_offset()
+    page = items[offset: offset + PAGE_SIZE]
+    rows = [serialize(item) for item in page]
+    return _page_response(wrap(rows) if wrap else rows, offset, offset + PAGE_SIZE < len(items))
+
+
+def paged_query(statement, serialize_page):
+    """Answer one page of a SELECT (read in SQL: one row more than a page, to know whether another follows)."""
+    offset = _cursor_offset()
+    rows = list(db.session.scalars(statement.offset(offset).limit(PAGE_SIZE + 1)))
+    return _page_response(serialize_page(rows[:PAGE_SIZE]), offset, len(rows) > PAGE_SIZE)
+
+
+def _cursor_offset() -> int:
     cursor = request.args.get("cursor", "0:0:0")
     try:
         offset = int(cursor.split(":")[1])
-        if offset < 0:
+        if not 0 <= offset <= MAX_OFFSET:
             raise ValueError
     except (IndexError, ValueError):
         raise ApiError(400, "cursor: expected a cursor from a Link header, such as 0:100:0.") from None
-    page = items[offset: offset + PAGE_SIZE]
-    rows = [serialize(item) for item in page]
-    response = jsonify(wrap(rows) if wrap else rows)
+    return offset
+
+
+def _page_response(body, offset: int, more: bool):
+    response = jsonify(body)
     response.headers["Link"] = ", ".join([
         _link("previous", max(offset - PAGE_SIZE, 0), offset > 0),
-        _link("next", offset + PAGE_SIZE, offset + PAGE_SIZE < len(items)),
+        _link("next", offset + PAGE_SIZE, more),
     ])
     return response
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify
+from flask import current_app, jsonify, request
 from sqlalchemy import select
 
 from ...audit import list_audit_entries
-from ...dispatch.serializers import serialize_event, serialize_issue
+from ...dispatch.serializers import serialize_event, serialize_issue, serialize_issues
 from ...extensions import db
+from ...issue_search import SearchError, issue_search
 from ...models import ISSUE_STATUSES, Event, User
 from ...workflow import WorkflowError, assign, set_status
 from ..helpers import get_group_or_404, get_project_or_404
-from . import ApiError, api_user, bp, field, json_body, org_for, paged, require_manager
+from . import ApiError, api_user, bp, field, flag, json_body, org_for, paged, paged_query, require_manager
 from .apps import iso
 
 
@@ -23,6 +24,64 @@ def event(org_slug, project_slug, event_id):
     if row is None:
         raise ApiError(404, "The requested resource does not exist.")
     return jsonify(serialize_event(row, current_app.config["BASE_URL"]))
+
+
+@bp.route("/organizations/<org_slug>/issues/")
+def issues(org_slug):
+    """The organisation's issues: ``query`` (default ``is:unresolved``), ``project`` ids, ``statsPeriod``, ``sort``."""
+    organization, _ = org_for(org_slug)
+    project_ids = None
+    if request.args.getlist("project"):
+        try:
+            project_ids = [int(value) for value in request.args.getlist("project")]
+        except ValueError:
+            raise ApiError(400, "project: expected project ids (numbers).") from None
+    return _issue_page(organization, project_ids)
+
+
+@bp.route("/projects/<org_slug>/<project_slug>/issues/")
+def project_issues(org_slug, project_slug):
+    organization, _ = org_for(org_slug)
+    return _issue_page(organization, [get_project_or_404(organization, project_slug).id])
+
+
+def _issue_page(organization, project_ids):
+    try:
+        statement = issue_search(organization.id, request.args.get("query", "is:unresolved"), project_ids=project_ids,
+                                 period=request.args.get("statsPeriod"), sort=request.args.get("sort", "date"))
+    except SearchError as exc:
+        raise ApiError(400, str(exc)) from None
+    return paged_query(statement, lambda groups: serialize_issues(groups, current_app.config["BASE_URL"]))
+
+
+@bp.route("/organizations/<org_slug>/issues/<int:group_id>/events/")
+def issue_events(org_slug, group_id):
+    """The issue's events, newest first, as Sentry's event list shows them (``full=true``: whole events)."""
+    organization, _ = org_for(org_slug)
+    group = get_group_or_404(organization, group_id)
+    full = flag("full")
+    statement = select(Event).where(Event.group_id == group.id).order_by(Event.id.desc())
+    base_url = current_app.config["BASE_URL"]
+    return paged_query(statement, lambda events: [
+        serialize_event(event, base_url) if full else _event_summary(event) for event in events])
+
+
+def _event_summary(event: Event) -> dict:
+    data = event.data
+    return {
+        "id": event.event_id,
+        "eventID": event.event_id,
+        "groupID": str(event.group_id),
+        "projectID": str(event.project_id),
+        "title": event.title,
+        "message": data.get("message") or "",
+        "culprit": data.get("culprit") or "",
+        "platform": data.get("platform"),
+        "event.type": data.get("type", "error"),
+        "dateCreated": iso(event.received),
+        "tags": [{"key": key, "value": value} for key, value in data.get("tags") or []],
+        "user": data.get("user") if isinstance(data.get("user"), dict) else None,
+    }
 
 
 @bp.route("/organizations/<org_slug>/issues/<int:group_id>/", methods=["GET"])

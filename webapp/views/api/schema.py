@@ -38,6 +38,15 @@ ISSUE = _path("issue_id", "The issue's id.", {"type": "integer", "minimum": 1})
 CURSOR = {"name": "cursor", "in": "query", "required": False, "description": "A cursor from a Link header.",
           "schema": {"type": "string", "pattern": "^[0-9]+:[0-9]+:[01]$"}}
 NULLABLE_STRING = {"type": ["string", "null"]}
+QUERY = {"name": "query", "in": "query", "required": False,
+         "description": "Sentry-style search: is:unresolved|resolved|ignored, level:<level>, and words matched in "
+                        "the title or culprit. Default is:unresolved; an empty query matches every issue.",
+         "schema": {"type": "string"}}
+STATS_PERIOD = {"name": "statsPeriod", "in": "query", "required": False,
+                "description": "Only issues seen within this period: a number and m, h, d or w (24h, 14d).",
+                "schema": {"type": "string", "pattern": "^([0-9]{1,4}[mhdw])?$"}}
+SORT = {"name": "sort", "in": "query", "required": False, "description": "date (last seen), new (first seen), freq.",
+        "schema": {"type": "string", "enum": ["date", "new", "freq"]}}
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}},
@@ -226,6 +235,27 @@ PATHS = {
                 "requestBody": _body("IssueUpdate"),
                 "responses": {"200": _json(_ref("Issue"), "The issue after the change."), **_errors(400)}},
     },
+    "/api/0/organizations/{organization_slug}/issues/": {"get": {
+        "operationId": "listIssues", "summary": "The organisation's issues matching a search, most recently seen first.",
+        "parameters": [ORG, QUERY, {"name": "project", "in": "query", "required": False,
+                                    "description": "Only these projects (ids; repeat the parameter for several).",
+                                    "schema": {"type": "array", "items": {"type": "integer"}},
+                                    "style": "form", "explode": True},
+                       STATS_PERIOD, SORT, CURSOR],
+        "responses": {"200": _json({"type": "array", "items": _ref("Issue")}, "One page of issues.", LINK),
+                      **_errors(400)}}},
+    "/api/0/projects/{organization_slug}/{project_slug}/issues/": {"get": {
+        "operationId": "listProjectIssues", "summary": "The project's issues matching a search.",
+        "parameters": [ORG, _path("project_slug", "The project's slug."), QUERY, STATS_PERIOD, SORT, CURSOR],
+        "responses": {"200": _json({"type": "array", "items": _ref("Issue")}, "One page of issues.", LINK),
+                      **_errors(400)}}},
+    "/api/0/organizations/{organization_slug}/issues/{issue_id}/events/": {"get": {
+        "operationId": "listIssueEvents", "summary": "The issue's events, newest first.",
+        "parameters": [ORG, ISSUE, {"name": "full", "in": "query", "required": False,
+                                    "description": "true: whole events, as the event endpoint gives them.",
+                                    "schema": {"type": "boolean"}}, CURSOR],
+        "responses": {"200": _json({"type": "array", "items": {"type": "object"}}, "One page of events.", LINK),
+                      **_errors(400)}}},
     "/api/0/projects/{organization_slug}/{project_slug}/events/{event_id}/": {"get": {
         "operationId": "getEvent", "summary": "One stored event.",
         "parameters": [ORG, _path("project_slug", "The project's slug."), _path("event_id", "The event id (32 hex).")],
