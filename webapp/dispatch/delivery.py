@@ -77,7 +77,9 @@ def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict
                         sentry_app.organization_id, resend, test)
         cap = 1 if result.outcome.kind == "timeout" else current_app.config["WEBHOOK_APP_CONCURRENCY"]
         spec = delivery_spec(next_attempt, keys.RETRY_QUEUE, cap=cap)
-        spec.job_id = f"{message_id}-attempt-{attempt + 1}"  # a re-run of this attempt schedules the same job
+        # A re-run of this attempt schedules the same job; a resend's attempts have ids of their own, so they
+        # never take the place of the original's retries still waiting.
+        spec.job_id = f"{message_id}-{'resend-' if resend else ''}attempt-{attempt + 1}"
         schedule_spec(spec, delay)
         logger.info("delivery.retry_scheduled app=%s event=%s attempt=%s in=%.0fs", sentry_app.slug, event_type,
                     attempt + 1, delay)
