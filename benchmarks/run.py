@@ -144,7 +144,8 @@ class Bench:
                                         [{"sentry_app_id": self.sentry_app.id, "settings": []}])
             _, stored = store_event(self.project, sample_event("seed"))
             self.event_pk = stored.event_id
-            self.ids = (self.sentry_app.id, self.rule.id, self.event_pk, self.project.id, self.project.public_key)
+            self.ids = (self.sentry_app.id, self.rule.id, self.event_pk, self.project.id,
+                        self.project.client_keys[0].public_key)
             # The extra apps live in organisations of their own, so ingestion's fan-out (organisation
             # "bench") still reaches one app.
             self.fast_apps = [self.sentry_app.id] + apps("fast", "Fast", hook, FAST_APPS - 1)

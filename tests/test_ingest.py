@@ -6,12 +6,23 @@ import zlib
 
 import brotli
 import pytest
+import redis
+from flask_migrate import downgrade, upgrade
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
+from sqlalchemy import select, text
 
 from tests.alert_world import wait_unless_a_minute_has_time_left
 from webapp import keys
+from webapp.embedded_redis import free_port
+from webapp.extensions import db
+from webapp.ingest_outcomes import last_day_outcomes
+from webapp.models import Project, ProjectKey
+from webapp.project_keys import create_key, delete_key, update_key
+from webapp.projects import create_project, set_key_rate_limit
 
 AUTH = "Sentry sentry_version=7, sentry_client=test/1.0, sentry_key={key}"
 
@@ -259,3 +270,140 @@ def test_a_duplicate_event_id_with_other_content_makes_no_empty_issue(world, pos
     assert post(json.dumps(other).encode(), kind="store").status_code == 200
     assert stored() == 1
     assert [group.title for group in world.groups()] == ["boom"]
+
+
+# ---------------------------------------------------------------- client keys, quotas per key, outcome counts
+
+
+def store_with(app, project_id: int, key: str, n: int = 0):
+    """POST one event (event id ``n``) to the store endpoint with ``key``; return the response."""
+    return app.test_client().post(f"/api/{project_id}/store/", data=json.dumps({**EVENT, "event_id": f"{n:032x}"}),
+                                  headers={"X-Sentry-Auth": AUTH.format(key=key)})
+
+
+def add_key(app, project_id: int, label: str, rate_limit: int | None = None) -> str:
+    with app.app_context():
+        return create_key(db.session.get(Project, project_id), label, None, rate_limit).public_key
+
+
+def change_key(app, public_key: str, **changes) -> None:
+    with app.app_context():
+        update_key(db.session.scalar(select(ProjectKey).where(ProjectKey.public_key == public_key)), changes, None)
+
+
+def test_a_second_key_works_and_a_disabled_or_deleted_key_is_refused_at_once(app, world, key, stored):
+    second = add_key(app, world.project_id, "Mobile")
+    assert store_with(app, world.project_id, key, 1).status_code == 200
+    assert store_with(app, world.project_id, second, 2).status_code == 200
+    redis = app.extensions["redis"]
+    assert redis.get(keys.project_keys_cache(world.project_id)) is not None  # later answers come through the cache
+
+    change_key(app, second, is_active=False)
+    refused = store_with(app, world.project_id, second, 3)
+    assert refused.status_code == 403 and refused.json["detail"].startswith("This project key is disabled.")
+    assert store_with(app, world.project_id, key, 4).status_code == 200  # the other key is untouched
+    change_key(app, second, is_active=True)
+    assert store_with(app, world.project_id, second, 5).status_code == 200
+
+    assert redis.get(keys.project_keys_cache(world.project_id)) is not None
+    with app.app_context():
+        delete_key(db.session.scalar(select(ProjectKey).where(ProjectKey.public_key == key)), None)
+    gone = store_with(app, world.project_id, key, 6)
+    assert gone.status_code == 403 and "wrong project key" in gone.json["detail"]
+    assert stored() == 4
+
+
+def test_a_key_of_another_project_is_refused(app, world, key, stored):
+    with app.app_context():
+        other = create_project(db.session.get(Project, world.project_id).organization, "Other")
+        other_id = other.id
+    assert store_with(app, other_id, key).status_code == 403
+    assert stored() == 0
+
+
+def test_an_existing_dsn_keeps_working_after_the_keys_migration(app, world, key, stored):
+    """Migration 0006 turns each project's one public key into its "Default" key, and keeps the project's events."""
+    assert store_with(app, world.project_id, key).status_code == 200
+    old_key = "0123456789abcdef0123456789abcdef"
+    with app.app_context():
+        db.session.remove()
+        downgrade(revision="0005")
+        db.session.execute(text("UPDATE project SET public_key = :key WHERE id = :id"),
+                           {"key": old_key, "id": world.project_id})
+        db.session.commit()
+        upgrade()
+        [row] = db.session.execute(text("SELECT label, public_key, is_active FROM project_key")).all()
+        assert (row.label, row.public_key, bool(row.is_active)) == ("Default", old_key, True)
+        db.session.remove()
+    # A release before the keys cached no key lists; the migration wrote beside the ORM, so nothing invalidated.
+    app.extensions["redis"].delete(keys.project_keys_cache(world.project_id))
+    assert store_with(app, world.project_id, old_key, 2).status_code == 200
+    assert stored() == 2 and len(world.groups()) == 1  # SQLite's table rebuild cascaded nothing away
+
+
+def test_each_key_has_its_own_quota_its_own_limit_else_the_projects_else_the_default(app, world, key, stored):
+    wait_unless_a_minute_has_time_left()  # the quota is per minute: start the test well inside one
+    app.config["INGEST_RATE_LIMIT"] = 4
+    limited = add_key(app, world.project_id, "Limited", rate_limit=2)
+    answers = [store_with(app, world.project_id, limited, n).status_code for n in range(3)]
+    assert answers == [200, 200, 429]  # the key's own limit
+    answers = [store_with(app, world.project_id, key, n).status_code for n in range(10, 15)]
+    assert answers == [200, 200, 200, 200, 429]  # the default, counted for this key alone
+    with app.app_context():
+        set_key_rate_limit(db.session.get(Project, world.project_id), "7", None)
+    answers = [store_with(app, world.project_id, key, n).status_code for n in range(20, 23)]
+    assert answers == [200, 200, 429]  # the project's per-key limit (7; 5 sent) replaces the default at once
+    refused = store_with(app, world.project_id, limited, 30)
+    assert refused.status_code == 429 and "may send 2 events a minute" in refused.json["detail"]
+    assert stored() == 2 + 6
+
+
+def outcomes_of(app, project_id: int):
+    with app.app_context():
+        return last_day_outcomes(project_id)
+
+
+def test_outcomes_are_counted_per_project_and_key(app, world, post, key):
+    wait_unless_a_minute_has_time_left()
+    app.config["INGEST_RATE_LIMIT"] = 1
+    second = add_key(app, world.project_id, "Second")
+    three = [({"type": "event"}, {**EVENT, "event_id": f"{n:032x}"}) for n in range(3)]
+    assert post(envelope(*three)).status_code == 200  # one accepted, two dropped
+    assert post(envelope(({"type": "event"}, {**EVENT, "event_id": "f" * 32}))).status_code == 429
+    assert post(b"{nope", kind="store").status_code == 400
+    assert store_with(app, world.project_id, "0" * 32).status_code == 403  # a wrong key: refused, for no key
+    assert store_with(app, world.project_id, second).status_code == 200
+    assert store_with(app, 9999, key).status_code == 403  # no such project: nothing to count it for
+    totals, per_key = outcomes_of(app, world.project_id)
+    assert totals == {"accepted": 2, "rate_limited": 1, "refused": 2, "dropped": 2}
+    with app.app_context():
+        first_id, second_id = (k.id for k in db.session.get(Project, world.project_id).client_keys)
+    assert per_key[first_id] == {"accepted": 1, "rate_limited": 1, "refused": 1, "dropped": 2}
+    assert per_key[second_id] == {"accepted": 1, "rate_limited": 0, "refused": 0, "dropped": 0}
+
+
+def test_outcomes_cover_the_last_24_hours(app, world, key, clock):
+    clock.current = clock.current.replace(minute=30)
+    assert store_with(app, world.project_id, key, 1).status_code == 200
+    clock.advance(hours=23)
+    assert store_with(app, world.project_id, key, 2).status_code == 200
+    assert outcomes_of(app, world.project_id)[0]["accepted"] == 2
+    clock.advance(hours=1)  # the first event's hour is now 24 hours back
+    assert outcomes_of(app, world.project_id)[0]["accepted"] == 1
+    bucket = keys.ingest_outcomes(world.project_id, int(clock.now().timestamp()) // 3600 * 3600 - 3600)
+    assert 24 * 3600 < app.extensions["redis"].ttl(bucket) <= keys.INGEST_OUTCOMES_TTL
+
+
+def test_without_redis_ingestion_goes_on_uncounted_and_unlimited(app, world, key, caplog, stored):
+    app.config["INGEST_RATE_LIMIT"] = 1
+    original = app.extensions["redis"]
+    # Nothing listens there; no retries, so each refused connection fails at once.
+    app.extensions["redis"] = redis.Redis(port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    try:
+        answers = [store_with(app, world.project_id, key, n).status_code for n in range(2)]
+    finally:
+        app.extensions["redis"].close()
+        app.extensions["redis"] = original
+    assert answers == [200, 200] and stored() == 2
+    assert len([r for r in caplog.records if "ingest.quota_unchecked" in r.getMessage()]) == 2  # one line an event
+    assert len([r for r in caplog.records if "ingest.outcomes_uncounted" in r.getMessage()]) == 2

@@ -50,10 +50,11 @@ def create_app(config: dict | None = None) -> Flask:
     cli.init_app(app)
     outages.init_app(app)
 
-    from .views import account, api, apps, auth, health, incidents, ingest, issues, orgs, projects, request_log
+    from .views import (account, api, apps, auth, health, incidents, ingest, issues, orgs, project_keys, projects,
+                        request_log)
 
-    for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, request_log.bp, projects.bp, issues.bp,
-                      incidents.bp, orgs.bp, health.bp):
+    for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, request_log.bp, projects.bp, project_keys.bp,
+                      issues.bp, incidents.bp, orgs.bp, health.bp):
         app.register_blueprint(blueprint)
 
     if app.config["DEMO_MAILBOX"]:

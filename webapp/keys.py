@@ -75,6 +75,13 @@ def model_cache(table: str, pk: int) -> str:
     return f"hookline:cache:{table}:{pk}"
 
 
+# The client keys of a project, as ingestion checks them on every request: a JSON list of a few columns of
+# each key, deleted after a commit creates, changes or deletes one of them (or the project); same TTL.
+#   hookline:cache:project-keys:<project id>
+def project_keys_cache(project_id: int) -> str:
+    return f"hookline:cache:project-keys:{project_id}"
+
+
 # Issue alert throttle: present while a rule may not fire again for an issue (SET NX EX frequency).
 #   hookline:rule-fired:<rule id>:<group id>
 def rule_fired(rule_id: int, group_id: int) -> str:
@@ -127,8 +134,7 @@ def app_rate_limit_config(app_id: int) -> str:
 MAINTENANCE_LOCK = "hookline:lock:maintenance"
 ORPHAN_SWEEP_LOCK = "hookline:lock:orphan-sweep"
 
-# Ingestion quota: events accepted for a project's key in the minute starting at <unix seconds> (INCR;
-# expires after 2 minutes).   hookline:ingest-quota:<project id>:<minute>
+
 def group_users(group_id: int) -> str:
     """A HyperLogLog of the users an issue's events came from (its ``userCount``)."""
     return f"hookline:group-users:{group_id}"
@@ -146,8 +152,21 @@ def queued_event(project_id: int, event_id: str) -> str:
     return f"hookline:queued-event:{project_id}:{event_id}"
 
 
-def ingest_quota(project_id: int, minute: int) -> str:
-    return f"hookline:ingest-quota:{project_id}:{minute}"
+# Ingestion quota: events a project key sent in the minute starting at <unix seconds> (INCR; expires after
+# 2 minutes).   hookline:ingest-quota:key:<project key id>:<minute>
+def ingest_quota(key_id: int, minute: int) -> str:
+    return f"hookline:ingest-quota:key:{key_id}:{minute}"
+
+
+# What ingestion did with a project's events in the UTC hour starting at <unix seconds>: a hash of counts,
+# fields accepted, rate_limited, refused, dropped, and each of them per key as key:<key id>:<outcome>
+# (HINCRBY; expires INGEST_OUTCOMES_TTL after the hour's last write, so the last 24 hours can always be read).
+#   hookline:ingest-outcomes:<project id>:<hour>
+INGEST_OUTCOMES_TTL = 25 * 3600
+
+
+def ingest_outcomes(project_id: int, hour: int) -> str:
+    return f"hookline:ingest-outcomes:{project_id}:{hour}"
 
 
 # Queue names (RQ stores them as rq:queue:<name>). Each has slots of its own in every worker process,

@@ -1,12 +1,14 @@
-"""Projects: create them; each has a DSN that sentry-sdk is pointed at."""
+"""Projects: create them (each starts with one client key, whose DSN sentry-sdk is pointed at) and set their quota."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
 from .accounts import SLUG_RE
+from .audit import record_audit
 from .extensions import db
 from .models import Organization, Project, slugify
+from .project_keys import RATE_LIMIT_MAX, default_key
 
 
 class ProjectError(ValueError):
@@ -25,7 +27,7 @@ def create_project(organization: Organization, name: str, slug: str | None = Non
     )
     if taken:
         raise ProjectError(f"This organisation already has a project {slug!r}.")
-    project = Project(organization_id=organization.id, name=name, slug=slug)
+    project = Project(organization_id=organization.id, name=name, slug=slug, client_keys=[default_key()])
     db.session.add(project)
     db.session.commit()
     return project
@@ -35,3 +37,18 @@ def list_projects(organization_id: int) -> list[Project]:
     return list(db.session.scalars(
         select(Project).where(Project.organization_id == organization_id).order_by(Project.name)
     ))
+
+
+def set_key_rate_limit(project: Project, raw: str, actor_id: int | None) -> int | None:
+    """Set how many events a minute each key of the project may send (blank: INGEST_RATE_LIMIT); audit; commit."""
+    raw = (raw or "").strip()
+    if raw and not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= RATE_LIMIT_MAX):
+        raise ProjectError(f"Events per minute per key must be a whole number from 1 to {RATE_LIMIT_MAX}, "
+                           "or blank for the default.")
+    limit = int(raw) if raw else None
+    if limit != project.key_rate_limit:
+        record_audit(project.organization_id, "project.edit", actor_id=actor_id, target_object=project.id,
+                     target_label=project.name, data={"key_rate_limit": limit})
+        project.key_rate_limit = limit
+        db.session.commit()
+    return limit

@@ -12,14 +12,14 @@ from tests.alert_world import raise_and_capture
 
 @pytest.fixture
 def populated(world, sdk, api, pager_api, run_worker):
-    """Real objects for the fuzzer to find: app "pager", an issue, an event, audit entries."""
+    """Real objects for the fuzzer to find: app "pager", an issue, an event, audit entries, project web's key."""
     event_id = raise_and_capture("card declined")
     run_worker()
-    return api, world.groups()[0].id, event_id
+    return api, world.groups()[0].id, event_id, world.dsn.split("//")[1].split("@")[0]
 
 
 def test_the_api_matches_its_openapi_document(populated, live_server, app, tmp_path):
-    api, issue_id, event_id = populated
+    api, issue_id, event_id, key_id = populated
     app.config["TEST_ALERT_WAIT_SECONDS"] = 0.2
     config = tmp_path / "schemathesis.toml"
     # Point the path parameters at real objects, so operations are exercised beyond their 404s.
@@ -30,6 +30,7 @@ def test_the_api_matches_its_openapi_document(populated, live_server, app, tmp_p
         '"path.project_slug" = "web"\n'
         f'"path.issue_id" = {issue_id}\n'
         f'"path.event_id" = "{event_id}"\n'
+        f'"path.key_id" = "{key_id}"\n'
     )
     executable = Path(sys.executable).with_name("schemathesis")
     assert executable.exists(), "schemathesis is installed by scripts/test"

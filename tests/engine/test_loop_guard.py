@@ -14,7 +14,7 @@ def test_an_app_whose_webhook_is_hookline_itself_gets_one_refused_delivery_and_n
     with app.app_context():
         project = db.session.get(Project, world.project_id)
         organization = db.session.scalar(select(Organization).where(Organization.slug == "acme"))
-        own = f"{live_server}/api/{project.id}/store/?sentry_key={project.public_key}"
+        own = f"{live_server}/api/{project.id}/store/?sentry_key={project.client_keys[0].public_key}"
         looping = register_internal_app(organization, "Loop", own, ["error"]).id
     assert ingest(app, world, "a" * 32, "card declined").status_code == 200
     for _ in range(3):  # were it to loop, each round would store an event and send another webhook

@@ -140,3 +140,22 @@ def test_the_sample_dashboard_and_alert_rules_use_only_metrics_hookline_exports(
     expressions.append((deploy / "prometheus-alerts.yml").read_text())
     used = {name for text in expressions for name in re.findall(r"\bhookline_\w+", text)}
     assert used and used <= exported, sorted(used - exported)
+
+
+def test_metrics_count_ingested_events_by_result(app, world):
+    from tests.test_ingest import EVENT, envelope
+
+    app.config["METRICS_TOKEN"] = "s3cret-token"
+    key = world.dsn.split("//")[1].split("@")[0]
+    client = app.test_client()
+    items = [({"type": "event"}, {**EVENT, "event_id": f"{n:032x}"}) for n in range(3)]
+    assert client.post(f"/api/{world.project_id}/envelope/", data=envelope(*items),
+                       headers={"X-Sentry-Auth": f"Sentry sentry_key={key}"}).status_code == 200
+    assert client.post(f"/api/{world.project_id}/store/", data=b"not json",
+                       headers={"X-Sentry-Auth": f"Sentry sentry_key={key}"}).status_code == 400
+    assert client.post("/api/999999/store/", data=b"{}").status_code == 403  # no such project: still counted
+    samples = scrape(app)
+    assert samples['hookline_ingest_events_total{result="accepted"}'] == 1
+    assert samples['hookline_ingest_events_total{result="dropped"}'] == 2
+    assert samples['hookline_ingest_events_total{result="refused"}'] == 2
+    assert samples['hookline_ingest_events_total{result="rate_limited"}'] == 0

@@ -1,9 +1,19 @@
 """Projects and rules in the dashboard."""
 
+import json
 import re
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import select
+
+from tests.alert_world import wait_unless_a_minute_has_time_left
+from webapp.audit import list_audit_entries
+from webapp.embedded_redis import free_port
 from webapp.extensions import db
-from webapp.models import IssueAlertRule, MetricAlertRule, Project
+from webapp.models import IssueAlertRule, MetricAlertRule, Organization, Project, ProjectKey
+from webapp.projects import create_project
 
 
 def test_create_project_shows_its_dsn(app, owner):
@@ -12,7 +22,8 @@ def test_create_project_shows_its_dsn(app, owner):
     page = owner.get("/orgs/acme/projects/mobile-app").get_data(as_text=True)
     with app.app_context():
         project = db.session.query(Project).one()
-        assert f"http://{project.public_key}@hookline.test/{project.id}" in page
+        [key] = project.client_keys
+        assert key.label == "Default" and f"http://{key.public_key}@hookline.test/{project.id}" in page
     assert owner.post("/orgs/acme/projects", {"name": "Mobile app"}).status_code == 400
     assert owner.post("/orgs/acme/projects", {"name": ""}).status_code == 400
 
@@ -71,3 +82,156 @@ def test_members_cannot_manage_rules_and_other_orgs_get_404(app, world, owner, m
     assert eve.get("/orgs/evil/projects/web").status_code == 404
     page = owner.get("/orgs/acme/projects/web").get_data(as_text=True)
     assert re.search(r"New issue alert rule", page)
+
+
+# ---------------------------------------------------------------- client keys and quota on the project page
+
+
+def project_keys(app) -> list[tuple[str, str, bool]]:
+    """The keys of project web as (label, public key, active), oldest first."""
+    with app.app_context():
+        project = db.session.scalar(select(Project).where(Project.slug == "web"))
+        return [(key.label, key.public_key, key.is_active) for key in project.client_keys]
+
+
+def ingest(app, key: str, n: int = 0, body: bytes | None = None):
+    project_id = project_keys_project_id(app)
+    data = body if body is not None else json.dumps({"event_id": f"{n:032x}", "message": "boom"}).encode()
+    return app.test_client().post(f"/api/{project_id}/store/", data=data,
+                                  headers={"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={key}"})
+
+
+def project_keys_project_id(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(Project.id).where(Project.slug == "web"))
+
+
+def test_keys_are_created_disabled_enabled_and_deleted_on_the_page(app, world, owner):
+    [(_, default, _)] = project_keys(app)
+    response = owner.post("/orgs/acme/projects/web/keys", {"label": "  Mobile app  "})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/orgs/acme/projects/web#client-keys")
+    [_, (label, mobile, active)] = project_keys(app)
+    assert (label, active) == ("Mobile app", True)
+    page = owner.get("/orgs/acme/projects/web").get_data(as_text=True)
+    assert "Created key Mobile app" in page and f"http://{mobile}@hookline.test/{world.project_id}" in page
+    assert ingest(app, mobile, 1).status_code == 200
+
+    assert owner.post(f"/orgs/acme/projects/web/keys/{mobile}/disable").status_code == 302
+    assert project_keys(app)[1][2] is False
+    page = owner.get("/orgs/acme/projects/web").get_data(as_text=True)
+    assert "Key Mobile app is disabled" in page and "badge-disabled" in page
+    assert ingest(app, mobile, 2).status_code == 403
+    owner.post(f"/orgs/acme/projects/web/keys/{mobile}/enable")
+    assert project_keys(app)[1][2] is True and ingest(app, mobile, 3).status_code == 200
+
+    confirm = owner.get(f"/orgs/acme/projects/web/keys/{mobile}/delete")
+    assert confirm.status_code == 200 and "Delete key Mobile app?" in confirm.get_data(as_text=True)
+    assert len(project_keys(app)) == 2  # asking changes nothing
+    assert owner.post(f"/orgs/acme/projects/web/keys/{mobile}/delete").status_code == 302
+    assert [key for _, key, _ in project_keys(app)] == [default]
+    assert ingest(app, mobile, 4).status_code == 403
+    with app.app_context():
+        events = [entry.event for entry in list_audit_entries(db.session.scalar(select(Project)).organization_id)]
+    assert events.count("projectkey.edit") == 2 and {"projectkey.add", "projectkey.remove"} <= set(events)
+
+
+def test_deleting_or_disabling_the_last_active_key_warns(app, world, owner):
+    [(_, default, _)] = project_keys(app)
+    confirm = owner.get(f"/orgs/acme/projects/web/keys/{default}/delete").get_data(as_text=True)
+    assert "only active key" in confirm
+    owner.post(f"/orgs/acme/projects/web/keys/{default}/disable")
+    page = owner.get("/orgs/acme/projects/web").get_data(as_text=True)
+    assert "has no active key now" in page and "No key is active" in page
+    owner.post(f"/orgs/acme/projects/web/keys/{default}/delete")
+    page = owner.get("/orgs/acme/projects/web").get_data(as_text=True)
+    assert "Deleted key Default" in page and "has no active key now" in page
+    assert project_keys(app) == []
+
+
+def test_bad_key_input_is_refused_and_changes_nothing(app, world, owner, make_user):
+    before = project_keys(app)
+    for label, message in [("", "Give the key a label of 1 to 64 characters."), ("   ", "Give the key a label"),
+                           ("x" * 65, "Give the key a label of 1 to 64 characters.")]:
+        response = owner.post("/orgs/acme/projects/web/keys", {"label": label})
+        assert response.status_code == 400 and message in response.get_data(as_text=True)
+    for action in ("disable", "enable", "delete"):
+        response = owner.post(f"/orgs/acme/projects/web/keys/{'f' * 32}/{action}")
+        assert response.status_code == 404 and "no client key with that id" in response.get_data(as_text=True)
+    assert owner.post(f"/orgs/acme/projects/web/keys/{before[0][1]}/rotate").status_code == 404
+    # Another organisation's key, through this organisation's project, and the other way round: 404.
+    make_user("eve@example.com", "evil", "owner")
+    with app.app_context():
+        evil = db.session.scalar(select(Organization).where(Organization.slug == "evil"))
+        theirs = create_project(evil, "Web").client_keys[0].public_key
+    assert owner.post(f"/orgs/acme/projects/web/keys/{theirs}/disable").status_code == 404
+    assert owner.post(f"/orgs/evil/projects/web/keys/{theirs}/disable").status_code == 404
+    eve = type(owner)(app.test_client())
+    eve.login("eve@example.com")
+    assert eve.post(f"/orgs/acme/projects/web/keys/{before[0][1]}/disable").status_code == 404
+    assert eve.post("/orgs/acme/projects/web/keys", {"label": "Sneaky"}).status_code == 404
+    assert project_keys(app) == before
+    with app.app_context():
+        assert db.session.scalar(select(ProjectKey).where(ProjectKey.public_key == theirs)).is_active
+
+
+def test_members_see_the_keys_but_cannot_manage_them(app, world, owner, make_user):
+    [(_, default, _)] = project_keys(app)
+    make_user("member@example.com", "acme", "member")
+    member = type(owner)(app.test_client())
+    member.login("member@example.com")
+    page = member.get("/orgs/acme/projects/web").get_data(as_text=True)
+    assert f"http://{default}@hookline.test/" in page and "Create key" not in page and "Disable" not in page
+    assert member.post("/orgs/acme/projects/web/keys", {"label": "Mine"}).status_code == 403
+    assert member.post(f"/orgs/acme/projects/web/keys/{default}/disable").status_code == 403
+    assert member.get(f"/orgs/acme/projects/web/keys/{default}/delete").status_code == 403
+    assert member.post(f"/orgs/acme/projects/web/keys/{default}/delete").status_code == 403
+    assert member.post("/orgs/acme/projects/web/settings", {"key_rate_limit": "5"}).status_code == 403
+    assert project_keys(app) == [("Default", default, True)]
+
+
+def test_the_quota_setting_takes_whole_numbers_or_blank(app, world, owner):
+    def saved():
+        with app.app_context():
+            return db.session.scalar(select(Project.key_rate_limit).where(Project.slug == "web"))
+
+    response = owner.post("/orgs/acme/projects/web/settings", {"key_rate_limit": "250"})
+    assert response.status_code == 302 and saved() == 250
+    assert "may now send 250 events a minute" in owner.get("/orgs/acme/projects/web").get_data(as_text=True)
+    for bad in ("abc", "0", "-5", "1000001", "2.5", "²"):
+        response = owner.post("/orgs/acme/projects/web/settings", {"key_rate_limit": bad})
+        assert response.status_code == 400, bad
+        assert "must be a whole number from 1 to 1000000" in response.get_data(as_text=True)
+        assert saved() == 250
+    owner.post("/orgs/acme/projects/web/settings", {"key_rate_limit": " "})
+    assert saved() is None
+    assert "may now send 1000 events a minute (the default)" in owner.get("/orgs/acme/projects/web").get_data(as_text=True)
+
+
+def test_the_page_counts_what_ingestion_did_in_the_last_24_hours(app, world, owner):
+    [(_, default, _)] = project_keys(app)
+    app.config["INGEST_RATE_LIMIT"] = 1
+    wait_unless_a_minute_has_time_left()
+    assert ingest(app, default, 1).status_code == 200
+    assert ingest(app, default, 2).status_code == 429
+    assert ingest(app, default, body=b"{nope").status_code == 400
+    owner.post("/orgs/acme/projects/web/keys", {"label": "Batch"})
+    batch = project_keys(app)[1][1]
+    two = b'{}\n{"type":"event"}\n{"event_id":"' + b"a" * 32 + b'"}\n{"type":"event"}\n{"event_id":"' + b"b" * 32 + b'"}\n'
+    response = app.test_client().post(f"/api/{world.project_id}/envelope/?sentry_key={batch}", data=two)
+    assert response.status_code == 200
+    page = owner.get("/orgs/acme/projects/web").get_data(as_text=True)
+    assert "Last 24 hours: 2 accepted · 1 rate-limited · 1 refused · 1 dropped</p>" in page
+    assert "1 accepted · 1 rate-limited · 1 refused · 0 dropped" in page  # the Default key's row
+    assert "1 accepted · 0 rate-limited · 0 refused · 1 dropped" in page  # the Batch key's row
+
+
+def test_without_redis_the_page_says_the_counts_are_unavailable(app, world, owner):
+    original = app.extensions["redis"]
+    app.extensions["redis"] = redis.Redis(port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    try:
+        response = owner.get("/orgs/acme/projects/web")
+    finally:
+        app.extensions["redis"].close()
+        app.extensions["redis"] = original
+    assert response.status_code == 200
+    assert "Last 24 hours: counts unavailable (Redis did not answer)." in response.get_data(as_text=True)

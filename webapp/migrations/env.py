@@ -93,14 +93,34 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        sqlite = connection.dialect.name == 'sqlite'
+        if sqlite:
+            # A batch migration rebuilds a table (copy, DROP TABLE, rename). With foreign keys enforced, SQLite
+            # first deletes the rows that reference the dropped table (ON DELETE CASCADE): rebuilding `project`
+            # would delete every key, issue and event. So they are off while migrating.
+            _set_sqlite_foreign_keys(connection, False)
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                _set_sqlite_foreign_keys(connection, True)
+
+
+def _set_sqlite_foreign_keys(connection, enabled):
+    """Switch SQLite's foreign key enforcement for this connection (only possible outside a transaction)."""
+    connection.commit()
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
+    connection.commit()
+    if connection.exec_driver_sql("PRAGMA foreign_keys").scalar() != int(enabled):
+        raise RuntimeError(f"could not switch SQLite's foreign keys {'on' if enabled else 'off'} for migrating")
+    connection.commit()
 
 
 if context.is_offline_mode():

@@ -15,7 +15,7 @@ from .audit import AuditLogEntry
 from .apps import RESOURCES, SentryApp, SentryAppInstallation
 from .tokens import ApiToken
 from .outbox import OutboxJob
-from .issues import ISSUE_STATUSES, LEVELS, Comment, Event, Group, Project, level_rank
+from .issues import ISSUE_STATUSES, LEVELS, Comment, Event, Group, Project, ProjectKey, level_rank
 
 __all__ = [
     "ApiToken",
@@ -31,6 +31,7 @@ __all__ = [
     "IssueAlertRule",
     "MetricAlertRule",
     "Project",
+    "ProjectKey",
     "level_rank",
     "MANAGING_ROLES",
     "RESOURCES",

@@ -28,15 +28,37 @@ class Project(db.Model):
     slug: Mapped[str] = mapped_column(String(50))
     name: Mapped[str] = mapped_column(String(100))
     platform: Mapped[str] = mapped_column(String(50), default="python")
-    # The DSN's user part; what sentry-sdk sends as sentry_key.
-    public_key: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: secrets.token_hex(16))
+    # Events a minute each key of the project may send unless the key has its own limit; None: INGEST_RATE_LIMIT.
+    key_rate_limit: Mapped[int | None] = mapped_column(Integer, default=None)
     date_added: Mapped[datetime] = mapped_column(default=utcnow)
 
     organization: Mapped[Organization] = relationship(lazy="joined")
+    client_keys: Mapped[list[ProjectKey]] = relationship(
+        back_populates="project", order_by="ProjectKey.id", cascade="all, delete-orphan", passive_deletes=True)
+
+    def dsn(self, base_url: str) -> str | None:
+        """Return the DSN of the project's oldest active key, or None when every key is disabled."""
+        key = next((key for key in self.client_keys if key.is_active), None)
+        return key.dsn(base_url) if key else None
+
+
+class ProjectKey(db.Model):
+    """A client key of a project: its public key is the DSN's user part, what sentry-sdk sends as sentry_key."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: secrets.token_hex(16))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    # Events a minute this key may send; None: the project's key_rate_limit, else INGEST_RATE_LIMIT.
+    rate_limit: Mapped[int | None] = mapped_column(Integer, default=None)
+    date_added: Mapped[datetime] = mapped_column(default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="client_keys")
 
     def dsn(self, base_url: str) -> str:
         scheme, rest = base_url.split("://", 1)
-        return f"{scheme}://{self.public_key}@{rest}/{self.id}"
+        return f"{scheme}://{self.public_key}@{rest}/{self.project_id}"
 
 
 class Group(db.Model):

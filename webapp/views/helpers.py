@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import MANAGING_ROLES, Group, Organization, Project, SentryApp
+from ..models import MANAGING_ROLES, Group, Organization, Project, ProjectKey, SentryApp
 
 
 def get_org_or_404(org_slug: str) -> tuple[Organization, str]:
@@ -51,6 +51,16 @@ def get_project_or_404(organization: Organization, project_slug: str) -> Project
     if project is None:
         abort(404)
     return project
+
+
+def get_key_or_404(project: Project, public_key: str) -> ProjectKey:
+    """Load the project's client key by its public key (the id pages and the API use), else 404."""
+    key = db.session.scalar(
+        select(ProjectKey).where(ProjectKey.project_id == project.id, ProjectKey.public_key == public_key)
+    )
+    if key is None:
+        abort(404, description="This project has no client key with that id.")
+    return key
 
 
 def get_in_project_or_404(model, project: Project, object_id: int):

@@ -12,10 +12,11 @@ from redis.exceptions import RedisError
 from .. import keys
 from ..dispatch.intake import queue_event, store_now
 from ..dispatch.signing import USER_AGENT_PREFIX
-from ..cache import get_from_cache
+from ..cache import get_project_with_keys
 from ..extensions import csrf
 from ..ingest import IngestError, decode_body, parse_envelope, parse_json_object, public_key_from
-from ..models import Project
+from ..ingest_outcomes import Outcomes, add_outcomes, count_outcomes
+from ..project_keys import effective_rate_limit
 from ..redis_store import get_redis
 
 logger = logging.getLogger(__name__)
@@ -23,64 +24,80 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
 
 MAX_PROJECT_ID = 2**63 - 1
+WRONG_KEY = "Unknown project or wrong project key; check the DSN."
 
 
 @bp.route("/api/<int:project_id>/envelope/", methods=["POST"])
 @csrf.exempt
 def envelope(project_id: int):
+    outcomes = Outcomes()
     try:
+        project, project_keys = _project_or_403(project_id, outcomes)
         body = _read_body()
         parsed = parse_envelope(body)
-        project = _authenticate(project_id, public_key_from(request.headers, request.args, parsed.headers))
+        key = _authenticate(project_keys, public_key_from(request.headers, request.args, parsed.headers), outcomes)
         # One event per envelope, as Sentry's Relay takes it: an envelope is one event and its extras, so
-        # a small body cannot carry thousands of events past the quota.
-        events = parsed.events()[:1]
-        if events:
-            take_quota(project)
-        event_ids = [_accept(project, event) for event in events]
+        # a small body cannot carry thousands of events past the quota. The others are counted as dropped.
+        events = parsed.events()
+        outcomes.dropped = len(events[1:])
+        events = events[:1]
+        if not events:
+            count_outcomes(outcomes)
+            return jsonify(id=parsed.headers.get("event_id"))
+        take_quota(project, key)
+        event_id = _accept(project, events[0], outcomes)
     except IngestError as exc:
-        return _refusal(exc)
-    return jsonify(id=event_ids[0] if event_ids else parsed.headers.get("event_id"))
+        return _refusal(exc, outcomes)
+    return jsonify(id=event_id)
 
 
 @bp.route("/api/<int:project_id>/store/", methods=["POST"])
 @csrf.exempt
 def store(project_id: int):
+    outcomes = Outcomes()
     try:
+        project, project_keys = _project_or_403(project_id, outcomes)
         body = _read_body()
-        project = _authenticate(project_id, public_key_from(request.headers, request.args))
+        key = _authenticate(project_keys, public_key_from(request.headers, request.args), outcomes)
         event = parse_json_object(body, "event")
-        take_quota(project)
-        event_id = _accept(project, event)
+        take_quota(project, key)
+        event_id = _accept(project, event, outcomes)
     except IngestError as exc:
-        return _refusal(exc)
+        return _refusal(exc, outcomes)
     return jsonify(id=event_id)
 
 
-def _refusal(exc: IngestError):
+def _refusal(exc: IngestError, outcomes: Outcomes):
+    if exc.status == 429:
+        outcomes.rate_limited = 1
+    else:
+        outcomes.refused = 1
+    count_outcomes(outcomes)
     response = jsonify(detail=exc.detail)
     response.status_code = exc.status
     response.headers.update(exc.headers)
     return response
 
 
-def take_quota(project) -> None:
-    """Count one event against the project's key for this minute; refuse it (429) past INGEST_RATE_LIMIT.
+def take_quota(project, key) -> None:
+    """Count one event against the key's quota for this minute; refuse it (429) past the key's limit.
 
-    The answer carries ``Retry-After`` and Sentry's ``X-Sentry-Rate-Limits``, so the SDK stops sending until
-    the next minute. Without Redis the event is let through: a quota must not lose events.
+    The limit is the key's own, else the project's per-key setting, else INGEST_RATE_LIMIT. The answer carries
+    ``Retry-After`` and Sentry's ``X-Sentry-Rate-Limits``, so the SDK stops sending until the next minute.
+    Without Redis the event is let through: a quota must not lose events.
     """
-    limit = current_app.config["INGEST_RATE_LIMIT"]
+    limit = effective_rate_limit(key, project, current_app.config["INGEST_RATE_LIMIT"])
     now = time.time()
     minute = int(now) // 60 * 60
-    key = keys.ingest_quota(project.id, minute)
+    counter = keys.ingest_quota(key.id, minute)
     try:
         pipe = get_redis().pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, 120)
+        pipe.incr(counter)
+        pipe.expire(counter, 120)
         count, _ = pipe.execute()
     except RedisError as exc:
-        logger.warning("ingest.quota_unchecked project=%s reason=%s", project.id, exc.__class__.__name__)
+        logger.warning("ingest.quota_unchecked project=%s key=%s reason=%s", project.id, key.id,
+                       exc.__class__.__name__)
         return
     if count > limit:
         retry_after = max(1, int(minute + 60 - now))
@@ -104,21 +121,45 @@ def _read_body() -> bytes:
     return decode_body(raw, request.headers.get("Content-Encoding", ""), limit * 4)
 
 
-def _authenticate(project_id: int, public_key: str | None):
+def _project_or_403(project_id: int, outcomes: Outcomes):
+    """Return the project and its keys (one Redis round trip once cached, no SQL) before the body is read: a
+    request for no project costs little."""
+    if project_id > MAX_PROJECT_ID:  # no such row, and more than the database's integers hold
+        raise IngestError(403, WRONG_KEY)
+    project, project_keys = get_project_with_keys(project_id)
+    if project is None:
+        raise IngestError(403, WRONG_KEY)
+    outcomes.project_id = project.id
+    return project, project_keys
+
+
+def _authenticate(project_keys, public_key: str | None, outcomes: Outcomes):
+    """Return the project's key named ``public_key``: 401 without one, 403 if it is not the project's or disabled."""
     if not public_key:
         raise IngestError(401, "Missing sentry_key: send X-Sentry-Auth or ?sentry_key= with the project's DSN key.")
-    if project_id > MAX_PROJECT_ID:  # no such row, and more than the database's integers hold
-        raise IngestError(403, "Unknown project or wrong project key; check the DSN.")
-    project = get_from_cache(Project, project_id)  # no SQL on the hot path once the project is cached
-    if project is None or not hmac.compare_digest(project.public_key.encode(), public_key.encode("utf-8", "replace")):
-        raise IngestError(403, "Unknown project or wrong project key; check the DSN.")
-    return project
+    offered = public_key.encode("utf-8", "replace")
+    # Every key is compared, each in constant time; the keys come from the cache (no SQL once cached).
+    matching = [key for key in project_keys if hmac.compare_digest(key.public_key.encode(), offered)]
+    if not matching:
+        raise IngestError(403, WRONG_KEY)
+    key = matching[0]
+    outcomes.key_id = key.id
+    if not key.is_active:
+        raise IngestError(403, "This project key is disabled. Enable it on the project page, or send with another "
+                               "of the project's keys.")
+    return key
 
 
-def _accept(project, raw_event: dict) -> str:
-    """Hand the event to the workers and return its id; without Redis, store it in this request instead."""
+def _accept(project, raw_event: dict, outcomes: Outcomes) -> str:
+    """Hand the event to the workers, counted in the same MULTI, and return its id.
+
+    Without Redis, store it in this request instead.
+    """
+    outcomes.accepted = 1
     try:
-        return queue_event(project.id, raw_event)
+        return queue_event(project.id, raw_event, also=lambda pipe: add_outcomes(pipe, outcomes))
     except RedisError as exc:
         logger.warning("ingest.stored_inline project=%s reason=%s", project.id, exc.__class__.__name__)
-        return store_now(project, raw_event)
+        event_id = store_now(project, raw_event)
+        count_outcomes(outcomes)
+        return event_id

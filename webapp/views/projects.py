@@ -1,9 +1,9 @@
-"""Projects (DSN), their issue alert rules and metric alert rules."""
+"""Projects (client keys, quota, ingestion counts), their issue alert rules and metric alert rules."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import login_required
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..alert_rules import RuleValidationError, format_settings, parse_actions, save_issue_rule, save_metric_rule
@@ -11,7 +11,9 @@ from ..extensions import db
 from ..forms import EmptyForm
 from ..integrations import list_organization_apps
 from ..models import LEVELS, MANAGING_ROLES, RULE_TRIGGERS, IssueAlertRule, MetricAlertRule
-from ..projects import ProjectError, create_project, list_projects
+from ..ingest_outcomes import last_day_outcomes
+from ..project_keys import effective_rate_limit
+from ..projects import ProjectError, create_project, list_projects, set_key_rate_limit
 from .helpers import get_in_project_or_404, get_org_or_404, get_project_or_404, require_manager
 
 bp = Blueprint("projects", __name__, url_prefix="/orgs/<org_slug>/projects")
@@ -46,15 +48,43 @@ def list_view(org_slug):
 @login_required
 def detail(org_slug, project_slug):
     organization, role = get_org_or_404(org_slug)
+    return render_detail(organization, role, get_project_or_404(organization, project_slug))
+
+
+@bp.route("/<project_slug>/settings", methods=["POST"])
+@login_required
+def update_settings(org_slug, project_slug):
+    """Set the project's events per minute per key (blank: INGEST_RATE_LIMIT)."""
+    organization, role = get_org_or_404(org_slug)
     project = get_project_or_404(organization, project_slug)
+    require_manager(role)
+    if EmptyForm().validate_on_submit():
+        try:
+            limit = set_key_rate_limit(project, request.form.get("key_rate_limit", ""), current_user.id)
+        except ProjectError as exc:
+            return render_detail(organization, role, project, errors={"key_rate_limit": str(exc)})
+        default = current_app.config["INGEST_RATE_LIMIT"]
+        flash(f"Each key of {project.name} may now send {limit or default} events a minute"
+              f"{'' if limit else ' (the default)'}, unless the key has a limit of its own.", "success")
+    return redirect(url_for("projects.detail", org_slug=org_slug, project_slug=project_slug))
+
+
+def render_detail(organization, role, project, errors: dict[str, str] | None = None):
+    """Render the project page (answering 400 when ``errors`` says what was wrong with a form on it)."""
+    default_limit = current_app.config["INGEST_RATE_LIMIT"]
+    base_url = current_app.config["BASE_URL"]
+    outcomes = last_day_outcomes(project.id)
     issue_rules = db.session.scalars(select(IssueAlertRule).where(IssueAlertRule.project_id == project.id))
     metric_rules = db.session.scalars(select(MetricAlertRule).where(MetricAlertRule.project_id == project.id))
     apps = {sentry_app.id: sentry_app for sentry_app in list_organization_apps(organization.id)}
     return render_template(
         "projects/detail.html", organization=organization, project=project, can_manage=role in MANAGING_ROLES,
-        dsn=project.dsn(current_app.config["BASE_URL"]), issue_rules=list(issue_rules),
+        dsn=project.dsn(base_url), client_keys=[
+            (key, key.dsn(base_url), effective_rate_limit(key, project, default_limit)) for key in project.client_keys],
+        default_limit=default_limit, outcomes=outcomes[0] if outcomes else None,
+        key_outcomes=outcomes[1] if outcomes else {}, errors=errors or {}, issue_rules=list(issue_rules),
         metric_rules=list(metric_rules), apps=apps, triggers=RULE_TRIGGERS, form=EmptyForm(),
-    )
+    ), 400 if errors else 200
 
 
 @bp.route("/<project_slug>/<any(rules, 'metric-rules'):kind>/new", methods=["GET", "POST"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...dispatch.events import EVENT_TYPES
 from ...dispatch.failures import LABELS as FAILURE_KINDS
 from ...models import ISSUE_STATUSES, RESOURCES
+from ...project_keys import LABEL_MAX, RATE_LIMIT_MAX
 
 
 def _ref(name: str) -> dict:
@@ -35,6 +36,8 @@ def _path(name: str, description: str, schema: dict | None = None) -> dict:
 ORG = _path("organization_slug", "The organisation's slug.")
 APP = _path("sentry_app_slug", "The app's slug.")
 ISSUE = _path("issue_id", "The issue's id.", {"type": "integer", "minimum": 1})
+PROJECT = _path("project_slug", "The project's slug.")
+KEY = _path("key_id", "The key's id: its public key (32 hex).")
 CURSOR = {"name": "cursor", "in": "query", "required": False, "description": "A cursor from a Link header.",
           "schema": {"type": "string", "pattern": "^[0-9]+:[0-9]+:[01]$"}}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -148,6 +151,37 @@ SCHEMAS = {
                        "assignedTo": {"type": ["string", "integer", "null"],
                                       "description": "A member's user id or email; null unassigns."}},
     },
+    "RateLimit": {
+        "type": ["object", "null"], "required": ["window", "count"],
+        "description": "Events a minute this key may send; null: the project's per-key limit, else the default.",
+        "properties": {"window": {"type": "integer", "enum": [60]},
+                       "count": {"type": "integer", "minimum": 1, "maximum": RATE_LIMIT_MAX}},
+    },
+    "ProjectKey": {
+        "type": "object",
+        "required": ["id", "name", "label", "public", "isActive", "dateCreated", "projectId", "rateLimit", "dsn"],
+        "properties": {
+            "id": {"type": "string", "description": "The public key (what the key's URLs take)."},
+            "name": {"type": "string"}, "label": {"type": "string"}, "public": {"type": "string"},
+            "isActive": {"type": "boolean"}, "dateCreated": {"type": "string"}, "projectId": {"type": "integer"},
+            "rateLimit": _ref("RateLimit"),
+            "dsn": {"type": "object", "required": ["public", "store", "envelope"],
+                    "properties": {"public": {"type": "string"}, "store": {"type": "string"},
+                                   "envelope": {"type": "string"}}},
+        },
+    },
+    "NewProjectKey": {
+        "type": "object",
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": LABEL_MAX,
+                                "description": "Defaults to \"Key <n>\"."},
+                       "rateLimit": _ref("RateLimit")},
+    },
+    "ProjectKeyUpdate": {
+        "type": "object",
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": LABEL_MAX},
+                       "isActive": {"type": "boolean", "description": "false: events sent with the key are refused."},
+                       "rateLimit": _ref("RateLimit")},
+    },
     "Event": {"type": "object", "required": ["event_id", "url", "web_url", "issue_url", "issue_id"],
               "properties": {"event_id": {"type": "string"}, "url": {"type": "string"}, "web_url": {"type": "string"},
                              "issue_url": {"type": "string"}, "issue_id": {"type": "string"}}},
@@ -258,8 +292,29 @@ PATHS = {
                       **_errors(400)}}},
     "/api/0/projects/{organization_slug}/{project_slug}/events/{event_id}/": {"get": {
         "operationId": "getEvent", "summary": "One stored event.",
-        "parameters": [ORG, _path("project_slug", "The project's slug."), _path("event_id", "The event id (32 hex).")],
+        "parameters": [ORG, PROJECT, _path("event_id", "The event id (32 hex).")],
         "responses": {"200": _json(_ref("Event"), "The event."), **_errors()}}},
+    "/api/0/projects/{organization_slug}/{project_slug}/keys/": {
+        "parameters": [ORG, PROJECT],
+        "get": {"operationId": "listProjectKeys", "summary": "The project's client keys (DSNs), oldest first.",
+                "parameters": [CURSOR],
+                "responses": {"200": _json({"type": "array", "items": _ref("ProjectKey")}, "The keys.", LINK),
+                              **_errors(400)}},
+        "post": {"operationId": "createProjectKey", "summary": "Create an active client key.",
+                 "requestBody": _body("NewProjectKey"),
+                 "responses": {"201": _json(_ref("ProjectKey"), "The new key."), **_errors(400, 403)}},
+    },
+    "/api/0/projects/{organization_slug}/{project_slug}/keys/{key_id}/": {
+        "parameters": [ORG, PROJECT, KEY],
+        "get": {"operationId": "getProjectKey", "summary": "One client key.",
+                "responses": {"200": _json(_ref("ProjectKey"), "The key."), **_errors()}},
+        "put": {"operationId": "updateProjectKey", "summary": "Rename, disable or enable a key, or set its rate limit.",
+                "requestBody": _body("ProjectKeyUpdate"),
+                "responses": {"200": _json(_ref("ProjectKey"), "The key after the change."), **_errors(400, 403)}},
+        "delete": {"operationId": "deleteProjectKey",
+                   "summary": "Delete the key; events sent with it are refused from the next one on.",
+                   "responses": {"204": {"description": "Deleted."}, **_errors(403)}},
+    },
 }
 
 
@@ -267,7 +322,8 @@ def openapi_document(base_url: str) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Hookline API", "version": "0",
-                 "description": "Internal apps, their request logs and health, and issues, in Sentry's shapes. "
+                 "description": "Internal apps, their request logs and health, issues, and projects' client "
+                                "keys, in Sentry's shapes. "
                                 "Authenticate with `Authorization: Bearer <token>` (create tokens on the API tokens "
                                 "page or with `flask --app webapp create-token`)."},
         "servers": [{"url": base_url}],
