@@ -105,7 +105,8 @@ class Bench:
         self.web_port, self.receiver_port = free_port(), free_port()
         self.settings = {
             "REDIS_URL": redis_url, "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{self.work / 'bench.db'}"),
-            "SECRET_KEY": "bench", "BASE_URL": f"http://127.0.0.1:{self.web_port}", "WEBHOOK_ALLOW_PRIVATE": "1",
+            "SECRET_KEY": "benchmark-secret-key-of-32-bytes-or-more",
+            "BASE_URL": f"http://127.0.0.1:{self.web_port}", "WEBHOOK_ALLOW_PRIVATE": "1",
             "WEBHOOK_TIMEOUT": "5", "BENCH_REDIS_URL": redis_url,
             "INGEST_RATE_LIMIT": "1000000",  # the ingestion case measures throughput, not the quota
         }

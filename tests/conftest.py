@@ -113,7 +113,7 @@ def settings(tmp_path, redis_url, smtp_server):
     """Settings of the app under test; tests may change them before asking for ``app``."""
     return {
         "TESTING": True,
-        "SECRET_KEY": "test-secret-key",
+        "SECRET_KEY": "test-secret-key-of-at-least-32-bytes",
         "DATABASE_URL": TEST_DATABASE_URL if TEST_DATABASE_URL.startswith("postgresql") else f"sqlite:///{tmp_path / 'hookline.db'}",
         "REDIS_URL": redis_url,
         "BASE_URL": "http://hookline.test",

@@ -245,6 +245,17 @@ def test_an_envelope_carries_one_event_as_in_sentry(app, world, post, stored):
     assert stored() == 1
 
 
+def test_ingestion_reads_bodies_up_to_its_own_limit_past_the_app_wide_one(app, post, stored):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    body = envelope(({"type": "event"}, {**EVENT, "message": "x" * 5000}))
+    assert len(body) > 1000
+    assert post(body).status_code == 200
+    assert stored() == 1
+    app.config["INGEST_MAX_BYTES"] = 2000
+    too_big = post(body)
+    assert too_big.status_code == 413 and too_big.json["detail"] == "The body is larger than 2000 bytes."
+
+
 def test_an_item_type_that_is_not_a_string_is_ignored_not_500(world, post, stored):
     response = post(envelope(({"type": ["event"]}, EVENT), ({"type": {"event": 1}}, EVENT)))
     assert response.status_code == 200 and response.json == {"id": EVENT["event_id"]}

@@ -65,6 +65,74 @@ def test_allow_list_opens_only_its_networks():
         validate_webhook_url("http://10.0.0.1/", policy)
 
 
+# Loopback (127.0.0.1) and the metadata address (169.254.169.254) in every IPv4-in-IPv6 form.
+@pytest.mark.parametrize("address", [
+    "::ffff:127.0.0.1",                        # IPv4-mapped
+    "::ffff:169.254.169.254",
+    "::127.0.0.1",                             # IPv4-compatible (deprecated)
+    "::8.8.8.8",                               # ... refused even when the IPv4 is public
+    "::ffff:0:127.0.0.1",                      # SIIT (IPv4-translated)
+    "::ffff:0:8.8.8.8",
+    "2002:7f00:1::1",                          # 6to4
+    "2002:a9fe:a9fe::",
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",    # Teredo, client 127.0.0.1 (stored XOR ffffffff)
+    "2001:0:4136:e378:8000:63bf:f7f7:f7f7",    # Teredo, client 8.8.8.8: tunnels are refused
+    "64:ff9b::7f00:1",                         # NAT64 well-known prefix
+    "64:ff9b::a9fe:a9fe",
+    "64:ff9b:1::7f00:1",                       # local-use NAT64
+    "64:ff9b:1::808:808",
+])
+def test_ipv4_inside_ipv6_is_refused_unless_a_public_translation(address):
+    assert not STRICT.is_allowed(address)
+
+
+@pytest.mark.parametrize("address", [
+    "fec0::1",            # site-local (deprecated, still routed inside some networks)
+    "ff0e::1",            # global-scope multicast
+    "ff02::1",
+    "2001:db8::1",        # documentation
+    "3fff::1",            # documentation (RFC 9637)
+    "100::1",             # discard-only
+    "4000::1",            # outside global unicast (reserved)
+    "5f00::1",
+    "::",
+    "::1",
+    "fc00::1",
+    "fe80::1",
+    "192.0.2.1",          # IPv4 documentation
+    "198.18.0.1",         # benchmarking
+    "255.255.255.255",
+    "239.255.255.250",
+])
+def test_non_global_addresses_are_refused(address):
+    assert not STRICT.is_allowed(address)
+
+
+@pytest.mark.parametrize("address", [
+    "8.8.8.8",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",     # what getaddrinfo gives with AI_V4MAPPED for a public IPv4 host
+    "64:ff9b::808:808",   # what DNS64 gives an IPv6-only host for a public IPv4 host
+    "2002:808:808::1",    # 6to4 of a public IPv4
+])
+def test_global_unicast_is_allowed(address):
+    assert STRICT.is_allowed(address)
+
+
+@pytest.mark.parametrize("url", [
+    "http://[::127.0.0.1]/", "http://[::ffff:0:127.0.0.1]/", "http://[64:ff9b:1::7f00:1]/", "http://[fec0::1]/",
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+])
+def test_webhook_urls_with_wrapped_loopback_are_refused(url):
+    with pytest.raises(InvalidWebhookURL, match="private or reserved"):
+        validate_webhook_url(url, STRICT)
+
+
+@pytest.mark.parametrize("address", ["::127.0.0.1", "64:ff9b:1::7f00:1", "fec0::1", "10.0.0.1"])
+def test_allow_private_still_opens_everything(address):
+    assert AddressPolicy(allow_private=True).is_allowed(address)
+
+
 LOOP = "This URL points at Hookline itself"
 
 

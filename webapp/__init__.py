@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from pathlib import Path
 
 from flask import Flask, jsonify, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import ConfigError, load_settings
+from .config import ConfigError, instance_secret_key, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ def create_app(config: dict | None = None) -> Flask:
     if settings["DATABASE_URL"] is None:
         settings["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'hookline.db'}"
     if settings["SECRET_KEY"] is None:
-        settings["SECRET_KEY"] = _instance_secret_key(Path(app.instance_path))
+        settings["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
     app.config.update(settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = settings["DATABASE_URL"]
     # A worker process holds a database connection per busy slot; connections open only when used.
@@ -33,10 +33,17 @@ def create_app(config: dict | None = None) -> Flask:
         "pool_pre_ping": True,  # a connection the database dropped (a restart) is replaced, not handed to a job
     })
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tokens live as long as the session
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    # Flask and Flask-Login define these keys already, so setdefault would leave their defaults in place.
+    secure = settings["BASE_URL"].startswith("https://")
+    for name, value in {"SESSION_COOKIE_SAMESITE": "Lax", "SESSION_COOKIE_SECURE": secure,
+                        "REMEMBER_COOKIE_SAMESITE": "Lax", "REMEMBER_COOKIE_SECURE": secure,
+                        "MAX_CONTENT_LENGTH": settings["REQUEST_MAX_BYTES"]}.items():
+        if name not in settings:  # a value given to create_app wins
+            app.config[name] = value
+    if settings["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXIES"])
 
-    from . import cache, cli, outages, redis_store  # noqa: F401  (cache registers its invalidation listeners)
+    from . import cache, cli, outages, redis_store, web_protections  # noqa: F401  (cache: invalidation listeners)
     from .extensions import csrf, db, login_manager, mail, migrate
 
     db.init_app(app)
@@ -49,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     redis_store.init_app(app)
     cli.init_app(app)
     outages.init_app(app)
+    web_protections.init_app(app)
 
     from .views import (account, api, apps, auth, health, incidents, ingest, issues, orgs, project_keys, projects,
                         request_log)
@@ -73,15 +81,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.globals["health_svg"] = health_svg
     _configure_logging(app)
     return app
-
-
-def _instance_secret_key(instance: Path) -> str:
-    """Return a random key kept in the instance folder, so sessions survive restarts and span processes."""
-    path = instance / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 def _configure_logging(app: Flask) -> None:

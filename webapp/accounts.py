@@ -1,13 +1,17 @@
-"""Create people, organisations and memberships (used by the CLI and the demo)."""
+"""Create people, organisations and memberships (used by the CLI and the demo); check a login."""
 
 from __future__ import annotations
 
+import functools
 import re
+import secrets
 
 from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 from .models import ROLES, Membership, Organization, User, find_user_by_email
+from .names import has_control_characters
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
@@ -17,9 +21,25 @@ class AccountError(ValueError):
     """The account cannot be created as asked; the message says why."""
 
 
+def authenticate(email: str, password: str) -> User | None:
+    """Return the user with this email and password, else None; an unknown email costs a hash check too."""
+    user = find_user_by_email(email)
+    # Without a user, check against a hash of the same algorithm and cost, so the time of the answer
+    # does not tell which emails have an account.
+    matches = check_password_hash(user.password_hash if user is not None else _dummy_password_hash(), password)
+    return user if matches and user is not None else None
+
+
+@functools.cache
+def _dummy_password_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))  # as User.set_password does
+
+
 def get_or_create_organization(slug: str, name: str | None = None) -> Organization:
     if not SLUG_RE.match(slug):
         raise AccountError(f"Organisation slug {slug!r} must be lowercase letters, digits and dashes (at most 50).")
+    if name is not None and has_control_characters(name):
+        raise AccountError("The organisation name must not contain line breaks, tabs or other control characters.")
     organization = db.session.scalar(select(Organization).where(Organization.slug == slug))
     if organization is None:
         organization = Organization(slug=slug, name=name or slug.replace("-", " ").title())
@@ -31,8 +51,10 @@ def get_or_create_organization(slug: str, name: str | None = None) -> Organizati
 def create_user(email: str, password: str, org_slug: str, role: str = "owner", name: str = "") -> User:
     """Create a user who is a member of ``org_slug`` (created if missing) with ``role``; commit."""
     email = email.strip().lower()
-    if not EMAIL_RE.match(email):
+    if not EMAIL_RE.match(email) or has_control_characters(email):
         raise AccountError(f"{email!r} is not an email address.")
+    if has_control_characters(name):
+        raise AccountError("The name must not contain line breaks, tabs or other control characters.")
     if len(password) < 8:
         raise AccountError("The password must be at least 8 characters long.")
     if role not in ROLES:
@@ -56,6 +78,8 @@ def rename_organization(organization: Organization, name: str, slug: str) -> Non
     name, slug = (name or "").strip(), (slug or "").strip()
     if not name or len(name) > 100:
         raise AccountError("Give the organisation a name of at most 100 characters.")
+    if has_control_characters(name):
+        raise AccountError("The organisation name must not contain line breaks, tabs or other control characters.")
     if not SLUG_RE.match(slug):
         raise AccountError(f"Slug {slug!r} must be lowercase letters, digits and dashes (at most 50).")
     other = db.session.scalar(select(Organization).where(Organization.slug == slug, Organization.id != organization.id))

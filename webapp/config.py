@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,9 +19,13 @@ def _text(value: str) -> str:
     return value
 
 
-def _nonempty(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
+MIN_SECRET_KEY_BYTES = 32
+
+
+def _secret_key(value: str) -> str:
+    if len(value.encode()) < MIN_SECRET_KEY_BYTES:
+        raise ValueError(f"must be at least {MIN_SECRET_KEY_BYTES} bytes long (it has {len(value.encode())}); "
+                         "make one with: python -c 'import secrets; print(secrets.token_hex(32))'")
     return value
 
 
@@ -34,6 +40,13 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
         raise ValueError("must be a whole number greater than 0")
+    return number
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be a whole number, 0 or more")
     return number
 
 
@@ -85,7 +98,8 @@ def _schedule(value: str) -> tuple[float, ...]:
 
 # name -> (parser, default). A default of None means "unset unless given".
 SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
-    "SECRET_KEY": (_nonempty, None),
+    # Signs sessions and CSRF tokens; unset, a random key kept in instance/secret_key is used.
+    "SECRET_KEY": (_secret_key, None),
     "DATABASE_URL": (_database_url, None),
     "REDIS_URL": (_redis_url, "redis://127.0.0.1:6379/0"),
     "BASE_URL": (_base_url, "http://127.0.0.1:5000"),
@@ -120,6 +134,12 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "INGEST_MAX_BYTES": (_positive_int, 1024 * 1024),
     # Events a minute one project's key may send; beyond that, 429 with Retry-After.
     "INGEST_RATE_LIMIT": (_positive_int, 1000),
+    # Largest request body the dashboard and the API read (Flask's MAX_CONTENT_LENGTH); larger gets 413.
+    "REQUEST_MAX_BYTES": (_positive_int, 2 * 1024 * 1024),
+    # Reverse proxies in front of Hookline that each append the client's address to X-Forwarded-For. The
+    # login throttle counts attempts per client address; behind a proxy, without this, every client has
+    # the proxy's address. Never set it higher than the proxies there are: the header could be forged.
+    "TRUSTED_PROXIES": (_count, 0),
     # Operations: /metrics answers only with this bearer token (404 while unset); /readyz fails when the
     # oldest job waiting in a queue is older than this many seconds.
     "METRICS_TOKEN": (_text, None),
@@ -127,6 +147,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # The demo's mail catcher keeps emails in this folder; when set, the dashboard shows them under Outbox.
     "DEMO_MAILBOX": (_text, None),
 }
+# Settings whose values an error message must not repeat.
+SECRET_SETTINGS = frozenset({"SECRET_KEY", "MAIL_PASSWORD"})
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict:
@@ -148,6 +170,37 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         try:
             settings[name] = parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{name}={raw!r} is not valid: {exc}") from None
+            shown = name if name in SECRET_SETTINGS else f"{name}={raw!r}"
+            raise ConfigError(f"{shown} is not valid: {exc}") from None
     settings.update(overrides)
     return settings
+
+
+def instance_secret_key(instance: Path) -> str:
+    """Return the random key kept in ``instance/secret_key``, creating it if missing.
+
+    Processes starting at once on a fresh instance all read the same, complete key:
+    1. Each writes a key of its own to a private temporary file.
+    2. Each tries to hard-link that file as ``secret_key``; a link is all or nothing, and only the
+       first succeeds (the others get FileExistsError and keep the winner's key).
+    3. Each reads ``secret_key``.
+    """
+    path = instance / "secret_key"
+    if not path.exists():
+        temporary = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(8)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_hex(32))
+                file.flush()
+                os.fsync(file.fileno())
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink(missing_ok=True)
+    key = path.read_text().strip()
+    if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(f"SECRET_KEY: the key in {path} is shorter than {MIN_SECRET_KEY_BYTES} bytes; "
+                          "delete the file to have a new one made, or set SECRET_KEY")
+    return key

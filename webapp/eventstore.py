@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
-from .models import LEVELS, Event, Group, utcnow
+from .models import LEVELS, Activity, Event, Group, GroupEnvironment, utcnow
 
 DEFAULT_FINGERPRINT = {"{{ default }}", "{{default}}"}
 # Keys of an SDK event that are kept as they came (after the normalised ones).
@@ -155,7 +156,8 @@ def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None =
 
     1. Normalise and fingerprint the event.
     2. Find or create its group (another request may create it at the same moment: retry on conflict).
-    3. Count the event on the group; a resolved group reopens (one atomic UPDATE decides the regression).
+    3. Count the event on the group; a resolved group reopens (one atomic UPDATE decides the regression),
+       and the reopening goes on the issue's activity.
     4. Save the event and what ``then`` adds (its post-processing job) in the same transaction; a duplicate
        event id (unique per project) rolls it all back.
     """
@@ -172,6 +174,9 @@ def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None =
         update(Group).where(Group.id == group.id, Group.status == "resolved")
         .values(status="unresolved", resolved_at=None)
     ).rowcount == 1
+    if reopened:
+        db.session.add(Activity(group_id=group.id, kind="regression", date=now,
+                                data_json=json.dumps({"event_id": event["event_id"]})))
     db.session.execute(
         update(Group).where(Group.id == group.id)
         .values(times_seen=Group.times_seen + 1, last_seen=now, level=event["level"])
@@ -192,6 +197,7 @@ def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None =
 
 
 def _get_or_create_group(project, event: dict, hash_: str, attempts: int = 5) -> tuple[Group, bool]:
+    """Return the group of ``hash_`` and whether it is new; a new one commits with its "first seen" activity."""
     for _ in range(attempts):
         group = db.session.scalar(select(Group).where(Group.project_id == project.id, Group.fingerprint_hash == hash_))
         if group is not None:
@@ -202,8 +208,28 @@ def _get_or_create_group(project, event: dict, hash_: str, attempts: int = 5) ->
                       metadata_json=json.dumps(event["metadata"]), times_seen=0)
         db.session.add(group)
         try:
+            db.session.flush()
+            db.session.add(Activity(group_id=group.id, kind="first_seen", date=group.first_seen,
+                                    data_json=json.dumps({"event_id": event["event_id"]})))
             db.session.commit()
             return group, True
         except IntegrityError:  # another request took this fingerprint or short id first
             db.session.rollback()
     raise RuntimeError(f"could not create a group in project {project.id} after {attempts} attempts")
+
+
+def record_group_environment(event: Event) -> None:
+    """Note the event's environment on its issue, once per issue and environment (for the issues list's filter).
+
+    Called by the worker after the event is stored, not on ingestion's hot path; the caller commits.
+    """
+    environment = event.data.get("environment")
+    if not isinstance(environment, str) or not environment.strip():
+        return
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    db.session.execute(
+        insert(GroupEnvironment)
+        .values(project_id=event.project_id, group_id=event.group_id, environment=clean_text(environment.strip()[:64]),
+                first_seen=event.received)
+        .on_conflict_do_nothing(index_elements=["group_id", "environment"])
+    )

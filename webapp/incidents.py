@@ -1,7 +1,12 @@
-"""Metric alert rules: count a project's recent events, open, change and resolve incidents."""
+"""Metric alert rules: count a project's recent events, open, change and resolve incidents.
+
+Every status change is kept (``IncidentStatusChange``) with the value then, who made it and the notifications
+that ``on_change`` queued with it; the incident page shows them.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -12,9 +17,17 @@ from sqlalchemy.exc import IntegrityError
 
 from . import keys
 from .extensions import db
-from .models import Event, Incident, MetricAlertRule, Project, utcnow
+from .models import Event, Incident, IncidentStatusChange, MetricAlertRule, Project, User, utcnow
 
 logger = logging.getLogger(__name__)
+
+# Called with (incident id, new status, value) before the change commits; returns the notifications it
+# queued in the same transaction, [{"sentry_app_id", "webhook_id"}, ...] (None: none).
+OnChange = Callable[[int, str, int], "list[dict] | None"]
+
+
+class IncidentBusy(RuntimeError):
+    """Another evaluation of the incident's rule holds the rule's lock; try again in a moment."""
 
 
 def count_events(rule: MetricAlertRule, now: datetime) -> int:
@@ -41,15 +54,22 @@ def open_incident(rule: MetricAlertRule) -> Incident | None:
     )
 
 
+def _record_change(incident_id: int, status: str, value: int, now: datetime, notifications: list[dict] | None,
+                   actor: User | None = None) -> None:
+    db.session.add(IncidentStatusChange(incident_id=incident_id, status=status, metric_value=value, date=now,
+                                        user_id=actor.id if actor else None,
+                                        notifications_json=json.dumps(notifications or [])))
+
+
 def evaluate_rule(rule: MetricAlertRule, now: datetime | None = None,
-                  on_change: Callable[[int, str, int], None] | None = None) -> list[tuple[int, str, int]]:
+                  on_change: OnChange | None = None) -> list[tuple[int, str, int]]:
     """Compare the rule's count with its thresholds; return ``(incident id, new status, value)`` per change.
 
     1. Only one evaluator per rule at a time (a Redis lock), so a change is found once.
     2. No incident and a threshold crossed: open one. An open incident: move it to the new status,
        or close it when the count falls under the resolve threshold.
     3. ``on_change`` is called with each change before it commits, so what it adds (the notifications)
-       commits with it.
+       commits with it, and so does the change's entry in the incident's status history.
     """
     on_change = on_change or (lambda *change: None)
     now = now or utcnow()
@@ -73,7 +93,7 @@ def evaluate_rule(rule: MetricAlertRule, now: datetime | None = None,
                 status=new_status, metric_value=value, date_closed=now if new_status == "closed" else None)
         )
         change = (incident.id, "resolved" if new_status == "closed" else new_status, value)
-        on_change(*change)
+        _record_change(*change, now, on_change(*change))
         db.session.commit()
         return [change]
     finally:
@@ -90,9 +110,74 @@ def _open(rule: MetricAlertRule, status: str, value: int, now: datetime, on_chan
         db.session.add(incident)
         try:
             db.session.flush()
-            on_change(incident.id, status, value)
+            _record_change(incident.id, status, value, now, on_change(incident.id, status, value))
             db.session.commit()
             return incident
         except IntegrityError:  # another rule of the organisation took the identifier
             db.session.rollback()
     raise RuntimeError(f"could not open an incident for rule {rule.id}")
+
+
+def resolve_incident(incident_id: int, actor: User, on_change: OnChange, now: datetime | None = None) -> bool:
+    """Close an open incident by hand, as an automatic resolve does; return False if it was closed already.
+
+    1. Under the rule's lock (the evaluator's), so a person and the evaluator never both close it.
+    2. One conditional UPDATE closes it, with the count now as its value.
+    3. ``on_change`` queues the ``resolved`` notifications; they and the history entry (with the person)
+       commit with the change. If the count is still over a threshold, the next evaluation opens a new incident.
+    """
+    incident = db.session.get(Incident, incident_id)
+    now = now or utcnow()
+    lock = current_app.extensions["redis"].lock(keys.metric_rule_lock(incident.alert_rule_id), timeout=30,
+                                                blocking_timeout=10)
+    if not lock.acquire():
+        raise IncidentBusy(f"the rule of incident {incident_id} is being evaluated")
+    try:
+        value = count_events(incident.alert_rule, now)
+        closed = db.session.execute(
+            update(Incident).where(Incident.id == incident_id, Incident.status != "closed")
+            .values(status="closed", metric_value=value, date_closed=now)
+        ).rowcount == 1
+        if not closed:
+            db.session.rollback()
+            return False
+        _record_change(incident_id, "resolved", value, now, on_change(incident_id, "resolved", value), actor)
+        db.session.commit()
+        return True
+    finally:
+        lock.release()
+
+
+def _events_per_minute(project_id: int, start: datetime, end: datetime) -> dict[datetime, int]:
+    """Return the project's event count per minute in [start, end), by the minute each began."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        minute = func.date_trunc("minute", Event.received)
+    else:
+        minute = func.strftime("%Y-%m-%d %H:%M:00", Event.received)
+    rows = db.session.execute(
+        select(minute, func.count()).where(Event.project_id == project_id, Event.received >= start,
+                                           Event.received < end).group_by(minute)
+    )
+    return {value if isinstance(value, datetime) else datetime.fromisoformat(value): count for value, count in rows}
+
+
+def metric_series(incident: Incident, now: datetime | None = None, points: int = 120) -> list[tuple[datetime, int]]:
+    """Return the rule's metric (events in the window before each moment) from a window before the incident
+    opened until it closed (or now), at most ``points`` moments and at most the last 7 days, from stored events.
+    """
+    rule = incident.alert_rule
+    window = rule.time_window_minutes
+    end = (incident.date_closed or now or utcnow()).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = max(incident.date_started - timedelta(minutes=window), end - timedelta(days=7)).replace(
+        second=0, microsecond=0)
+    base = start - timedelta(minutes=window)
+    counts = _events_per_minute(rule.project_id, base, end)
+    minutes = int((end - base).total_seconds() // 60)
+    running = [0]
+    for index in range(minutes):
+        running.append(running[-1] + counts.get(base + timedelta(minutes=index), 0))
+    step = max(1, -(-(minutes - window) // points))
+    moments = list(range(window, minutes + 1, step))
+    if moments[-1] != minutes:
+        moments.append(minutes)
+    return [(base + timedelta(minutes=index), running[index] - running[index - window]) for index in moments]

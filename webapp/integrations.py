@@ -32,6 +32,7 @@ from .models import (
     slugify,
     utcnow,
 )
+from .names import has_control_characters
 from .netguard import AddressPolicy, InvalidWebhookURL, OwnEndpoints, validate_webhook_url
 from .redis_store import get_redis
 
@@ -71,6 +72,8 @@ def validate_app_fields(organization_id: int, name: str, webhook_url: str, resou
         errors["name"] = "Give the app a name."
     elif len(name) > 64:
         errors["name"] = "The name must be at most 64 characters."
+    elif has_control_characters(name):
+        errors["name"] = "The name must not contain line breaks, tabs or other control characters."
     elif db.session.scalar(
         select(func.count()).where(SentryApp.organization_id == organization_id, SentryApp.name == name,
                                    SentryApp.id != (app_id or 0))

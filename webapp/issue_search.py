@@ -1,78 +1,110 @@
-"""Find issues the way Sentry's search does: ``is:unresolved level:error checkout`` over title and culprit."""
+"""The issues list: search, filters, sort and pages, all read from (and written back to) the URL's query."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import asdict, dataclass, replace
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, func, select
 
-from .models import ISSUE_STATUSES, LEVELS, Group, Project, utcnow
+from .extensions import db
+from .models import ISSUE_STATUSES, LEVELS, Group, GroupEnvironment, Organization, Project
 
-SORTS = {"date": Group.last_seen.desc(), "new": Group.first_seen.desc(), "freq": Group.times_seen.desc()}
-PERIOD = re.compile(r"^(\d{1,4})([mhdw])$")
-PERIOD_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+PAGE_SIZE = 25
+STATUS_CHOICES = (*ISSUE_STATUSES, "all")
+# Sort name → column, newest (or most) first; ties go to the newest issue (highest id) so pages never overlap.
+SORTS = {"last_seen": Group.last_seen, "first_seen": Group.first_seen, "events": Group.times_seen}
+SORT_LABELS = {"last_seen": "Last seen", "first_seen": "First seen", "events": "Events"}
 
 
-class SearchError(ValueError):
-    """The query cannot be understood; the message says which part and what is accepted."""
+@dataclass(frozen=True)
+class IssueQuery:
+    """What the list shows; every field is a query parameter, so a link reproduces the view."""
+
+    q: str = ""
+    project: str = ""  # a project slug; "" means every project of the organisation
+    status: str = "unresolved"
+    level: str = ""
+    environment: str = ""
+    sort: str = "last_seen"
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args) -> IssueQuery:
+        """Read the query from request arguments; an unknown value falls back to its default."""
+        default = cls()
+        page = args.get("page", "1")
+        return cls(
+            q=args.get("q", "").strip()[:200],
+            project=args.get("project", "").strip(),
+            status=args.get("status") if args.get("status") in STATUS_CHOICES else default.status,
+            level=args.get("level") if args.get("level") in LEVELS else "",
+            environment=args.get("environment", "").strip()[:64],
+            sort=args.get("sort") if args.get("sort") in SORTS else default.sort,
+            page=max(int(page), 1) if page.isdigit() else 1,
+        )
+
+    def args(self, **changes) -> dict:
+        """Return the query parameters of this view (with ``changes``), leaving out the defaults."""
+        default = asdict(IssueQuery())
+        return {key: value for key, value in asdict(replace(self, **changes)).items() if value != default[key]}
+
+    @property
+    def is_filtered(self) -> bool:
+        return bool(self.q or self.project or self.level or self.environment)
 
 
 @dataclass
-class IssueQuery:
-    statuses: list[str] = field(default_factory=list)
-    levels: list[str] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
+class IssuePage:
+    groups: list[Group]
+    total: int
+    page: int
+    pages: int
+
+    def nearby(self, width: int = 2) -> list[int]:
+        """Return the page numbers to link: the first, the last, and ``width`` either side of this one."""
+        numbers = {1, self.pages, *range(self.page - width, self.page + width + 1)}
+        return sorted(number for number in numbers if 1 <= number <= self.pages)
 
 
-def parse_query(query: str) -> IssueQuery:
-    """Read ``is:<status>``, ``level:<level>`` and free words (matched in title or culprit, all must match)."""
-    parsed = IssueQuery()
-    for token in query.split():
-        key, colon, value = token.partition(":")
-        if colon and key == "is":
-            status = {"archived": "ignored"}.get(value, value)
-            if status not in ISSUE_STATUSES:
-                raise SearchError(f"query: is:{value} is not a status; use is:unresolved, is:resolved or is:ignored.")
-            parsed.statuses.append(status)
-        elif colon and key == "level":
-            if value not in LEVELS:
-                raise SearchError(f"query: level:{value} is not a level; use one of {', '.join(LEVELS)}.")
-            parsed.levels.append(value)
-        else:
-            parsed.text.append(token)
-    return parsed
+def _filtered(organization: Organization, query: IssueQuery):
+    statement = select(Group).join(Project, Group.project_id == Project.id).where(
+        Project.organization_id == organization.id)
+    if query.project:
+        statement = statement.where(Project.slug == query.project)
+    if query.status != "all":
+        statement = statement.where(Group.status == query.status)
+    if query.level:
+        statement = statement.where(Group.level == query.level)
+    if query.q:
+        statement = statement.where(Group.title.icontains(query.q, autoescape=True)
+                                    | Group.culprit.icontains(query.q, autoescape=True))
+    if query.environment:
+        # One probe of group_environment's unique (group_id, environment) index per candidate issue.
+        statement = statement.where(exists().where(GroupEnvironment.group_id == Group.id,
+                                                   GroupEnvironment.environment == query.environment))
+    return statement
 
 
-def parse_period(value: str | None) -> timedelta | None:
-    """``statsPeriod`` such as ``24h`` or ``14d`` (issues seen within it); empty means any time."""
-    if not value:
-        return None
-    match = PERIOD.match(value)
-    if not match:
-        raise SearchError("statsPeriod: expected a number and a unit, such as 24h, 14d or 90m.")
-    return timedelta(**{PERIOD_UNITS[match.group(2)]: int(match.group(1))})
+def search_issues(organization: Organization, query: IssueQuery) -> IssuePage:
+    """Return one page of the organisation's issues that match ``query``, in its order, and how many match."""
+    statement = _filtered(organization, query)
+    total = db.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(query.page, pages)
+    column = SORTS[query.sort]
+    groups = db.session.scalars(statement.order_by(column.desc(), Group.id.desc())
+                                .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
+    return IssuePage(list(groups), total, page, pages)
 
 
-def issue_search(organization_id: int, query: str, *, project_ids: list[int] | None = None, period: str | None = None,
-                 sort: str = "date"):
-    """Return the SELECT of the organisation's issues matching ``query``, newest activity first by default."""
-    if sort not in SORTS:
-        raise SearchError(f"sort: expected one of {', '.join(SORTS)}.")
-    parsed = parse_query(query)
-    since = parse_period(period)
-    statement = select(Group).join(Project, Project.id == Group.project_id).where(
-        Project.organization_id == organization_id)
-    if project_ids is not None:
-        statement = statement.where(Group.project_id.in_(project_ids))
-    if parsed.statuses:
-        statement = statement.where(Group.status.in_(parsed.statuses))
-    if parsed.levels:
-        statement = statement.where(Group.level.in_(parsed.levels))
-    for word in parsed.text:
-        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        statement = statement.where(or_(Group.title.ilike(pattern, escape="\\"), Group.culprit.ilike(pattern, escape="\\")))
-    if since is not None:
-        statement = statement.where(Group.last_seen >= utcnow() - since)
-    return statement.order_by(SORTS[sort], Group.id.desc())
+def environments_of(organization: Organization, project_slug: str = "") -> list[str]:
+    """Return the environments the organisation's issues (or one project's) have had events in."""
+    statement = (select(GroupEnvironment.environment).join(Project, GroupEnvironment.project_id == Project.id)
+                 .where(Project.organization_id == organization.id).distinct().order_by(GroupEnvironment.environment))
+    if project_slug:
+        statement = statement.where(Project.slug == project_slug)
+    return list(db.session.scalars(statement))
+
+
+def current_project(projects: list[Project], query: IssueQuery) -> Project | None:
+    return next((project for project in projects if project.slug == query.project), None)

@@ -169,6 +169,22 @@ def ingest_outcomes(project_id: int, hour: int) -> str:
     return f"hookline:ingest-outcomes:{project_id}:{hour}"
 
 
+# Login attempts in the current window, per email and per client address (INCR; the window starts at the
+# first attempt: the key is created with an expiry of LOGIN_WINDOW seconds that later attempts do not extend).
+# A successful login deletes its email's key and takes itself back off its address's count.
+#   hookline:login-attempts:email:<sha256 of the lowercased email>
+#   hookline:login-attempts:address:<client address>
+LOGIN_WINDOW = 15 * 60
+
+
+def login_attempts_for_email(email_digest: str) -> str:
+    return f"hookline:login-attempts:email:{email_digest}"
+
+
+def login_attempts_for_address(address: str) -> str:
+    return f"hookline:login-attempts:address:{address}"
+
+
 # Queue names (RQ stores them as rq:queue:<name>). Each has slots of its own in every worker process,
 # so retries never take the slots of first attempts, and mail and the minute tick never wait behind deliveries.
 WEBHOOK_QUEUE = "hookline-webhooks"   # first attempts, test alerts, event post-processing

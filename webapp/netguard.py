@@ -38,10 +38,7 @@ class AddressPolicy:
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
         if self.allow_private or any(ip in network for network in self.allowed_networks):
             return True
-        # is_global is False for loopback, private, link-local, shared (CGNAT), reserved and
-        # unspecified ranges; multicast needs its own test because some of it counts as global.
-        # An IPv4 address carried inside IPv6 (mapped, 6to4, Teredo, NAT64) is judged as that IPv4.
-        return all(candidate.is_global and not candidate.is_multicast for candidate in _with_embedded_ipv4(ip))
+        return is_public(ip)
 
     def check_resolved(self, host: str, port: int) -> list[str]:
         """Resolve ``host`` and return its addresses; raise BlockedDestination if any is not allowed."""
@@ -58,22 +55,55 @@ class AddressPolicy:
         return addresses
 
 
+# Deny by default: an IPv6 address must be global unicast (2000::/3) and counted global by ``ipaddress``,
+# and outside the ranges below, which that check misses on some Python versions or which carry IPv4.
+GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+REFUSED_IPV6 = tuple(ipaddress.ip_network(network) for network in (
+    "2001::/32",      # Teredo: a tunnel to the IPv4 client inside it
+    "2001:db8::/32",  # documentation
+    "3fff::/20",      # documentation (RFC 9637)
+))
+# Translation prefixes a resolver may hand out for an IPv4-only host (getaddrinfo with AI_V4MAPPED, DNS64):
+# judged as the IPv4 address in their last 32 bits.
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Other IPv4-in-IPv6 forms, refused outright (they are outside 2000::/3) and unwrapped only to be thorough:
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")       # deprecated
+SIIT = ipaddress.ip_network("::ffff:0:0:0/96")        # IPv4-translated (stateless translation)
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215), read as a /96
 
 
-def _with_embedded_ipv4(ip: IPAddress) -> list[IPAddress]:
-    """Return ``ip`` and every IPv4 address an IPv6 address carries inside it."""
-    found = [ip]
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            found.append(ip.ipv4_mapped)
-        if ip.sixtofour is not None:
-            found.append(ip.sixtofour)
-        if ip.teredo is not None:
-            found.extend(ip.teredo)
-        if ip in NAT64:
-            found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return found
+def is_public(ip: IPAddress) -> bool:
+    """Say whether ``ip`` and every IPv4 address carried inside it are global unicast addresses."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _is_public_ipv4(ip)
+    carried = embedded_ipv4(ip)
+    if carried and not all(_is_public_ipv4(address) for address in carried):
+        return False
+    if ip in IPV4_MAPPED or ip in NAT64:
+        return True  # stands for the (public) IPv4 address it carries
+    return (ip in GLOBAL_UNICAST and ip.is_global and not ip.is_multicast and not ip.is_reserved
+            and not any(ip in network for network in REFUSED_IPV6))
+
+
+def _is_public_ipv4(ip: ipaddress.IPv4Address) -> bool:
+    # is_global is False for loopback, private, link-local, shared (CGNAT), benchmarking, documentation,
+    # reserved and unspecified ranges; multicast needs its own test because some of it counts as global.
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Return every IPv4 address that ``ip`` carries, in any of the IPv4-in-IPv6 forms."""
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in IPV4_MAPPED or ip in SIIT or ip in NAT64 or ip in LOCAL_NAT64:
+        return [low32]
+    if ip in IPV4_COMPATIBLE:
+        return [low32] if int(ip) > 1 else []  # :: and ::1 carry nothing; both are refused anyway
+    if ip.sixtofour is not None:  # 2002:AABB:CCDD::/48
+        return [ip.sixtofour]
+    if ip.teredo is not None:  # 2001:0:<server>::<client XOR ffffffff>; ipaddress undoes the XOR
+        return list(ip.teredo)
+    return []
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}

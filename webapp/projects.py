@@ -8,6 +8,7 @@ from .accounts import SLUG_RE
 from .audit import record_audit
 from .extensions import db
 from .models import Organization, Project, slugify
+from .names import has_control_characters
 from .project_keys import RATE_LIMIT_MAX, default_key
 
 
@@ -19,6 +20,8 @@ def create_project(organization: Organization, name: str, slug: str | None = Non
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise ProjectError("Give the project a name of at most 100 characters.")
+    if has_control_characters(name):
+        raise ProjectError("The project name must not contain line breaks, tabs or other control characters.")
     slug = (slug or slugify(name)).strip()
     if not SLUG_RE.match(slug):
         raise ProjectError(f"Project slug {slug!r} must be lowercase letters, digits and dashes.")

@@ -1,15 +1,20 @@
-"""What a person does to an issue: resolve, ignore, unresolve, assign, comment; each commits with its webhooks."""
+"""What a person does to an issue: resolve, ignore, unresolve, assign, comment.
+
+Each change commits with its webhooks and its entry in the issue's activity.
+"""
 
 from __future__ import annotations
 
+import json
+
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from .dispatch.fanout import notify_resource_change
 from .dispatch.payloads import user_actor
 from .dispatch.serializers import serialize_comment, serialize_issue
 from .extensions import db
-from .models import ISSUE_STATUSES, Comment, Group, User, utcnow
+from .models import ISSUE_STATUSES, Activity, Comment, Group, User, utcnow
 
 
 class WorkflowError(ValueError):
@@ -18,6 +23,16 @@ class WorkflowError(ValueError):
 
 def _organization_id(group: Group) -> int:
     return group.project.organization_id
+
+
+def display_name(user: User) -> str:
+    return user.name or user.email
+
+
+def _record(group: Group, kind: str, actor: User, comment_id: int | None = None, **data) -> None:
+    """Add an entry to the issue's activity in the open transaction."""
+    db.session.add(Activity(group_id=group.id, kind=kind, user_id=actor.id, comment_id=comment_id,
+                            data_json=json.dumps(data), date=utcnow()))
 
 
 def set_status(group: Group, status: str, actor: User) -> bool:
@@ -34,6 +49,7 @@ def set_status(group: Group, status: str, actor: User) -> bool:
         if status == "resolved":
             data["resolution_type"] = "now"  # as Sentry: resolved now (not in a release or commit)
         notify_resource_change(_organization_id(group), f"issue.{status}", data, user_actor(actor))
+        _record(group, f"set_{status}", actor)
     db.session.commit()
     return changed
 
@@ -45,6 +61,10 @@ def assign(group: Group, assignee: User | None, actor: User) -> None:
     """
     if assignee is not None and assignee.role_in(_organization_id(group)) is None:
         raise WorkflowError("Issues can only be assigned to members of the organisation.")
+    if assignee is not None and assignee.id != group.assignee_id:
+        _record(group, "assigned", actor, assignee_id=assignee.id, assignee=display_name(assignee))
+    elif assignee is None and group.assignee_id is not None:
+        _record(group, "unassigned", actor)
     group.assignee_id = assignee.id if assignee else None
     db.session.flush()
     db.session.refresh(group)
@@ -56,7 +76,7 @@ def assign(group: Group, assignee: User | None, actor: User) -> None:
 
 
 def _clean_text(text: str) -> str:
-    text = (text or "").strip()
+    text = (text or "").replace("\r\n", "\n").strip()  # browsers send a textarea's line breaks as CRLF
     if not text:
         raise WorkflowError("A comment cannot be empty.")
     if len(text) > 5000:
@@ -70,9 +90,11 @@ def _notify_comment(event_type: str, comment: Comment, group: Group, actor: User
 
 
 def add_comment(group: Group, text: str, actor: User) -> Comment:
-    comment = Comment(group_id=group.id, user_id=actor.id, text=_clean_text(text))
+    now = utcnow()
+    comment = Comment(group_id=group.id, user_id=actor.id, text=_clean_text(text), date_added=now, date_updated=now)
     db.session.add(comment)
     db.session.flush()
+    _record(group, "comment", actor, comment_id=comment.id)
     _notify_comment("comment.created", comment, group, actor)
     db.session.commit()
     return comment
@@ -92,6 +114,7 @@ def delete_comment(comment: Comment, actor: User, may_moderate: bool) -> None:
         raise WorkflowError("Only the author, an owner or a manager can delete a comment.")
     group = db.session.get(Group, comment.group_id)
     data = serialize_comment(comment, group, current_app.config["BASE_URL"])
+    db.session.execute(delete(Activity).where(Activity.comment_id == comment.id))
     db.session.delete(comment)
     notify_resource_change(_organization_id(group), "comment.deleted", data, user_actor(actor))
     db.session.commit()

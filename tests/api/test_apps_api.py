@@ -3,6 +3,7 @@
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import Session
 from tests.lifecycle import send
@@ -209,6 +210,27 @@ def test_delete_takes_the_app_out_of_alert_rules(app, world, api, pager_api):
     assert api("DELETE", "/api/0/sentry-apps/pager/").status_code == 204
     with app.app_context():
         assert db.session.query(IssueAlertRule).one().actions == [{"sentry_app_id": world.bare_id, "settings": []}]
+
+
+def test_answers_carrying_the_client_secret_are_not_stored_by_caches(api, receiver):
+    created = api("POST", "/api/0/sentry-apps/", json={
+        "name": "Pager", "organization": "acme", "webhookUrl": receiver.url("/hook"), "isInternal": True})
+    shown = api("GET", "/api/0/sentry-apps/pager/")
+    rotated = api("POST", "/api/0/sentry-apps/pager/rotate-secret/")
+    for response in (created, shown, rotated):
+        assert response.status_code < 300 and "clientSecret" in response.json
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_an_app_name_with_a_line_break_is_refused_by_the_api_and_on_edit(app, api, pager_api):
+    response = api("POST", "/api/0/sentry-apps/", json={
+        "name": "Pager\r\nBcc: eve@evil.example", "organization": "acme", "webhookUrl": "https://93.184.216.34/"})
+    assert response.status_code == 400
+    assert response.json["detail"].startswith("name: The name must not contain line breaks")
+    response = api("PUT", "/api/0/sentry-apps/pager/", json={"name": "Pager\n2"})
+    assert response.status_code == 400 and "name: The name must not contain" in response.json["detail"]
+    with app.app_context():
+        assert [a.name for a in db.session.scalars(select(SentryApp))] == ["Pager"]
 
 
 def test_a_url_at_hookline_itself_is_400_naming_the_field(app, api, pager_api, receiver):

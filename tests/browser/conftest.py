@@ -20,3 +20,13 @@ def browser_type_launch_args():
         "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"],
     }
+
+
+@pytest.fixture(autouse=True)
+def no_content_security_policy_violations(page):
+    """Fail a browser test whose pages needed something the Content-Security-Policy blocks (inline style, code)."""
+    violations = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    yield
+    assert violations == []

@@ -1,3 +1,12 @@
+import pytest
+from werkzeug.security import check_password_hash
+
+from tests.conftest import PASSWORD, Session, close_app, prepare_database
+from webapp import create_app
+from webapp.accounts import create_user
+from webapp.models import find_user_by_email
+
+
 def test_pages_need_a_login(session):
     response = session.get("/orgs/acme/apps")
     assert response.status_code == 302
@@ -40,3 +49,91 @@ def test_post_without_csrf_token_is_refused(make_user, app):
     response = client.post("/login", data={"email": "owner@example.com", "password": "correct-horse-battery"})
     assert response.status_code == 400
     assert client.get("/orgs/acme/apps").status_code == 302
+
+
+def _fail(session, email="owner@example.com", times=1, **kwargs):
+    for _ in range(times):
+        assert session.post("/login", {"email": email, "password": "wrong-password"}, **kwargs).status_code == 400
+
+
+def test_after_five_failures_for_an_email_even_the_right_password_gets_429(make_user, session):
+    make_user()
+    _fail(session, times=5)
+    response = session.login()
+    assert response.status_code == 429
+    assert "Too many attempts, try again in 15 minutes." in response.get_data(as_text=True)
+    assert 890 < int(response.headers["Retry-After"]) <= 900
+    assert session.get("/orgs/acme/apps").status_code == 302  # not logged in
+    make_user("other@example.com", "acme")
+    assert session.login("other@example.com").status_code == 302  # other people still get in
+
+
+def test_after_twenty_failures_from_an_address_every_login_from_it_gets_429(make_user, app, session):
+    make_user()
+    for number in range(5):  # four tries each: no single email reaches its limit
+        _fail(session, f"guess-{number}@example.com", times=4)
+    assert session.login().status_code == 429
+    elsewhere = Session(app.test_client())
+    assert elsewhere.post("/login", {"email": "owner@example.com", "password": PASSWORD},
+                          environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 302
+
+
+def test_a_successful_login_clears_the_emails_failures(make_user, session):
+    make_user()
+    _fail(session, times=4)
+    assert session.login().status_code == 302
+    session.post("/logout")
+    _fail(session, times=4)  # without the clearing, the sixth of these eight would be refused
+    assert session.login().status_code == 302
+
+
+@pytest.fixture
+def behind_one_proxy(settings):
+    settings["TRUSTED_PROXIES"] = "1"
+
+
+def test_behind_a_trusted_proxy_attempts_count_per_forwarded_address(behind_one_proxy, make_user, session):
+    make_user()
+    for number in range(5):
+        _fail(session, f"guess-{number}@example.com", times=4, environ_base={"HTTP_X_FORWARDED_FOR": "198.51.100.1"})
+    assert session.post("/login", {"email": "owner@example.com", "password": PASSWORD},
+                        environ_base={"HTTP_X_FORWARDED_FOR": "198.51.100.1"}).status_code == 429
+    assert session.post("/login", {"email": "owner@example.com", "password": PASSWORD},
+                        environ_base={"HTTP_X_FORWARDED_FOR": "198.51.100.2"}).status_code == 302
+
+
+@pytest.fixture
+def app_without_redis(settings):
+    settings["REDIS_URL"] = "redis://127.0.0.1:9/0"  # nothing listens there
+    app = create_app(settings)
+    prepare_database(app)
+    with app.app_context():
+        create_user("owner@example.com", PASSWORD, "acme")
+    yield app
+    close_app(app)
+
+
+def test_without_redis_logins_are_not_throttled(app_without_redis, caplog):
+    session = Session(app_without_redis.test_client())
+    _fail(session, times=6)
+    assert session.login().status_code == 302
+    assert "login.throttle_unchecked reason=ConnectionError" in caplog.text
+
+
+def test_an_unknown_email_costs_a_password_check_like_a_known_one(make_user, app, session, monkeypatch):
+    make_user()
+    checked = []
+
+    def spy(password_hash, password):
+        checked.append(password_hash)
+        return check_password_hash(password_hash, password)
+
+    monkeypatch.setattr("webapp.accounts.check_password_hash", spy)
+    session.login("nobody@example.com")
+    session.login("owner@example.com", "wrong-password")
+    assert len(checked) == 2
+    with app.app_context():
+        real_hash = find_user_by_email("owner@example.com").password_hash
+    assert checked[1] == real_hash
+    # Same algorithm and parameters (method:cost$salt$hash), so the check costs the same.
+    assert checked[0] != real_hash and checked[0].split("$")[0] == real_hash.split("$")[0]

@@ -1,6 +1,7 @@
 """A person acting on an issue, and the workflow webhooks subscribed apps receive."""
 
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -147,3 +148,108 @@ def test_issue_list_and_event_page(owner, issue):
     assert "ValueError: card declined" not in owner.get("/orgs/acme/issues?status=resolved").get_data(as_text=True)
     event_link = re.search(r'href="(/orgs/acme/issues/\d+/events/\w+)"', page(owner, issue)).group(1)
     assert "charge_card" in owner.get(event_link).get_data(as_text=True)
+
+
+def flashes(response) -> list[str]:
+    return re.findall(r'<p class="flash flash-\w+" role="status">([^<]*)</p>', response.get_data(as_text=True))
+
+
+def activity_lines(page: str) -> list[str]:
+    """Return the timeline's entries as text, oldest first (tags and the time stripped)."""
+    timeline = re.search(r'<ol class="timeline" data-testid="activity">(.*?)</ol>', page, re.S).group(1)
+    lines = re.findall(r'<p class="activity-line">(.*?)<time', timeline, re.S)
+    return [" ".join(re.sub(r"<[^>]+>", "", line).split()) for line in lines]
+
+
+def test_each_action_is_flashed_and_kept_in_the_activity_with_who_did_it(app, owner, issue):
+    with app.app_context():
+        from webapp.accounts import create_user
+
+        ann = create_user("ann@example.com", "correct-horse-battery", "acme", "member", name="Ann").id
+    base = f"/orgs/acme/issues/{issue.id}"
+    for path, form, message in [
+        ("/status", {"status": "resolved"}, "Resolved."),
+        ("/status", {"status": "resolved"}, "Already resolved."),
+        ("/assign", {"assignee": str(ann)}, "Assigned to Ann."),
+        ("/assign", {"assignee": ""}, "Unassigned."),
+        ("/comments", {"text": "Line one <b>\r\nline two"}, "Comment added."),
+        ("/status", {"status": "ignored"}, "Ignored."),
+        ("/status", {"status": "unresolved"}, "Unresolved."),
+    ]:
+        assert flashes(owner.post(base + path, form, follow_redirects=True)) == [message]
+    page = owner.get(base).get_data(as_text=True)
+    assert "Resolved." not in page and "Unresolved." not in page  # each flash is shown once
+    assert activity_lines(page) == [
+        "First seen: the first event created this issue.",
+        "owner marked the issue resolved.",
+        "owner assigned the issue to Ann.",
+        "owner unassigned the issue.",
+        "owner commented:",
+        "owner marked the issue ignored.",
+        "owner marked the issue unresolved.",
+    ]
+    # The comment keeps its line break (the page shows it with white-space: pre-wrap), escaped.
+    assert '<p class="comment-text">Line one &lt;b&gt;\nline two</p>' in page
+    response = app.test_client().get("/static/style.css")
+    css = response.get_data(as_text=True)
+    response.close()
+    assert re.search(r"\.comment-text \{[^}]*white-space: pre-wrap", css)
+    first_event = re.search(r'First seen: <a href="(/orgs/acme/issues/\d+/events/\w+)">', page).group(1)
+    assert owner.get(first_event).status_code == 200
+
+
+def test_a_new_event_on_a_resolved_issue_is_a_regression_in_the_activity(app, owner, issue, run_worker):
+    owner.post(f"/orgs/acme/issues/{issue.id}/status", {"status": "resolved"})
+    raise_and_capture("card declined")
+    run_worker()
+    raise_and_capture("card declined")  # the issue is unresolved now: nothing new to note
+    run_worker()
+    page = owner.get(f"/orgs/acme/issues/{issue.id}").get_data(as_text=True)
+    assert 'data-testid="issue-status">unresolved<' in page
+    assert activity_lines(page) == [
+        "First seen: the first event created this issue.",
+        "owner marked the issue resolved.",
+        "Regression: a new event reopened this resolved issue.",
+    ]
+    with app.app_context():
+        from webapp.models import Activity, Event
+
+        regression = db.session.query(Activity).filter_by(kind="regression").one()
+        second_event = db.session.query(Event).order_by(Event.id).all()[1]
+        assert regression.data == {"event_id": second_event.event_id} and regression.user_id is None
+
+
+def test_editing_a_comment_marks_it_edited_and_deleting_it_removes_its_entry(app, owner, issue):
+    owner.post(f"/orgs/acme/issues/{issue.id}/comments", {"text": "first"}, follow_redirects=True)
+    with app.app_context():
+        comment_id = db.session.query(Comment).one().id
+    response = owner.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}", {"text": "second\nthought"},
+                          follow_redirects=True)
+    assert flashes(response) == ["Comment saved."]
+    page = response.get_data(as_text=True)
+    assert "owner commented (edited):" in activity_lines(page)
+    assert '<p class="comment-text">second\nthought</p>' in page
+    response = owner.post(f"/orgs/acme/issues/{issue.id}/comments/{comment_id}/delete", follow_redirects=True)
+    assert flashes(response) == ["Comment deleted."]
+    assert activity_lines(response.get_data(as_text=True)) == ["First seen: the first event created this issue."]
+
+
+def test_the_issue_page_charts_14_days_of_events_and_shows_the_latest_stack_trace(clock, app, owner, issue, run_worker):
+    clock.advance(days=-3)
+    raise_and_capture("card declined")
+    run_worker()  # the worker stores it, with the time it is stored
+    clock.advance(days=3)
+    raise_and_capture("card declined")
+    raise_and_capture("card declined")
+    run_worker()
+    page = owner.get(f"/orgs/acme/issues/{issue.id}").get_data(as_text=True)
+    today, three_days_ago = clock.now().date(), (clock.now() - timedelta(days=3)).date()
+    chart = re.search(r'<svg class="events-chart" role="img"[^>]*aria-label="([^"]*)"', page).group(1)
+    days = dict(part.split(": ") for part in chart.split(": ", 1)[1].split("; "))
+    assert len(days) == 14 and list(days)[-1] == today.isoformat()
+    assert (days[today.isoformat()], days[three_days_ago.isoformat()]) == ("3", "1")  # with the issue's first event
+    assert f"<td>{today.isoformat()}</td><td>3</td>" in page  # the same as a table
+    summary = re.search(r'data-testid="chart-summary">([^<]*)<', page).group(1)
+    assert summary == f"4 events in the last 14 days; the most on {today.isoformat()} (3)."
+    latest = page[page.index("Stack trace of the latest event"):]
+    assert '<code class="frame-function">charge_card</code>' in latest and "<mark>    raise error(message)</mark>" in latest

@@ -12,10 +12,11 @@ from rq import get_current_job
 from sqlalchemy import select
 
 from .. import keys
-from ..eventstore import StoredEvent
+from ..eventstore import StoredEvent, record_group_environment
 from ..extensions import db
-from ..incidents import evaluate_rule
-from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp
+from ..incidents import OnChange, evaluate_rule, resolve_incident
+from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp, User
+from ..names import one_line
 from ..outages import TransientFailure
 from ..outbox import enqueue_after_commit
 from ..redis_store import get_redis
@@ -117,7 +118,7 @@ class TimedSMTPConnection(flask_mail.Connection):
 
 def send_mail(subject: str, recipients: list[str], text: str, html: str) -> None:
     """Send one email with Flask-Mail; an SMTP failure raises, and RQ retries the job on its schedule."""
-    message = Message(subject, recipients=recipients, body=text, html=html,
+    message = Message(one_line(subject), recipients=recipients, body=text, html=html,
                       sender=current_app.config["MAIL_DEFAULT_SENDER"])
     config = current_app.config
     try:
@@ -134,9 +135,10 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
 
     1. ``issue.created`` for a new issue, ``issue.unresolved`` for a reopened one, ``error.created`` always.
     2. Each issue alert rule the event sets off: one ``send_alert_event`` job per action.
-    3. One commit queues all of them (the outbox). A re-run of this job after a crash derives the same
+    3. The event's environment is noted on its issue (the issues list filters by it).
+    4. One commit queues all of them (the outbox). A re-run of this job after a crash derives the same
        webhook-ids, so a receiver never sees one message under two ids.
-    4. The project's metric alert rules are evaluated now, not only on the next tick.
+    5. The project's metric alert rules are evaluated now, not only on the next tick.
     """
     event = db.session.get(Event, event_pk)
     if event is None:
@@ -157,24 +159,39 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
             "webapp.dispatch.tasks.send_alert_event",
             (event.id, rule.id, app_id, action.get("settings") or [], new_message_id("rule", rule.id, app_id)),
             app_cap=(app_id, caps[app_id])))
+    record_group_environment(event)
     db.session.commit()
     for rule in db.session.scalars(select(MetricAlertRule).where(MetricAlertRule.project_id == event.project_id)):
         notify_incident_changes(rule)
 
 
-def notify_incident_changes(rule: MetricAlertRule, now=None) -> None:
-    """Evaluate one metric alert rule; each status change commits with a notification per action."""
+def incident_notifier(rule: MetricAlertRule) -> OnChange:
+    """Return what queues ``metric_alert.<status>`` for each action of the rule in the open transaction (the outbox)."""
 
-    def notify(incident_id: int, status: str, value: int) -> None:
+    def notify(incident_id: int, status: str, value: int) -> list[dict]:
         caps = app_caps(action["sentry_app_id"] for action in rule.actions)
+        queued = []
         for action in rule.actions:
             app_id = action["sentry_app_id"]
+            message_id = new_message_id("incident", incident_id, status, app_id)
             enqueue_after_commit(task_spec(
                 "webapp.dispatch.tasks.send_incident_alert_notification",
-                (app_id, incident_id, status, value, new_message_id("incident", incident_id, status, app_id)),
-                app_cap=(app_id, caps[app_id])))
+                (app_id, incident_id, status, value, message_id), app_cap=(app_id, caps[app_id])))
+            queued.append({"sentry_app_id": app_id, "webhook_id": message_id})
+        return queued
 
-    evaluate_rule(rule, now, on_change=notify)
+    return notify
+
+
+def notify_incident_changes(rule: MetricAlertRule, now=None) -> None:
+    """Evaluate one metric alert rule; each status change commits with a notification per action."""
+    evaluate_rule(rule, now, on_change=incident_notifier(rule))
+
+
+def resolve_incident_and_notify(incident_id: int, actor: User) -> bool:
+    """Resolve an open incident for a person with its ``resolved`` notifications; False if it was closed already."""
+    incident = db.session.get(Incident, incident_id)
+    return resolve_incident(incident_id, actor, on_change=incident_notifier(incident.alert_rule))
 
 
 def evaluate_metric_alerts() -> int:

@@ -10,16 +10,39 @@ from .accounts import (
     slugify,
     utcnow,
 )
-from .alerts import INCIDENT_STATUSES, RULE_TRIGGERS, Incident, IssueAlertRule, MetricAlertRule
+from .alerts import (
+    INCIDENT_CHANGES,
+    INCIDENT_STATUSES,
+    RULE_TRIGGERS,
+    Incident,
+    IncidentStatusChange,
+    IssueAlertRule,
+    MetricAlertRule,
+)
 from .audit import AuditLogEntry
 from .apps import RESOURCES, SentryApp, SentryAppInstallation
 from .tokens import ApiToken
 from .outbox import OutboxJob
-from .issues import ISSUE_STATUSES, LEVELS, Comment, Event, Group, Project, ProjectKey, level_rank
+from .issues import (
+    ACTIVITY_KINDS,
+    ISSUE_STATUSES,
+    LEVELS,
+    Activity,
+    Comment,
+    Event,
+    Group,
+    GroupEnvironment,
+    Project,
+    ProjectKey,
+    level_rank,
+)
 
 __all__ = [
+    "ACTIVITY_KINDS",
+    "Activity",
     "ApiToken",
     "AuditLogEntry",
+    "INCIDENT_CHANGES",
     "INCIDENT_STATUSES",
     "ISSUE_STATUSES",
     "LEVELS",
@@ -27,7 +50,9 @@ __all__ = [
     "Comment",
     "Event",
     "Group",
+    "GroupEnvironment",
     "Incident",
+    "IncidentStatusChange",
     "IssueAlertRule",
     "MetricAlertRule",
     "Project",

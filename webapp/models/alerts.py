@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .accounts import utcnow
+from .accounts import User, utcnow
 from .issues import Project
 
 # When an issue alert rule looks at an event.
@@ -19,6 +19,8 @@ RULE_TRIGGERS = {
     "every_event": "Every event",
 }
 INCIDENT_STATUSES = ("warning", "critical", "closed")
+# What an incident's status history records: the status it moved to (``resolved`` when it closed).
+INCIDENT_CHANGES = ("warning", "critical", "resolved")
 
 
 class ActionsMixin:
@@ -84,3 +86,22 @@ class Incident(db.Model):
     date_closed: Mapped[datetime | None] = mapped_column(default=None)
 
     alert_rule: Mapped[MetricAlertRule] = relationship(lazy="joined")
+
+
+class IncidentStatusChange(db.Model):
+    """An incident opened, changed status or was resolved: the value then, who (None: the rule), what was sent."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    metric_value: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), default=None)
+    # The notifications queued with the change: [{"sentry_app_id": int, "webhook_id": str}, ...]
+    notifications_json: Mapped[str] = mapped_column(Text, default="[]")
+    date: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User | None] = relationship(lazy="joined")
+
+    @property
+    def notifications(self) -> list[dict]:
+        return json.loads(self.notifications_json or "[]")

@@ -1,4 +1,4 @@
-"""Projects, the events they ingest, the issues (groups) events fall into, and comments on issues."""
+"""Projects, the events they ingest, the issues (groups) events fall into, comments and the activity on issues."""
 
 from __future__ import annotations
 
@@ -68,6 +68,8 @@ class Group(db.Model):
     __table_args__ = (
         UniqueConstraint("project_id", "fingerprint_hash"),
         UniqueConstraint("project_id", "short_id"),
+        # The issues list: a project's issues of one status, most recently seen first.
+        Index("ix_sentry_group_project_status_last_seen", "project_id", "status", "last_seen"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -102,12 +104,14 @@ class Event(db.Model):
     __table_args__ = (
         UniqueConstraint("project_id", "event_id"),
         Index("ix_event_project_received", "project_id", "received"),
+        # An issue's events newest first, and its events per day (the issue page's chart).
+        Index("ix_event_group_received", "group_id", "received"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(String(32))
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
-    group_id: Mapped[int] = mapped_column(ForeignKey("sentry_group.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("sentry_group.id", ondelete="CASCADE"))
     level: Mapped[str] = mapped_column(String(10), default="error")
     title: Mapped[str] = mapped_column(String(255))
     received: Mapped[datetime] = mapped_column(default=utcnow)
@@ -129,3 +133,53 @@ class Comment(db.Model):
     date_updated: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     user: Mapped[User | None] = relationship(lazy="joined")
+
+
+class GroupEnvironment(db.Model):
+    """An environment (``production``, ``staging`` …) that an issue has had events in; the issues list filters by it."""
+
+    __tablename__ = "group_environment"
+    __table_args__ = (
+        UniqueConstraint("group_id", "environment"),
+        # The environments a project has seen (the filter's choices).
+        Index("ix_group_environment_project_environment", "project_id", "environment"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("sentry_group.id", ondelete="CASCADE"))
+    environment: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# What an activity entry records, and what its ``data`` holds.
+ACTIVITY_KINDS = (
+    "first_seen",  # {"event_id"}: the issue's first event
+    "regression",  # {"event_id"}: a new event reopened a resolved issue
+    "set_resolved", "set_ignored", "set_unresolved",  # {}: a person changed the status
+    "assigned",  # {"assignee_id", "assignee"}: assigned to a member (assignee: their name or email)
+    "unassigned",  # {}
+    "comment",  # {}: the text is the comment's own (so an edit shows), and the entry goes with it
+)
+
+
+class Activity(db.Model):
+    """One entry of an issue's timeline: what happened, who did it (None: Hookline itself), when."""
+
+    __table_args__ = (Index("ix_activity_group_date", "group_id", "date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("sentry_group.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), default=None)
+    comment_id: Mapped[int | None] = mapped_column(ForeignKey("comment.id", ondelete="CASCADE"), index=True,
+                                                   default=None)
+    data_json: Mapped[str] = mapped_column(Text, default="{}")
+    date: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User | None] = relationship(lazy="joined")
+    comment: Mapped[Comment | None] = relationship(lazy="joined")
+
+    @property
+    def data(self) -> dict:
+        return json.loads(self.data_json or "{}")

@@ -1,12 +1,14 @@
 """Log in and out."""
 
+import math
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from ..accounts import authenticate
 from ..forms import EmptyForm, LoginForm
-from ..models import find_user_by_email
+from ..login_throttle import count_attempt, record_success
 
 bp = Blueprint("auth", __name__)
 
@@ -24,12 +26,22 @@ def login():
         return redirect(url_for("apps.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = find_user_by_email(form.email.data)
-        if user is not None and user.check_password(form.password.data):
+        wait = count_attempt(form.email.data, request.remote_addr or "")
+        if wait:
+            return _too_many_attempts(form, wait)
+        user = authenticate(form.email.data, form.password.data)
+        if user is not None:
+            record_success(form.email.data, request.remote_addr or "")
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
         flash("Wrong email or password.", "error")
     return render_template("login.html", form=form), 200 if request.method == "GET" else 400
+
+
+def _too_many_attempts(form: LoginForm, wait: int):
+    minutes = math.ceil(wait / 60)
+    flash(f"Too many attempts, try again in {minutes} minute{'' if minutes == 1 else 's'}.", "error")
+    return render_template("login.html", form=form), 429, {"Retry-After": str(wait)}
 
 
 @bp.route("/logout", methods=["POST"])

@@ -1,4 +1,4 @@
-"""Issues: the list, an issue with its events and comments, and the workflow buttons."""
+"""Issues: the list, an issue with its events and activity, an event, and the workflow buttons."""
 
 from __future__ import annotations
 
@@ -6,11 +6,25 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from ..charts import count_bars_svg
 from ..dispatch.serializers import serialize_event
+from ..event_display import display_event, exception_chain
 from ..extensions import db
-from ..models import ISSUE_STATUSES, MANAGING_ROLES, Comment, Event, Group, Membership, Project, User
-from ..workflow import WorkflowError, add_comment, assign, delete_comment, edit_comment, set_status
+from ..issue_history import CHART_DAYS, activity_of, events_per_day
+from ..issue_search import (
+    SORT_LABELS,
+    STATUS_CHOICES,
+    IssueQuery,
+    current_project,
+    environments_of,
+    search_issues,
+)
+from ..models import LEVELS, MANAGING_ROLES, Comment, Event, Group, Membership, User
+from ..projects import list_projects
+from ..workflow import WorkflowError, add_comment, assign, delete_comment, display_name, edit_comment, set_status
 from .helpers import get_group_or_404, get_org_or_404
+
+STATUS_DONE = {"resolved": "Resolved.", "ignored": "Ignored.", "unresolved": "Unresolved."}
 
 bp = Blueprint("issues", __name__, url_prefix="/orgs/<org_slug>/issues")
 
@@ -19,14 +33,13 @@ bp = Blueprint("issues", __name__, url_prefix="/orgs/<org_slug>/issues")
 @login_required
 def list_view(org_slug):
     organization, _ = get_org_or_404(org_slug)
-    status = request.args.get("status", "unresolved")
-    query = (select(Group).join(Project).where(Project.organization_id == organization.id)
-             .order_by(Group.last_seen.desc()).limit(200))
-    if status in ISSUE_STATUSES:
-        query = query.where(Group.status == status)
-    groups = list(db.session.scalars(query))
-    return render_template("issues/list.html", organization=organization, groups=groups, status=status,
-                           statuses=ISSUE_STATUSES)
+    query = IssueQuery.from_args(request.args)
+    projects = list_projects(organization.id)
+    return render_template("issues/list.html", organization=organization, query=query,
+                           result=search_issues(organization, query), projects=projects,
+                           project=current_project(projects, query),
+                           environments=environments_of(organization, query.project), statuses=STATUS_CHOICES,
+                           levels=LEVELS, sorts=SORT_LABELS)
 
 
 @bp.route("/<int:group_id>")
@@ -34,12 +47,16 @@ def list_view(org_slug):
 def detail(org_slug, group_id):
     organization, role = get_org_or_404(org_slug)
     group = get_group_or_404(organization, group_id)
-    events = db.session.scalars(select(Event).where(Event.group_id == group.id).order_by(Event.id.desc()).limit(50))
-    comments = db.session.scalars(select(Comment).where(Comment.group_id == group.id).order_by(Comment.id))
+    events = list(db.session.scalars(select(Event).where(Event.group_id == group.id)
+                                     .order_by(Event.received.desc(), Event.id.desc()).limit(50)))
     members = db.session.scalars(select(User).join(Membership).where(Membership.organization_id == organization.id)
                                  .order_by(User.email))
-    return render_template("issues/detail.html", organization=organization, group=group, events=list(events),
-                           comments=list(comments), members=list(members), can_moderate=role in MANAGING_ROLES)
+    days = events_per_day(group)
+    return render_template("issues/detail.html", organization=organization, group=group, events=events,
+                           latest_exceptions=exception_chain(events[0].data) if events else [],
+                           activity=activity_of(group), members=list(members), can_moderate=role in MANAGING_ROLES,
+                           days=days, chart_days=CHART_DAYS,
+                           chart=count_bars_svg(days, 560, 80, f"Events per day, last {CHART_DAYS} days"))
 
 
 @bp.route("/<int:group_id>/events/<event_id>")
@@ -51,7 +68,8 @@ def event_detail(org_slug, group_id, event_id):
     if event is None:
         abort(404)
     data = serialize_event(event, current_app.config["BASE_URL"])
-    return render_template("issues/event.html", organization=organization, group=group, event=event, data=data)
+    return render_template("issues/event.html", organization=organization, group=group, event=event, data=data,
+                           display=display_event(data))
 
 
 @bp.route("/<int:group_id>/status", methods=["POST"])
@@ -59,7 +77,9 @@ def event_detail(org_slug, group_id, event_id):
 def change_status(org_slug, group_id):
     organization, _ = get_org_or_404(org_slug)
     group = get_group_or_404(organization, group_id)
-    return _act(org_slug, group, lambda: set_status(group, request.form.get("status", ""), current_user))
+    status = request.form.get("status", "")
+    return _act(org_slug, group, lambda: set_status(group, status, current_user),
+                lambda changed: STATUS_DONE[status] if changed else f"Already {status}.")
 
 
 @bp.route("/<int:group_id>/assign", methods=["POST"])
@@ -71,7 +91,8 @@ def change_assignee(org_slug, group_id):
     assignee = db.session.get(User, int(raw)) if raw.isdigit() else None
     if raw and assignee is None:
         abort(400, description="Unknown assignee.")
-    return _act(org_slug, group, lambda: assign(group, assignee, current_user))
+    return _act(org_slug, group, lambda: assign(group, assignee, current_user),
+                lambda _: f"Assigned to {display_name(assignee)}." if assignee else "Unassigned.")
 
 
 @bp.route("/<int:group_id>/comments", methods=["POST"])
@@ -79,7 +100,8 @@ def change_assignee(org_slug, group_id):
 def create_comment(org_slug, group_id):
     organization, _ = get_org_or_404(org_slug)
     group = get_group_or_404(organization, group_id)
-    return _act(org_slug, group, lambda: add_comment(group, request.form.get("text", ""), current_user))
+    return _act(org_slug, group, lambda: add_comment(group, request.form.get("text", ""), current_user),
+                lambda _: "Comment added.")
 
 
 @bp.route("/<int:group_id>/comments/<int:comment_id>", methods=["POST"])
@@ -88,7 +110,8 @@ def update_comment(org_slug, group_id, comment_id):
     organization, _ = get_org_or_404(org_slug)
     group = get_group_or_404(organization, group_id)
     comment = _comment_or_404(group, comment_id)
-    return _act(org_slug, group, lambda: edit_comment(comment, request.form.get("text", ""), current_user))
+    return _act(org_slug, group, lambda: edit_comment(comment, request.form.get("text", ""), current_user),
+                lambda _: "Comment saved.")
 
 
 @bp.route("/<int:group_id>/comments/<int:comment_id>/delete", methods=["POST"])
@@ -97,7 +120,8 @@ def remove_comment(org_slug, group_id, comment_id):
     organization, role = get_org_or_404(org_slug)
     group = get_group_or_404(organization, group_id)
     comment = _comment_or_404(group, comment_id)
-    return _act(org_slug, group, lambda: delete_comment(comment, current_user, role in MANAGING_ROLES))
+    return _act(org_slug, group, lambda: delete_comment(comment, current_user, role in MANAGING_ROLES),
+                lambda _: "Comment deleted.")
 
 
 def _comment_or_404(group: Group, comment_id: int) -> Comment:
@@ -107,10 +131,13 @@ def _comment_or_404(group: Group, comment_id: int) -> Comment:
     return comment
 
 
-def _act(org_slug: str, group: Group, change):
-    """Run one workflow change; a refused change is flashed, and the issue page is shown again."""
+def _act(org_slug: str, group: Group, change, done):
+    """Run one workflow change and flash ``done(its result)``; a refused change flashes why.
+
+    The issue page is shown again either way.
+    """
     try:
-        change()
+        flash(done(change()), "success")
     except WorkflowError as exc:
         db.session.rollback()
         flash(str(exc), "error")

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from ...extensions import csrf, db
 from ...models import MANAGING_ROLES, Organization, User
 from ...tokens import user_for_token
+from ...web_protections import body_too_large
 
 bp = Blueprint("api", __name__, url_prefix="/api/0")
 # Writes need a bearer token (checked below), which a browser never sends on its own: no CSRF risk.
@@ -33,6 +34,9 @@ class ApiError(Exception):
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError):
     return jsonify(detail=error.detail), error.status
+
+
+bp.register_error_handler(413, body_too_large)  # before the catch-all below: it names the limit
 
 
 @bp.errorhandler(HTTPException)

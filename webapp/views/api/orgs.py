@@ -8,7 +8,7 @@ from sqlalchemy import select
 from ...audit import list_audit_entries
 from ...dispatch.serializers import serialize_event, serialize_issue, serialize_issues
 from ...extensions import db
-from ...issue_search import SearchError, issue_search
+from ...sentry_search import SearchError, issue_search
 from ...models import ISSUE_STATUSES, Event, User
 from ...workflow import WorkflowError, assign, set_status
 from ..helpers import get_group_or_404, get_project_or_404

@@ -1,0 +1,59 @@
+"""Slow password guessing: count login attempts per email and per client address, refuse past a limit."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from redis.exceptions import RedisError
+
+from . import keys
+from .redis_store import get_redis
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS_PER_EMAIL = 5
+MAX_ATTEMPTS_PER_ADDRESS = 20
+
+# Take a successful login back off its address's count, unless the window (the key) has ended meanwhile.
+_DECREMENT_IF_PRESENT = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
+
+
+def _email_key(email: str) -> str:
+    # Hashed: the key names of Redis need not list who tried to log in.
+    return keys.login_attempts_for_email(hashlib.sha256(email.strip().lower().encode()).hexdigest())
+
+
+def count_attempt(email: str, address: str) -> int:
+    """Count a login attempt; return the seconds until the next one may be checked, or 0 to check this one.
+
+    The attempt is counted before the password is checked, so parallel guesses cannot slip past the
+    limit while the hash is computed; ``record_success`` takes a good one back. Without Redis, logins
+    are let through (with a log line): an outage must not lock everyone out.
+    """
+    counters = ((_email_key(email), MAX_ATTEMPTS_PER_EMAIL), (keys.login_attempts_for_address(address),
+                                                             MAX_ATTEMPTS_PER_ADDRESS))
+    try:
+        pipe = get_redis().pipeline(transaction=True)
+        for key, _ in counters:
+            pipe.set(key, 0, ex=keys.LOGIN_WINDOW, nx=True)
+            pipe.incr(key)
+            pipe.ttl(key)
+        replies = pipe.execute()
+    except RedisError as exc:
+        logger.warning("login.throttle_unchecked reason=%s", exc.__class__.__name__)
+        return 0
+    waits = [max(ttl, 1) for (_, limit), count, ttl in zip(counters, replies[1::3], replies[2::3]) if count > limit]
+    if waits:
+        logger.warning("login.throttled address=%s", address)
+    return max(waits, default=0)
+
+
+def record_success(email: str, address: str) -> None:
+    """Forget the email's attempts, and take this attempt off the address's count."""
+    try:
+        redis = get_redis()
+        redis.delete(_email_key(email))
+        redis.eval(_DECREMENT_IF_PRESENT, 1, keys.login_attempts_for_address(address))
+    except RedisError as exc:
+        logger.warning("login.throttle_not_cleared reason=%s", exc.__class__.__name__)
