@@ -16,9 +16,9 @@ from sqlalchemy import func, select, update
 from . import clock, keys
 from .audit import record_audit
 from .dispatch.delivery import drop_missed, forget_replayed, replay_missed
-from .dispatch.events import EVENT_TYPES
 from .dispatch.health import IntegrationRequestBuffer, display_history
 from .dispatch.queues import app_caps, get_queue, job_timeout
+from .dispatch.request_log import log_keys
 from .dispatch.tasks import send_test_alert
 from .extensions import db
 from .models import (
@@ -142,8 +142,7 @@ def delete_internal_app(sentry_app: SentryApp, actor_id: int | None) -> None:
     db.session.commit()
     redis = get_redis()
     IntegrationRequestBuffer(redis, app_id, organization_id).delete_all(clock.today())
-    log_keys = [key(app_id, event_type) for event_type in EVENT_TYPES for key in (keys.request_log, keys.request_log_errors)]
-    redis.delete(*log_keys, keys.missed_deliveries(app_id), keys.missed_count(app_id))
+    redis.delete(*log_keys(app_id), keys.missed_deliveries(app_id), keys.missed_count(app_id))
     redis.hdel(keys.LAST_DELIVERY, str(app_id))
 
 

@@ -16,6 +16,21 @@ def request_log_errors(app_id: int, event_type: str) -> str:
     return f"hookline:webhook-requests:{app_id}:{event_type}:errors"
 
 
+# What the inspector shows and a resend sends: one JSON record per attempt (headers, the whole body, the
+# response), written with its entry and trimmed the same way. A success's record is in the first list, an
+# error's in the second, so each is kept once and exactly as long as a list above still shows its row (a
+# success among the newest 100 attempts is among the newest 100 successes; an error's row lives longest in
+# the errors list). Same size and expiry as the log.
+#   hookline:webhook-requests:<app id>:<event type>:details          successes
+#   hookline:webhook-requests:<app id>:<event type>:errors:details   errors
+def request_details(app_id: int, event_type: str) -> str:
+    return f"hookline:webhook-requests:{app_id}:{event_type}:details"
+
+
+def request_details_errors(app_id: int, event_type: str) -> str:
+    return f"hookline:webhook-requests:{app_id}:{event_type}:errors:details"
+
+
 # Daily health (IntegrationRequestBuffer, SPEC section 7): a hash per app x organisation x UTC day with
 # success_count, error_count, timeout_count, fatal_count; expires HEALTH_DAYS after its day's last write.
 #   hookline:integration-health:<app id>:<organization id>:<YYYY-MM-DD>

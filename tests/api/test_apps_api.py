@@ -80,13 +80,14 @@ def test_enable_with_replay_and_conflict_when_enabled(app, api, pager_api, recei
     send(app, 1, 2)
     run_worker()
     app_json = api("GET", "/api/0/sentry-apps/pager/").json
-    assert app_json["status"] == "disabled" and "410" in app_json["disabledReason"] and app_json["missedDeliveries"] == 2
+    # The two it missed and the one that disabled it are kept.
+    assert app_json["status"] == "disabled" and "410" in app_json["disabledReason"] and app_json["missedDeliveries"] == 3
     assert api("POST", "/api/0/sentry-apps/pager/enable/", json={"replay": "yes"}).status_code == 400
     receiver.answer(200)
     response = api("POST", "/api/0/sentry-apps/pager/enable/", json={"replay": True})
-    assert response.status_code == 200 and response.json["replayed"] == 2 and response.json["status"] == "enabled"
+    assert response.status_code == 200 and response.json["replayed"] == 3 and response.json["status"] == "enabled"
     run_worker()
-    assert len(receiver.received) == 3
+    assert len(receiver.received) == 4
 
 
 def test_webhook_requests_filters_and_error_details(app, api, pager_api, receiver, run_worker):
@@ -187,14 +188,14 @@ def test_put_events_re_enables_but_keeps_what_was_missed_for_a_replay(app, api, 
     run_worker()
     send(app, 1, 2)
     run_worker()
-    assert api("PUT", "/api/0/sentry-apps/pager/", json={"events": ["issue"]}).json["missedDeliveries"] == 2
+    assert api("PUT", "/api/0/sentry-apps/pager/", json={"events": ["issue"]}).json["missedDeliveries"] == 3
     api("PUT", "/api/0/sentry-apps/pager/", json={"events": []})
     receiver.answer(410)
     send(app, 1)
-    run_worker()  # broken again: disabled again, the two kept deliveries still there
+    run_worker()  # broken again: disabled again, the three kept deliveries still there, and the one that disabled it
     receiver.answer(200)
     response = api("POST", "/api/0/sentry-apps/pager/enable/", json={"replay": True})
-    assert response.json["replayed"] == 2
+    assert response.json["replayed"] == 4
 
 
 def test_delete_takes_the_app_out_of_alert_rules(app, world, api, pager_api):

@@ -16,6 +16,7 @@ ENDPOINTS = [
     ("PUT", "/api/0/sentry-apps/pager/"),
     ("DELETE", "/api/0/sentry-apps/pager/"),
     ("GET", "/api/0/sentry-apps/pager/webhook-requests/"),
+    ("POST", f"/api/0/sentry-apps/pager/webhook-requests/{'0' * 32}/resend/"),
     ("POST", "/api/0/sentry-apps/pager/test-alert/"),
     ("POST", "/api/0/sentry-apps/pager/enable/"),
     ("POST", "/api/0/sentry-apps/pager/rotate-secret/"),
@@ -49,7 +50,8 @@ def test_another_orgs_objects_are_404(api, pager_api, method, path):
 @pytest.mark.parametrize(("method", "path"), [
     ("POST", "/api/0/sentry-apps/"), ("PUT", "/api/0/sentry-apps/pager/"), ("DELETE", "/api/0/sentry-apps/pager/"),
     ("POST", "/api/0/sentry-apps/pager/test-alert/"), ("POST", "/api/0/sentry-apps/pager/enable/"),
-    ("POST", "/api/0/sentry-apps/pager/rotate-secret/"), ("GET", "/api/0/organizations/acme/audit-logs/")])
+    ("POST", "/api/0/sentry-apps/pager/rotate-secret/"), ("GET", "/api/0/organizations/acme/audit-logs/"),
+    ("POST", f"/api/0/sentry-apps/pager/webhook-requests/{'0' * 32}/resend/")])
 def test_members_are_403_for_manager_actions(api, pager_api, method, path):
     response = api(method, path, who="member", json={"name": "Other", "organization": "acme",
                                                      "webhookUrl": "https://93.184.216.34/"})

@@ -22,13 +22,13 @@ def test_disabled_app_banner_reenable_and_test_alert(page: Page, app, pager, liv
     banner = page.get_by_test_id("disabled-banner")
     expect(banner).to_contain_text("Pager is disabled")
     expect(banner).to_contain_text("410 Gone")
-    expect(banner).to_contain_text("2 deliveries missed while disabled")
+    expect(banner).to_contain_text("3 deliveries missed while disabled")  # the two, and the 410 that disabled it
     expect(page.locator("tr.log-row").first).to_contain_text("410")
 
     receiver.answer(200)  # the owner fixes the endpoint
-    page.get_by_label("Replay the 2 missed deliveries").check()
+    page.get_by_label("Replay the 3 missed deliveries").check()
     page.get_by_role("button", name="Re-enable").click()
-    expect(page.get_by_text("Pager is enabled again; 2 missed deliveries are being sent.")).to_be_visible()
+    expect(page.get_by_text("Pager is enabled again; 3 missed deliveries are being sent.")).to_be_visible()
     expect(page.get_by_test_id("disabled-banner")).to_have_count(0)
     run_worker()
 
@@ -36,4 +36,4 @@ def test_disabled_app_banner_reenable_and_test_alert(page: Page, app, pager, liv
     wait_for_queued_job(app)
     run_worker()
     expect(page.locator("#test-result")).to_contain_text("HTTP 200", timeout=10_000)
-    assert len(receiver.received) == 1 + 2 + 1  # the 410, two replays, the test alert
+    assert len(receiver.received) == 1 + 3 + 1  # the 410, three replays (the 410's message among them), the test alert

@@ -8,9 +8,13 @@ from pathlib import Path
 
 from rq import Queue
 
-from tests.lifecycle import audit_events, health_today, load_app, send
+from tests.lifecycle import audit_events, health_today, load_app, log_entries, send
 from webapp import keys
+from webapp.dispatch.delivery import missed_delivery_count
 from webapp.dispatch.health import IntegrationRequestBuffer
+from webapp.extensions import db
+from webapp.integrations import enable_app
+from webapp.models import SentryApp
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,3 +145,49 @@ def test_two_workers_racing_disable_once_and_email_once(app, settings, pager, re
     assert Queue(keys.MAIL_QUEUE, connection=redis).count == 0
     assert [subject(m) for m in smtp.messages] == ["Action required: Fix your Pager integration"]
     assert len(receiver.received) < 30  # the rest were kept for the disabled app, not sent
+
+
+def reenable_with_replay(app, pager) -> int:
+    with app.app_context():
+        return enable_app(db.session.get(SentryApp, pager), None, replay=True)
+
+
+def test_the_final_attempt_that_disabled_the_app_is_replayed_once_on_reenable(app, pager, receiver, clock, run_worker):
+    receiver.answer(404)  # permanent: the attempt that disables the app is the message's last
+    for _ in range(6):
+        fail_one_day(app, pager, clock, run_worker)
+    [disabling] = send(app, pager)
+    run_worker()
+    assert load_app(app, pager).status == "disabled"
+    with app.app_context():
+        assert missed_delivery_count(pager) == 1
+    receiver.received.clear()
+    receiver.answer(200)
+    assert reenable_with_replay(app, pager) == 1
+    run_worker()
+    run_worker()
+    assert [r.headers["Webhook-Id"] for r in receiver.received] == [disabling]
+    assert log_entries(app, pager)[0].get("replay") is True
+    with app.app_context():
+        assert missed_delivery_count(pager) == 0
+
+
+def test_a_disabling_attempt_with_retries_left_is_kept_once_by_its_retry(app, pager, receiver, clock, run_worker,
+                                                                         run_scheduled):
+    app.config["WEBHOOK_RETRY_SCHEDULE"] = (5.0,)
+    receiver.answer(404)
+    for _ in range(6):
+        fail_one_day(app, pager, clock, run_worker)
+    receiver.answer(500)  # retried: the retry finds the app disabled and keeps the message itself
+    [disabling] = send(app, pager)
+    run_worker()
+    assert load_app(app, pager).status == "disabled"
+    assert run_scheduled() == 1
+    run_worker()
+    with app.app_context():
+        assert missed_delivery_count(pager) == 1  # kept once, not by the attempt and again by its retry
+    receiver.received.clear()
+    receiver.answer(200)
+    assert reenable_with_replay(app, pager) == 1
+    run_worker()
+    assert [r.headers["Webhook-Id"] for r in receiver.received] == [disabling]

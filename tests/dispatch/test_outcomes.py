@@ -3,18 +3,23 @@ from email.utils import format_datetime
 
 import pytest
 
+from webapp.dispatch.failures import describe
 from webapp.dispatch.http import WebhookResponse
 from webapp.dispatch.outcomes import classify
 
 
 @pytest.mark.parametrize(
-    ("code", "error", "kind", "counted", "retry"),
+    ("code", "failure", "kind", "counted", "retry"),
     [
         (200, None, "success", True, False),
         (204, None, "success", True, False),
-        (0, "Timed out after 1s", "timeout", True, True),
-        (0, "Connection failed: refused", "timeout", True, True),
-        (0, "Blocked: 10.0.0.1 may not be reached", "error", True, False),
+        (0, "timeout", "timeout", True, True),
+        (0, "refused", "timeout", True, True),
+        (0, "dns", "timeout", True, True),
+        (0, "tls", "timeout", True, True),
+        (0, "reset", "timeout", True, True),
+        (0, "other", "timeout", True, True),
+        (0, "blocked", "error", True, False),
         (429, None, "error", False, True),
         (502, None, "error", True, True),
         (503, None, "error", True, True),
@@ -27,8 +32,9 @@ from webapp.dispatch.outcomes import classify
         (410, None, "fatal", True, False),
     ],
 )
-def test_each_answer_is_classified_as_the_spec_says(code, error, kind, counted, retry):
-    outcome = classify(WebhookResponse(code, 5, error=error))
+def test_each_answer_is_classified_as_the_spec_says(code, failure, kind, counted, retry):
+    explained = describe(failure, "http://r.example/hook", timeout=1) if failure else None
+    outcome = classify(WebhookResponse(code, 5, failure=explained))
     assert (outcome.kind, outcome.counted, outcome.retry) == (kind, counted, retry)
 
 

@@ -18,24 +18,24 @@ def owner_session(app, pager):
 
 @pytest.fixture
 def disabled(app, pager, receiver, run_worker):
-    """Pager disabled by a 410, then three deliveries it missed; returns their webhook ids."""
+    """Pager disabled by a 410, then three deliveries it missed; returns the webhook ids of all four kept."""
     receiver.answer(410)
-    send(app, pager)
+    disabling = send(app, pager)
     run_worker()
     assert load_app(app, pager).status == "disabled"
     receiver.received.clear()
     missed = send(app, pager, 3)
     run_worker()
     assert receiver.received == []  # a disabled app gets nothing
-    return missed
+    return disabling + missed  # the delivery that disabled the app is kept to replay too
 
 
 def test_banner_says_since_when_and_why_and_counts_the_missed(owner_session, disabled):
     page = owner_session.get("/orgs/acme/apps/pager?referrer=disabled-app").get_data(as_text=True)
     assert 'data-testid="disabled-banner"' in page
     assert "Pager is disabled" in page and "410 Gone" in page and "Disabled since" in page
-    assert "3 deliveries missed while disabled" in page
-    assert "Re-enable" in page and "Replay the 3 missed deliveries" in page
+    assert "4 deliveries missed while disabled" in page
+    assert "Re-enable" in page and "Replay the 4 missed deliveries" in page
     listing = owner_session.get("/orgs/acme/apps").get_data(as_text=True)
     assert ">disabled<" in listing
 
@@ -44,16 +44,16 @@ def test_reenable_with_replay_sends_each_missed_delivery_fresh(app, owner_sessio
     receiver.answer(200)
     response = owner_session.post("/orgs/acme/apps/pager/enable", {"replay": "1"})
     assert response.status_code == 302
-    assert "3 missed deliveries are being sent" in owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
+    assert "4 missed deliveries are being sent" in owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
     sentry_app = load_app(app, pager)
     assert (sentry_app.status, sentry_app.disabled_reason, sentry_app.resource_list) == ("enabled", None, ["issue"])
     run_worker()
-    assert [r.headers["Webhook-Id"] for r in receiver.received] == disabled  # oldest first, same message ids
+    assert [r.headers["Webhook-Id"] for r in receiver.received] == disabled  # oldest first, same message ids, once
     assert all(r.sentry_signature_ok and r.standard_webhooks_ok for r in receiver.received)
     replays = [e for e in log_entries(app, pager) if e.get("replay")]
-    assert len(replays) == 3 and all(e["response_code"] == 200 for e in replays)
+    assert len(replays) == 4 and all(e["response_code"] == 200 for e in replays)
     assert audit_events(app)[-1] == "internal-integration.enable"
-    assert health_today(app, pager, clock.now().date())["success_count"] == 3  # fresh counters, then the replays
+    assert health_today(app, pager, clock.now().date())["success_count"] == 4  # fresh counters, then the replays
     assert "missed while disabled" not in owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
 
 

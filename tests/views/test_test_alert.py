@@ -70,6 +70,15 @@ def test_test_alert_is_signed_delivered_and_shown_in_place(owner, receiver, regi
     assert "event_alert.triggered" in row and ">200<" in row and receiver.url() in row and "(test)" in row
 
 
+def open_newest_row(owner, page_url=PAGE):
+    """Open the newest row's inspector as the "Details" link does with htmx; return the fragment."""
+    page = owner.get(page_url).get_data(as_text=True)
+    inspect_url = re.search(r'class="inspect-link".*?hx-get="([^"]+)"', page, re.S).group(1)
+    response = owner.get(inspect_url, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
 def test_error_bodies_are_shown_escaped(owner, receiver, registered, run_worker):
     receiver.respond(500, "<script>alert('pwned')</script> upstream broke", content_type="text/html")
     poll_url = press_send_test_alert(owner)
@@ -80,17 +89,18 @@ def test_error_bodies_are_shown_escaped(owner, receiver, registered, run_worker)
     assert "<script>alert" not in result
     page = owner.get(f"{PAGE}?errors_only=1").get_data(as_text=True)
     assert "row-error" in page and ">500<" in page
-    assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt; upstream broke" in page
-    assert "<script>alert" not in page
-    assert "Sentry-Hook-Signature" in page  # the request headers are there to read
+    inspector = open_newest_row(owner, f"{PAGE}?errors_only=1")
+    assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt; upstream broke" in inspector
+    assert "<script>alert" not in inspector
+    assert "Sentry-Hook-Signature" in inspector  # the request headers are there to read
 
 
 def test_4xx_body_is_in_the_log(owner, receiver, registered, run_worker):
     receiver.respond(401, '{"detail": "bad signature, expected another secret"}')
     press_send_test_alert(owner)
     run_worker()
-    page = owner.get(PAGE).get_data(as_text=True)
-    assert ">401<" in page and "bad signature, expected another secret" in page
+    assert ">401<" in owner.get(PAGE).get_data(as_text=True)
+    assert "bad signature, expected another secret" in open_newest_row(owner)
 
 
 def test_timeout_is_code_0_shown_as_timeout(app, owner, receiver, registered, run_worker):
@@ -98,9 +108,10 @@ def test_timeout_is_code_0_shown_as_timeout(app, owner, receiver, registered, ru
     receiver.respond(200, delay=1.0)
     poll_url = press_send_test_alert(owner)
     run_worker()
-    assert "timeout / no response" in owner.get(poll_url).get_data(as_text=True)
+    result = owner.get(poll_url).get_data(as_text=True)
+    assert "Timed out after 0.3 s" in result and "Answer within 0.3 s" in result
     page = owner.get(PAGE).get_data(as_text=True)
-    assert ">timeout<" in page and "Timed out after 0.3s" in page
+    assert ">timeout<" in page and "Timed out after 0.3 s" in page
 
 
 def test_redirects_are_not_followed(owner, receiver, registered, run_worker, httpserver):
@@ -120,7 +131,7 @@ def test_private_destination_is_blocked_at_connect_time(app, owner, receiver, re
     run_worker()
     assert receiver.received == []
     page = owner.get(PAGE).get_data(as_text=True)
-    assert ">timeout<" in page and "Blocked:" in page and "which webhooks may not reach" in page
+    assert ">blocked<" in page and "Blocked destination:" in page and "which webhooks may not reach" in page
 
 
 def test_without_javascript_the_button_queues_and_redirects(owner, receiver, registered, run_worker):

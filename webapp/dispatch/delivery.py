@@ -15,12 +15,17 @@ from ..outbox import enqueue_after_commit, enqueue_specs, schedule_spec
 from ..redis_store import get_redis
 from .payloads import build_envelope
 from .queues import app_caps, delivery_spec
+from .request_log import LoggedRequest
 from .signing import new_message_id
 from .webhooks import send_and_save_webhook_request
 
 logger = logging.getLogger(__name__)
 
 JITTER = 0.2
+
+
+class ResendRefused(Exception):
+    """A logged request cannot be sent again; the message says why, for the person who asked."""
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
@@ -41,39 +46,89 @@ def enqueue_delivery_jobs(many_args: list[tuple]) -> list[str]:
 
 def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict | None = None,
                     message_id: str | None = None, attempt: int = 1, replay: bool = False,
-                    organization_id: int | None = None) -> str:
+                    organization_id: int | None = None, resend: bool = False, test: bool = False) -> str:
     """Make attempt ``attempt`` of one message and return what happened.
 
     1. A deleted app, or an id that now belongs to another organisation's app: drop it. A disabled app:
-       keep the message to replay when it is re-enabled.
-    2. Send and record the attempt (log, health, broken check).
+       keep the message to replay when it is re-enabled (a test alert goes through, as test alerts do).
+    2. Send and record the attempt (log, health, broken check); ``replay``/``resend``/``test`` mark its log entry.
     3. A transient failure with attempts left: schedule the next attempt, same webhook-id.
+    4. The last attempt of a message that made the app broken is kept with the missed ones, so re-enabling
+       with replay sends it too.
     """
     sentry_app = db.session.get(SentryApp, sentry_app_id)
     if sentry_app is None or organization_id not in (None, sentry_app.organization_id):
         logger.info("delivery.missing_app sentry_app_id=%s event=%s", sentry_app_id, event_type)
         return "missing"
     message_id = message_id or new_message_id()
-    if not sentry_app.is_enabled:
+    if not sentry_app.is_enabled and not test:
         record_missed(sentry_app.id, event_type, data, actor, message_id)
         return "missed"
     envelope = build_envelope(event_type.split(".", 1)[1], sentry_app.installation.uuid, data, actor)
-    max_attempts = 1 + len(current_app.config["WEBHOOK_RETRY_SCHEDULE"])
+    max_attempts = 1 if test else 1 + len(current_app.config["WEBHOOK_RETRY_SCHEDULE"])
+    marks = {name: True for name, on in (("replay", replay), ("resend", resend), ("test", test)) if on}
     result = send_and_save_webhook_request(
         sentry_app, event_type, envelope, attempt=attempt, max_attempts=max_attempts, message_id=message_id,
-        log_extra={"replay": True} if replay else None,
+        count_health=not test, log_extra=marks or None,
     )
     if result.will_retry:
         delay = retry_delay(attempt, result.outcome.retry_after)
-        next_attempt = (sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay, sentry_app.organization_id)
+        next_attempt = (sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay,
+                        sentry_app.organization_id, resend, test)
         cap = 1 if result.outcome.kind == "timeout" else current_app.config["WEBHOOK_APP_CONCURRENCY"]
         spec = delivery_spec(next_attempt, keys.RETRY_QUEUE, cap=cap)
-        spec.job_id = f"{message_id}-attempt-{attempt + 1}"  # a re-run of this attempt schedules the same job
+        # A re-run of this attempt schedules the same job; a resend's attempts have ids of their own, so they
+        # never take the place of the original's retries still waiting.
+        spec.job_id = f"{message_id}-{'resend-' if resend else ''}attempt-{attempt + 1}"
         schedule_spec(spec, delay)
         logger.info("delivery.retry_scheduled app=%s event=%s attempt=%s in=%.0fs", sentry_app.slug, event_type,
                     attempt + 1, delay)
         return "retry"
+    if result.disabled_app:  # a retry left would find the app disabled and keep the message itself
+        record_missed(sentry_app.id, event_type, data, actor, message_id)
     return result.outcome.kind
+
+
+def resend_refusal(sentry_app: SentryApp, logged: LoggedRequest) -> str | None:
+    """Say why a logged request cannot be sent again, or return None if it can."""
+    if not sentry_app.is_enabled and not logged.entry.get("test"):
+        return (f"{sentry_app.name} is disabled, so a resend would only be kept as missed. Re-enable it to deliver "
+                "again (with replay, the kept deliveries are sent too), or send a test alert to check the endpoint.")
+    if _message_of(logged) is None:
+        return ("This request's body was not kept whole (it was too large, or logged before bodies were kept), "
+                "so it cannot be resent.")
+    return None
+
+
+def resend_logged_request(sentry_app: SentryApp, logged: LoggedRequest) -> str:
+    """Queue a fresh delivery of a logged request's message (same event type, body and webhook-id); return its job id.
+
+    Its attempts are logged as "resend" and retried like any delivery; a test alert goes again as one (once,
+    not counted). Raise ResendRefused when ``resend_refusal`` has a reason.
+    """
+    refusal = resend_refusal(sentry_app, logged)
+    if refusal:
+        raise ResendRefused(refusal)
+    event_type, data, actor, message_id = _message_of(logged)
+    test = bool(logged.entry.get("test"))
+    args = (sentry_app.id, event_type, data, actor, message_id, 1, False, sentry_app.organization_id, True, test)
+    [job_id] = enqueue_delivery_jobs([args])
+    logger.info("delivery.resend_queued app=%s event=%s request_id=%s", sentry_app.slug, event_type, logged.request_id)
+    return job_id
+
+
+def _message_of(logged: LoggedRequest) -> tuple[str, dict, dict | None, str] | None:
+    """Return what the logged request delivered (event type, data, actor, webhook-id), or None if not kept whole."""
+    body = logged.body()
+    if body is None or not logged.message_id:
+        return None
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(envelope, dict) or "data" not in envelope:
+        return None
+    return logged.entry["event_type"], envelope["data"], envelope.get("actor"), logged.message_id
 
 
 def record_missed(sentry_app_id: int, event_type: str, data: dict, actor: dict | None, message_id: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,9 +13,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, Timeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError, ProtocolError, SSLError
 
 from . import deadlines
+from .failures import Failure, describe
 from ..netguard import AddressPolicy, BlockedDestination, UnresolvableHost
 
 logger = logging.getLogger(__name__)
@@ -42,16 +44,25 @@ def _cut(sockets: list) -> None:
 class BlockedConnection(NewConnectionError):
     """The destination address was refused at connect time (SSRF guard)."""
 
+    def __init__(self, conn, message: str):
+        super().__init__(conn, message)
+        self.explanation = message  # the guard's own wording, fit to show to the user
+
+
+class UnresolvedConnection(NewConnectionError):
+    """The destination's host name did not resolve at connect time."""
+
 
 @dataclass
 class WebhookResponse:
-    """What one attempt produced. ``status_code`` is 0 when no HTTP response arrived."""
+    """What one attempt produced. ``status_code`` is 0 when no HTTP response arrived; ``failure`` says why
+    then, or that a 3xx was not followed."""
 
     status_code: int
     duration_ms: int
     body: str = ""
     headers: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
+    failure: Failure | None = None
 
     @property
     def is_success(self) -> bool:
@@ -68,7 +79,7 @@ def _guarded(connection_class: type, policy: AddressPolicy) -> type:
             try:
                 addresses = policy.check_resolved(self._dns_host, self.port)
             except UnresolvableHost as exc:
-                raise NewConnectionError(self, str(exc)) from None  # a DNS failure: retried like a timeout
+                raise UnresolvedConnection(self, str(exc)) from None  # a DNS failure: retried like a timeout
             except BlockedDestination as exc:
                 raise BlockedConnection(self, str(exc)) from None
             host = self._dns_host
@@ -148,30 +159,74 @@ def _post(url, body, headers, policy, timeout, max_bytes, started, deadline) -> 
     def elapsed_ms() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    def failed(kind: str, exc: Exception, detail: str | None = None) -> WebhookResponse:
+        # The library's text may quote the URL (and a token in it): only the exception types are logged.
+        logger.info("webhook.failed kind=%s request_id=%s causes=%s", kind, headers.get("Request-ID"),
+                    ",".join(type(cause).__name__ for cause in _causes(exc)))
+        return WebhookResponse(0, elapsed_ms(), failure=describe(kind, url, timeout=timeout, detail=detail))
+
     try:
         response = get_session(policy).post(
             url, data=body, headers=headers, timeout=Timeout(total=timeout), allow_redirects=False, stream=True
         )
-    except requests.Timeout:
-        return WebhookResponse(0, elapsed_ms(), error=f"Timed out after {timeout:g}s")
-    except requests.ConnectionError as exc:
-        reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        if isinstance(reason, BlockedConnection):
-            return WebhookResponse(0, elapsed_ms(), error=f"Blocked: {reason.args[-1]}")
-        if time.monotonic() >= deadline:  # the watchdog cut a receiver that answered too slowly
-            return WebhookResponse(0, elapsed_ms(), error=f"Timed out after {timeout:g}s")
-        return WebhookResponse(0, elapsed_ms(), error=f"Connection failed: {_short_reason(exc)}")
+    except requests.Timeout as exc:
+        return failed("timeout", exc)
     except requests.RequestException as exc:
-        return WebhookResponse(0, elapsed_ms(), error=f"Request failed: {_short_reason(exc)}")
+        if time.monotonic() >= deadline:  # the watchdog cut a receiver that answered too slowly
+            return failed("timeout", exc)
+        kind = failure_kind(exc)
+        blocked = next((cause for cause in _causes(exc) if isinstance(cause, BlockedConnection)), None)
+        return failed(kind, exc, detail=blocked.explanation if blocked is not None else None)
 
     with response:
         content = _read_capped(response, max_bytes, deadline)
+        redirect = None
+        if 300 <= response.status_code < 400:
+            redirect = describe("redirect", url, status=response.status_code, location=response.headers.get("Location"))
         return WebhookResponse(
             status_code=response.status_code,
             duration_ms=elapsed_ms(),
             body=_decode(content, response.encoding),
             headers=dict(response.headers),
+            failure=redirect,
         )
+
+
+def failure_kind(exc: BaseException) -> str:
+    """Name what kept a request from getting an answer: blocked, dns, tls, refused, reset, timeout or other."""
+    causes = _causes(exc)
+
+    def found(*types) -> bool:
+        return any(isinstance(cause, types) for cause in causes)
+
+    if found(BlockedConnection):
+        return "blocked"
+    if found(UnresolvedConnection, NameResolutionError, socket.gaierror):
+        return "dns"
+    if found(ssl.SSLError, SSLError, requests.exceptions.SSLError):
+        return "tls"
+    if found(ConnectionRefusedError):
+        return "refused"
+    if found(ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ProtocolError):
+        return "reset"
+    if found(TimeoutError):
+        return "timeout"
+    return "other"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """Return ``exc`` and every exception it wraps (requests and urllib3 nest them in args, reason and causes)."""
+    found: list[BaseException] = []
+    pending = [exc]
+    while pending and len(found) < 20:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        pending.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
+        pending = [item for item in pending if isinstance(item, BaseException)]
+    return found
 
 
 def _decode(content: bytes, encoding: str | None) -> str:
@@ -194,8 +249,3 @@ def _read_capped(response: requests.Response, max_bytes: int, deadline: float) -
         # deadline is still worth showing, so keep what was read. Common and harmless: one line.
         logger.info("webhook.body_cut_short read=%s reason=%s", len(content), exc.__class__.__name__)
     return bytes(content[:max_bytes])
-
-
-def _short_reason(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -26,7 +26,7 @@ def classify(response: WebhookResponse) -> Outcome:
     if 200 <= code < 300:
         return Outcome("success", counted=True, retry=False)
     if code == 0:
-        blocked = (response.error or "").startswith("Blocked:")
+        blocked = response.failure is not None and response.failure.kind == "blocked"
         # A destination refused by the address guard will be refused again: an error, not a timeout to retry.
         return Outcome("error" if blocked else "timeout", counted=True, retry=not blocked)
     if code in FATAL:

@@ -52,11 +52,13 @@ def send_test_alert(sentry_app_id: int) -> dict:
     finally:
         if job is not None:  # the next press queues a new test alert
             _forget_pending_test_alert(sentry_app_id, job.id)
+    failure = response.failure
     return {
         "outcome": "success" if response.is_success else ("timeout" if response.status_code == 0 else "error"),
         "response_code": response.status_code,
         "duration_ms": response.duration_ms,
-        "excerpt": (response.error or response.body)[:EXCERPT_CHARS],
+        "excerpt": (response.body or (failure.message if failure else ""))[:EXCERPT_CHARS],
+        "failure": failure.as_dict() if failure else None,
     }
 
 

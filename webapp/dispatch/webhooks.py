@@ -29,6 +29,7 @@ class Attempt:
     response: WebhookResponse
     outcome: Outcome
     will_retry: bool
+    disabled_app: bool = False  # this attempt's failure made the app broken, and this worker disabled it
 
 
 def signing_secrets(sentry_app: SentryApp) -> list[str]:
@@ -86,9 +87,9 @@ def send_and_save_webhook_request(
     entry = SentryAppWebhookRequestsBuffer(redis, sentry_app.id).add_request(
         event_type=event_type, response_code=response.status_code, webhook_url=sentry_app.webhook_url,
         organization_id=sentry_app.organization_id, request_id=headers["Request-ID"],
-        duration_ms=response.duration_ms, attempt=attempt, response_headers=response.headers,
-        request_headers=headers, request_body=body.decode("utf-8"), response_body=response.error or response.body,
-        extra=extra, pipe=pipe,
+        duration_ms=response.duration_ms, attempt=attempt, max_attempts=max_attempts, response_headers=response.headers,
+        request_headers=headers, request_body=body.decode("utf-8"), response_body=response.body,
+        failure=response.failure.as_dict() if response.failure else None, extra=extra, pipe=pipe,
     )
     pipe.hset(keys.LAST_DELIVERY, str(sentry_app.id), json.dumps({"date": entry["date"], "response_code": response.status_code}))
     count_delivery(pipe, outcome.kind, event_type, response.duration_ms / 1000)
@@ -108,6 +109,7 @@ def send_and_save_webhook_request(
         "webhook.sent app=%s event=%s code=%s outcome=%s duration_ms=%s attempt=%s",
         sentry_app.slug, event_type, response.status_code, outcome.kind, response.duration_ms, attempt,
     )
+    disabled = False
     if count_health and outcome.counted and outcome.kind != "success":
-        check_broken(sentry_app, today)
-    return Attempt(response, outcome, will_retry)
+        disabled = check_broken(sentry_app, today)
+    return Attempt(response, outcome, will_retry, disabled)

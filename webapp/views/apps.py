@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..dispatch.events import EVENT_TYPES
-from ..dispatch.request_log import SentryAppWebhookRequestsBuffer
 from ..dispatch.signing import standard_webhooks_secret
 from ..extensions import db
 from ..forms import AppForm, EmptyForm
@@ -30,7 +28,6 @@ from ..integrations import (
     update_internal_app,
 )
 from ..models import MANAGING_ROLES
-from ..redis_store import get_redis
 from .helpers import (
     confirm_step,
     confirmed,
@@ -40,6 +37,7 @@ from .helpers import (
     is_htmx,
     require_manager,
 )
+from .request_log import log_context
 
 bp = Blueprint("apps", __name__)
 
@@ -120,8 +118,6 @@ def app_detail(org_slug, app_slug):
 
 
 def _render_detail(organization, sentry_app, role, revealed=False):
-    event_type, errors_only = _log_filters()
-    entries = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).get_requests(event_type, errors_only)
     history = app_health(sentry_app, 30)
     streak_start = failing_since(history)
     range_days = current_app.config["BROKEN_RANGE_DAYS"]
@@ -130,10 +126,6 @@ def _render_detail(organization, sentry_app, role, revealed=False):
         organization=organization,
         sentry_app=sentry_app,
         can_manage=role in MANAGING_ROLES,
-        entries=entries,
-        event_types=EVENT_TYPES,
-        event_type=event_type,
-        errors_only=errors_only,
         revealed=revealed,
         whsec=standard_webhooks_secret(sentry_app.client_secret) if revealed else None,
         form=EmptyForm(),
@@ -142,6 +134,7 @@ def _render_detail(organization, sentry_app, role, revealed=False):
         failing_since=streak_start,
         disable_on=streak_start + timedelta(days=range_days - 1) if streak_start else None,
         missed=missed_delivery_count(sentry_app.id),
+        **log_context(sentry_app, role),
     )
 
 
@@ -208,32 +201,6 @@ def rotate(org_slug, app_slug):
     return _render_detail(organization, sentry_app, role, revealed=True)
 
 
-@bp.route("/orgs/<org_slug>/apps/<app_slug>/requests")
-@login_required
-def request_log_rows(org_slug, app_slug):
-    """Return the log rows newer than ``after`` (the htmx poller) with a fresh poller on top."""
-    organization, _ = get_org_or_404(org_slug)
-    sentry_app = get_app_or_404(organization, app_slug)
-    event_type, errors_only = _log_filters()
-    after = request.args.get("after") or None
-    entries = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).get_requests(event_type, errors_only, after)
-    if after and not entries:
-        return "", 204  # nothing new: htmx keeps the current poller and polls again
-    response = make_response(
-        render_template(
-            "apps/_log_rows.html",
-            organization=organization,
-            sentry_app=sentry_app,
-            entries=entries,
-            event_type=event_type,
-            errors_only=errors_only,
-            latest=entries[0]["date"] if entries else after,
-        )
-    )
-    response.headers["Vary"] = "HX-Request"
-    return response
-
-
 @bp.route("/orgs/<org_slug>/apps/<app_slug>/secret", methods=["POST"])
 @login_required
 def reveal_secret(org_slug, app_slug):
@@ -266,11 +233,3 @@ def test_result(org_slug, app_slug, job_id):
         abort(404)
     body = render_template("apps/_test_result.html", sentry_app=sentry_app, job_id=job_id, result=result)
     return body, (200 if result is None else HTMX_STOP_POLLING)
-
-
-def _log_filters() -> tuple[str | None, bool]:
-    event_type = request.args.get("event_type") or None
-    if event_type is not None and event_type not in EVENT_TYPES:
-        abort(400, description=f"Unknown event type {event_type!r}.")
-    errors_only = request.args.get("errors_only") in {"1", "on", "true"}
-    return event_type, errors_only

@@ -7,9 +7,9 @@ import time
 from flask import current_app, jsonify, request
 from sqlalchemy import select
 
-from ...dispatch.delivery import missed_delivery_count
+from ...dispatch.delivery import ResendRefused, missed_delivery_count, resend_logged_request
 from ...dispatch.events import EVENT_TYPES
-from ...dispatch.request_log import SentryAppWebhookRequestsBuffer, is_error_code
+from ...dispatch.request_log import SentryAppWebhookRequestsBuffer, is_error_code, mask_signatures_in
 from ...extensions import db
 from ...integrations import (
     AppValidationError,
@@ -142,16 +142,17 @@ def delete_app(app_slug):
 
 @bp.route("/sentry-apps/<app_slug>/webhook-requests/")
 def webhook_requests(app_slug):
-    sentry_app, _ = app_or_404(app_slug)
+    sentry_app, role = app_or_404(app_slug)
     event_type = request.args.get("eventType") or None
     if event_type is not None and event_type not in EVENT_TYPES:
         raise ApiError(400, f"eventType: must be one of {', '.join(EVENT_TYPES)}.")
     entries = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).get_requests(event_type, flag("errorsOnly"))
     organization = sentry_app.organization
-    return paged(entries, lambda entry: serialize_request(entry, sentry_app, organization))
+    return paged(entries, lambda entry: serialize_request(entry, sentry_app, organization, role))
 
 
-def serialize_request(entry: dict, sentry_app: SentryApp, organization: Organization) -> dict:
+def serialize_request(entry: dict, sentry_app: SentryApp, organization: Organization, role: str) -> dict:
+    """Sentry's webhook-request shape plus Hookline's fields; signature values are masked for members."""
     item = {
         "webhookUrl": entry["webhook_url"],
         "sentryAppSlug": sentry_app.slug,
@@ -160,16 +161,37 @@ def serialize_request(entry: dict, sentry_app: SentryApp, organization: Organiza
         "responseCode": entry["response_code"],
         "organization": {"name": organization.name, "slug": organization.slug},
         "requestId": entry.get("request_id"),
+        "webhookId": entry.get("message_id"),
         "durationMs": entry.get("duration_ms"),
         "attempt": entry.get("attempt", 1),
         "errorId": entry.get("error_id"),
         "projectId": entry.get("project_id"),
+        "failure": entry.get("failure"),
+        "resend": bool(entry.get("resend")),
     }
     if is_error_code(entry["response_code"]):
-        item["requestHeaders"] = entry.get("request_headers")
+        headers = entry.get("request_headers")
+        item["requestHeaders"] = headers if role in MANAGING_ROLES or headers is None else mask_signatures_in(headers)
         item["requestBody"] = entry.get("request_body")
-        item["responseBody"] = entry.get("response_body")
+        failure = entry.get("failure")
+        item["responseBody"] = entry.get("response_body") or (failure["message"] if failure else None)
     return item
+
+
+@bp.route("/sentry-apps/<app_slug>/webhook-requests/<request_id>/resend/", methods=["POST"])
+def resend_request(app_slug, request_id):
+    """Queue a logged request's message again: same event type, body and webhook-id (owners and managers)."""
+    sentry_app, role = app_or_404(app_slug)
+    require_manager(role)
+    logged = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).find_request(request_id)
+    if logged is None:
+        raise ApiError(404, "The requested resource does not exist.")
+    try:
+        job_id = resend_logged_request(sentry_app, logged)
+    except ResendRefused as exc:
+        raise ApiError(409, str(exc)) from None
+    return jsonify(requestId=logged.request_id, webhookId=logged.message_id, eventType=logged.entry["event_type"],
+                   jobId=job_id), 202
 
 
 @bp.route("/sentry-apps/<app_slug>/test-alert/", methods=["POST"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...dispatch.events import EVENT_TYPES
+from ...dispatch.failures import LABELS as FAILURE_KINDS
 from ...models import ISSUE_STATUSES, RESOURCES
 from ...project_keys import LABEL_MAX, RATE_LIMIT_MAX
 
@@ -98,9 +99,21 @@ SCHEMAS = {
             "responseCode": {"type": "integer", "description": "0 for a timeout or connection failure."},
             "organization": {"type": "object", "properties": {"name": {"type": "string"}, "slug": {"type": "string"}}},
             "requestId": NULLABLE_STRING, "durationMs": {"type": ["integer", "null"]}, "attempt": {"type": "integer"},
+            "webhookId": {**NULLABLE_STRING, "description": "The message's webhook-id, the same on every attempt."},
             "errorId": NULLABLE_STRING, "projectId": NULLABLE_STRING,
-            "requestHeaders": NULLABLE_STRING, "requestBody": NULLABLE_STRING, "responseBody": NULLABLE_STRING,
+            "failure": {"type": ["object", "null"], "required": ["kind", "message", "hint"],
+                        "description": "Why no usable answer arrived (no response, or a redirect), in plain words.",
+                        "properties": {"kind": {"type": "string", "enum": list(FAILURE_KINDS)},
+                                       "message": {"type": "string"}, "hint": {"type": "string"}}},
+            "resend": {"type": "boolean", "description": "Sent again by a person (the resend endpoint or button)."},
+            "requestHeaders": {**NULLABLE_STRING, "description": "Signature values are masked for members."},
+            "requestBody": NULLABLE_STRING, "responseBody": NULLABLE_STRING,
         },
+    },
+    "ResendResult": {
+        "type": "object", "required": ["requestId", "webhookId", "eventType", "jobId"],
+        "properties": {"requestId": {"type": "string"}, "webhookId": {"type": "string"},
+                       "eventType": {"type": "string", "enum": list(EVENT_TYPES)}, "jobId": {"type": "string"}},
     },
     "TestAlertResult": {
         "type": "object", "required": ["outcome", "jobId"],
@@ -207,6 +220,15 @@ PATHS = {
                        CURSOR],
         "responses": {"200": _json({"type": "array", "items": _ref("WebhookRequest")}, "Log entries.", LINK),
                       **_errors(400)}}},
+    "/api/0/sentry-apps/{sentry_app_slug}/webhook-requests/{request_id}/resend/": {"post": {
+        "operationId": "resendWebhookRequest",
+        "summary": "Queue a logged request's message again: same event type, body and webhook-id, logged as resend.",
+        "description": "Owners and managers. 409 while the app is disabled (a resend would only be kept as missed; "
+                       "re-enable with replay instead), or when the body was too large to be kept whole.",
+        "parameters": [APP, _path("request_id", "The logged request's Request-ID (32 hex characters).",
+                                  {"type": "string", "pattern": "^[0-9a-f]{32}$"})],
+        "responses": {"202": _json(_ref("ResendResult"), "Queued; the worker sends it."), "409": ERROR,
+                      **_errors(403)}}},
     "/api/0/sentry-apps/{sentry_app_slug}/test-alert/": {"post": {
         "operationId": "sendTestAlert", "summary": "Send a test alert; wait a few seconds for its outcome.",
         "parameters": [APP],

@@ -1,0 +1,165 @@
+"""The app page's request log: its rows (and the htmx poller), one request opened in the inspector, resend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import login_required
+
+from ..dispatch.delivery import ResendRefused, resend_logged_request, resend_refusal
+from ..dispatch.events import EVENT_TYPES
+from ..dispatch.failures import label_of
+from ..dispatch.request_log import (
+    STATUS_CLASSES,
+    LoggedRequest,
+    SentryAppWebhookRequestsBuffer,
+    mask_signatures_in,
+    masked_headers,
+)
+from ..models import MANAGING_ROLES, Organization, SentryApp
+from ..redis_store import get_redis
+from .helpers import get_app_or_404, get_managed_app_or_404, get_org_or_404, is_htmx
+
+bp = Blueprint("request_log", __name__)
+
+RESENT = "Resend queued: it appears at the top of the log as a new delivery marked \u201cresend\u201d, same webhook-id."
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    """The log's filters, kept in the URL query so a filtered view can be reloaded and shared."""
+
+    event_type: str | None = None
+    errors_only: bool = False
+    status: str | None = None
+
+    @classmethod
+    def from_args(cls, args) -> LogFilters:
+        event_type = args.get("event_type") or None
+        if event_type is not None and event_type not in EVENT_TYPES:
+            abort(400, description=f"Unknown event type {event_type!r}.")
+        status = args.get("status") or None
+        if status is not None and status not in STATUS_CLASSES:
+            abort(400, description=f"Unknown status class {status!r}.")
+        return cls(event_type, args.get("errors_only") in {"1", "on", "true"}, status)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.event_type or self.errors_only or self.status)
+
+    def query(self) -> dict[str, str]:
+        pairs = (("event_type", self.event_type), ("errors_only", "1" if self.errors_only else None),
+                 ("status", self.status))
+        return {name: value for name, value in pairs if value}
+
+
+def read_entries(sentry_app: SentryApp, filters: LogFilters, after: str | None = None) -> list[dict]:
+    buffer = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id)
+    return buffer.get_requests(filters.event_type, filters.errors_only, after, filters.status)
+
+
+def log_context(sentry_app: SentryApp, role: str) -> dict:
+    """Return the template values of the app page's Request Log section; ``?open=<request id>`` opens one row."""
+    filters = LogFilters.from_args(request.args)
+    open_id = request.args.get("open") or ""
+    logged = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).find_request(open_id) if open_id else None
+    return {
+        "log_filters": filters,
+        "entries": read_entries(sentry_app, filters),
+        "event_types": EVENT_TYPES,
+        "status_classes": STATUS_CLASSES,
+        "status_label": label_of,
+        "inspected": inspection(sentry_app, logged, role) if logged else None,
+    }
+
+
+def inspection(sentry_app: SentryApp, logged: LoggedRequest, role: str) -> dict:
+    """Return what the inspector panel shows of one request; signature values only to owners and managers."""
+    manager = role in MANAGING_ROLES
+    entry, details = logged.entry, logged.details or {}
+    body, body_whole = logged.readable_body()
+    legacy_headers = entry.get("request_headers", "") if not details else ""
+    return {
+        "entry": entry,
+        "kept": bool(details),
+        "message_id": logged.message_id,
+        "request_headers": masked_headers(logged.request_headers, reveal_signatures=manager),
+        "legacy_headers": legacy_headers if manager else mask_signatures_in(legacy_headers),
+        "body": body,
+        "body_whole": body_whole,
+        "response_headers": list(details.get("response_headers", {}).items()),
+        # A failure logged before failures were explained kept the library's text as its "body": not shown.
+        "response_body": details.get("response_body", "") if details or not entry["response_code"] else
+        entry.get("response_body", ""),
+        "can_resend": manager,
+        "refusal": resend_refusal(sentry_app, logged) if manager else None,
+        "status_label": label_of(entry),
+    }
+
+
+def find_or_404(sentry_app: SentryApp, request_id: str) -> LoggedRequest:
+    logged = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).find_request(request_id)
+    if logged is None:
+        abort(404)
+    return logged
+
+
+def opened_url(organization: Organization, sentry_app: SentryApp, request_id: str) -> str:
+    """The app page with ``request_id`` open (what the row's link does without JavaScript)."""
+    return url_for("apps.app_detail", org_slug=organization.slug, app_slug=sentry_app.slug, open=request_id,
+                   _anchor=f"inspect-{request_id}")
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/requests")
+@login_required
+def rows(org_slug, app_slug):
+    """Return the log rows newer than ``after`` (the htmx poller) with a fresh poller on top."""
+    organization, _ = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    filters = LogFilters.from_args(request.args)
+    after = request.args.get("after") or None
+    entries = read_entries(sentry_app, filters, after)
+    if after and not entries:
+        return "", 204  # nothing new: htmx keeps the current poller and polls again
+    response = make_response(render_template(
+        "apps/_log_rows.html", organization=organization, sentry_app=sentry_app, entries=entries,
+        log_filters=filters, status_label=label_of, inspected=None, latest=entries[0]["date"] if entries else after,
+    ))
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/requests/<request_id>")
+@login_required
+def inspect(org_slug, app_slug, request_id):
+    """Return the inspector row of one request (htmx), or the app page with it open."""
+    organization, role = get_org_or_404(org_slug)
+    sentry_app = get_app_or_404(organization, app_slug)
+    logged = find_or_404(sentry_app, request_id)
+    if not is_htmx(request):
+        return redirect(opened_url(organization, sentry_app, request_id))
+    response = make_response(render_template(
+        "apps/_log_inspector.html", organization=organization, sentry_app=sentry_app,
+        inspected=inspection(sentry_app, logged, role),
+    ))
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/requests/<request_id>/resend", methods=["POST"])
+@login_required
+def resend(org_slug, app_slug, request_id):
+    """Queue the request's message again (owners and managers); refused with 409 and the reason."""
+    organization, _, sentry_app = get_managed_app_or_404(org_slug, app_slug)
+    logged = find_or_404(sentry_app, request_id)
+    try:
+        resend_logged_request(sentry_app, logged)
+    except ResendRefused as exc:
+        message, status = str(exc), 409
+    else:
+        message, status = RESENT, 200
+    if is_htmx(request):
+        return render_template("apps/_resend_result.html", message=message, refused=status != 200), status
+    flash(message, "success" if status == 200 else "error")
+    return redirect(opened_url(organization, sentry_app, request_id))
