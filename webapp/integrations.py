@@ -7,7 +7,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from rq import RateLimit
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -83,8 +83,9 @@ def validate_app_fields(organization_id: int, name: str, webhook_url: str, resou
     ):
         errors["name"] = f"This organisation already has an app named {name!r}."
     own = None if saved_url is not None and (webhook_url or "").strip() == saved_url else own_endpoints()
+    warnings: list[str] = []
     try:
-        webhook_url = validate_webhook_url(webhook_url, AddressPolicy.from_config(current_app.config), own)
+        webhook_url = validate_webhook_url(webhook_url, AddressPolicy.from_config(current_app.config), own, warnings)
     except InvalidWebhookURL as exc:
         errors["webhook_url"] = str(exc)
     unknown = sorted(set(resources) - set(RESOURCES))
@@ -92,7 +93,15 @@ def validate_app_fields(organization_id: int, name: str, webhook_url: str, resou
         errors["resources"] = f"Unknown resources: {', '.join(unknown)}."
     if errors:
         raise AppValidationError(errors)
+    # What the person saving should know but that does not stop the save (a host that does not resolve now):
+    # the dashboard flashes these, the API sends them as Warning headers.
+    g.setdefault("app_warnings", []).extend(warnings)
     return name, webhook_url
+
+
+def app_warnings() -> list[str]:
+    """The warnings of the app fields validated in this request (see ``validate_app_fields``)."""
+    return list(g.get("app_warnings", []))
 
 
 def register_internal_app(

@@ -23,6 +23,10 @@ class UnresolvableHost(BlockedDestination):
     """The webhook's host name does not resolve to any address."""
 
 
+class InvalidHostName(UnresolvableHost):
+    """The webhook's host name is not one any resolver could look up (IDNA cannot encode it)."""
+
+
 @dataclass(frozen=True)
 class AddressPolicy:
     """Which destination addresses are allowed: public ones, plus what the settings open up."""
@@ -47,7 +51,7 @@ class AddressPolicy:
         except socket.gaierror as exc:
             raise UnresolvableHost(f"could not resolve {host}: {exc.strerror}") from None
         except UnicodeError:  # a host name IDNA cannot encode
-            raise UnresolvableHost(f"{host!r} is not a valid host name") from None
+            raise InvalidHostName(f"{host!r} is not a valid host name") from None
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         for address in addresses:
             if not self.is_allowed(address.split("%", 1)[0]):
@@ -190,14 +194,16 @@ def _points_at_hookline(reason: str) -> InvalidWebhookURL:
                              f"as events and loop. Use your receiver's URL.")
 
 
-def validate_webhook_url(url: str, policy: AddressPolicy, own: OwnEndpoints | None = None) -> str:
+def validate_webhook_url(url: str, policy: AddressPolicy, own: OwnEndpoints | None = None,
+                         warnings: list[str] | None = None) -> str:
     """Return ``url`` stripped if Hookline may send webhooks to it, else raise InvalidWebhookURL.
 
     1. The scheme is http or https and there is a host.
     2. There are no credentials in the URL (they would be logged and shown).
     3. The host and port are not one of Hookline's ``own`` names.
     4. Every address the host resolves to is allowed by ``policy``, and none is one of Hookline's ``own``
-       addresses on that port.
+       addresses on that port. A host that does not resolve from here now (offline, split DNS, not created
+       yet) is accepted with a message in ``warnings``: the connect-time guard checks every send.
     """
     own = own or OwnEndpoints()
     url = (url or "").strip()
@@ -219,8 +225,14 @@ def validate_webhook_url(url: str, policy: AddressPolicy, own: OwnEndpoints | No
         raise _points_at_hookline(f"{_with_port(host, port)} is {own.names[host, port]}")
     try:
         addresses = policy.check_resolved(parts.hostname, port)
+    except InvalidHostName:
+        raise InvalidWebhookURL(f"{parts.hostname} is not a valid host name.") from None
     except UnresolvableHost:
-        raise InvalidWebhookURL(f"The host {parts.hostname} could not be found (DNS lookup failed).") from None
+        if warnings is not None:
+            warnings.append(f"The host {parts.hostname} does not resolve from this server right now (DNS lookup "
+                            "failed). The URL is saved; each delivery looks it up again and is refused if it "
+                            "then points at a private or reserved address.")
+        return url
     except BlockedDestination as exc:
         raise InvalidWebhookURL(f"The URL may not point at a private or reserved address ({exc}).") from None
     for address in filter(None, map(_ip_address, addresses)):

@@ -255,3 +255,12 @@ def test_an_app_saved_before_the_check_can_still_be_renamed(app, api, pager_api,
     app.config["BASE_URL"] = receiver.url("").rstrip("/")
     response = api("PUT", "/api/0/sentry-apps/pager/", json={"name": "Pager v2"})
     assert response.status_code == 200 and response.json["name"] == "Pager v2"
+
+
+def test_a_host_that_does_not_resolve_is_created_with_a_warning_header(api):
+    response = api("POST", "/api/0/sentry-apps/", json={"name": "Offline", "organization": "acme",
+                                                        "webhookUrl": "https://offline.invalid/hook", "events": []})
+    assert response.status_code == 201 and response.json["webhookUrl"] == "https://offline.invalid/hook"
+    assert response.headers["Warning"].startswith('299 hookline "The host offline.invalid does not resolve')
+    resolvable = api("PUT", "/api/0/sentry-apps/offline/", json={"webhookUrl": "https://93.184.216.34/hook"})
+    assert resolvable.status_code == 200 and "Warning" not in resolvable.headers

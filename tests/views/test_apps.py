@@ -174,3 +174,13 @@ def test_a_url_at_the_address_the_dashboard_was_reached_on_is_refused(app, owner
     assert (f"This URL points at Hookline itself (localhost resolves to 127.0.0.1, and 127.0.0.1:{port} is the "
             f"address this request arrived on)") in html.unescape(response.text)
     assert count_apps(app) == 0
+
+
+def test_a_host_that_does_not_resolve_is_saved_with_a_warning(app, owner):
+    response = owner.post("/orgs/acme/apps/new", {**APP, "webhook_url": "https://hooks.does-not-exist.invalid/in"})
+    assert response.status_code == 302
+    page = html.unescape(owner.get(response.headers["Location"]).get_data(as_text=True))
+    assert "Registered Pager bridge." in page
+    assert "hooks.does-not-exist.invalid does not resolve from this server right now" in page
+    with app.app_context():
+        assert db.session.query(SentryApp).one().webhook_url == "https://hooks.does-not-exist.invalid/in"

@@ -13,6 +13,7 @@ from ..forms import AppForm, EmptyForm
 from ..dispatch.delivery import missed_delivery_count
 from ..dispatch.health import failing_since
 from ..integrations import (
+    app_warnings,
     AppValidationError,
     app_health,
     delete_internal_app,
@@ -81,6 +82,8 @@ def new_app(org_slug):
                 form[field if field in form else "name"].errors.append(message)
         else:
             flash(f"Registered {sentry_app.name}.", "success")
+            for warning in app_warnings():
+                flash(warning, "warning")
             return redirect(url_for("apps.app_detail", org_slug=org_slug, app_slug=sentry_app.slug))
     status = 400 if form.errors else 200
     return render_template("apps/new.html", organization=organization, form=form), status
@@ -104,6 +107,8 @@ def edit_app(org_slug, app_slug):
                 form[field if field in form else "name"].errors.append(message)
         else:
             flash(f"Saved {sentry_app.name}." if changes else "Nothing changed.", "success")
+            for warning in app_warnings():
+                flash(warning, "warning")
             return redirect(url_for("apps.app_detail", org_slug=org_slug, app_slug=app_slug))
     status = 400 if form.errors else 200
     return render_template("apps/edit.html", organization=organization, sentry_app=sentry_app, form=form), status

@@ -12,6 +12,7 @@ from ...dispatch.events import EVENT_TYPES
 from ...dispatch.request_log import SentryAppWebhookRequestsBuffer, is_error_code, mask_signatures_in
 from ...extensions import db
 from ...integrations import (
+    app_warnings,
     AppValidationError,
     app_health,
     delete_internal_app,
@@ -102,7 +103,7 @@ def create_app_endpoint():
     except AppValidationError as exc:
         db.session.rollback()
         raise validation_error(exc) from None
-    return jsonify(serialize_app(sentry_app, role)), 201
+    return with_warnings(jsonify(serialize_app(sentry_app, role))), 201
 
 
 @bp.route("/sentry-apps/<app_slug>/", methods=["GET"])
@@ -129,7 +130,14 @@ def update_app(app_slug):
     if events is not None and not sentry_app.is_enabled:
         # As in Sentry, setting events re-enables; what the app missed stays kept for a replay via enable/.
         enable_app(sentry_app, api_user().id, replay=None)
-    return jsonify(serialize_app(sentry_app, role))
+    return with_warnings(jsonify(serialize_app(sentry_app, role)))
+
+
+def with_warnings(response):
+    """Add what the save warned about as ``Warning: 299`` headers (RFC 7234's "miscellaneous persistent warning")."""
+    for warning in app_warnings():
+        response.headers.add("Warning", '299 hookline "' + warning.replace('"', "'") + '"')
+    return response
 
 
 @bp.route("/sentry-apps/<app_slug>/", methods=["DELETE"])
