@@ -86,8 +86,17 @@ from .extensions import login_manager  # noqa: E402
 
 
 @login_manager.user_loader
-def _load_user(user_id: str):
+def _load_user(session_id: str):
+    """The user a session names, if its session token is still current (logout ends it everywhere)."""
+    import hmac
+
     from .extensions import db
     from .models import User
 
-    return db.session.get(User, int(user_id))
+    user_id, _, token = session_id.partition(":")
+    if not user_id.isdigit() or not token:  # a cookie from before session tokens: log in again
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not hmac.compare_digest(user.session_token.encode(), token.encode()):
+        return None
+    return user

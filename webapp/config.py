@@ -142,6 +142,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "TRUSTED_PROXIES": (_count, 0),
     # Operations: /metrics answers only with this bearer token (404 while unset); /readyz fails when the
     # oldest job waiting in a queue is older than this many seconds.
+    # A dashboard session ends after this many minutes without a request.
+    "SESSION_IDLE_MINUTES": (_positive_int, 120),
     "METRICS_TOKEN": (_text, None),
     "READY_MAX_QUEUE_AGE": (_positive_float, 300.0),
     # The demo's mail catcher keeps emails in this folder; when set, the dashboard shows them under Outbox.

@@ -137,3 +137,32 @@ def test_an_unknown_email_costs_a_password_check_like_a_known_one(make_user, app
     assert checked[1] == real_hash
     # Same algorithm and parameters (method:cost$salt$hash), so the check costs the same.
     assert checked[0] != real_hash and checked[0].split("$")[0] == real_hash.split("$")[0]
+
+
+def test_logging_out_ends_a_copied_session_cookie_too(app, owner):
+    """A cookie copied before logout (another device, a stolen cookie) stops working at the logout."""
+    thief = app.test_client()
+    for cookie in owner.client._cookies.values():
+        thief.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+    assert thief.get("/orgs/acme/apps").status_code == 200
+    assert owner.post("/logout").status_code == 302
+    assert thief.get("/orgs/acme/apps").status_code == 302  # to the login page
+    assert thief.get("/api/0/organizations/acme/sentry-apps/").status_code == 401
+
+
+def test_a_session_ends_after_its_idle_time(app, owner):
+    app.config["SESSION_IDLE_MINUTES"] = 30
+    assert owner.get("/orgs/acme/apps").status_code == 200
+    with owner.client.session_transaction() as session:
+        session["seen"] -= 31 * 60
+    response = owner.get("/orgs/acme/apps")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    page = owner.get(response.headers["Location"]).get_data(as_text=True)
+    assert "logged out after 30 minutes without activity" in page
+    assert owner.get("/orgs/acme/apps").status_code == 302
+
+
+def test_a_session_from_before_session_tokens_must_log_in_again(app, owner):
+    with owner.client.session_transaction() as session:
+        session["_user_id"] = session["_user_id"].split(":")[0]  # what an older release kept
+    assert owner.get("/orgs/acme/apps").status_code == 302

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -41,8 +42,18 @@ class User(UserMixin, db.Model):
     name: Mapped[str] = mapped_column(String(100), default="")
     password_hash: Mapped[str] = mapped_column(String(256))
     date_joined: Mapped[datetime] = mapped_column(default=utcnow)
+    # Every session cookie names this token; a new one (``end_sessions``) ends them all, copied ones too.
+    session_token: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", lazy="selectin")
+
+    def get_id(self) -> str:
+        """What the session (and the remember-me cookie) keeps: the user's id and current session token."""
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """End every session of this person, on every device (a copied cookie too); the caller commits."""
+        self.session_token = secrets.token_hex(16)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)

@@ -1,12 +1,14 @@
 """Log in and out."""
 
 import math
+import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..accounts import authenticate
+from ..extensions import db
 from ..forms import EmptyForm, LoginForm
 from ..login_throttle import count_attempt, record_success
 
@@ -48,6 +50,29 @@ def _too_many_attempts(form: LoginForm, wait: int):
 @login_required
 def logout():
     if EmptyForm().validate_on_submit():
+        if current_user.is_authenticated:
+            current_user.end_sessions()  # every session of this person ends, not just this browser's
+            db.session.commit()
         logout_user()
         flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.before_app_request
+def end_idle_session():
+    """End a session unused for SESSION_IDLE_MINUTES: the next page asks to log in again."""
+    if not current_user.is_authenticated or "_user_id" not in session:  # API tokens carry no session
+        return None
+    now = int(time.time())
+    idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
+    seen = session.get("seen", now)
+    if now - seen > idle:
+        logout_user()
+        session.pop("seen", None)
+        flash(f"You were logged out after {idle // 60} minutes without activity. Log in again.", "info")
+        if request.path.startswith("/api/"):
+            return None  # the API answers 401 for a session read without a user
+        return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+    if now - seen >= 60 or "seen" not in session:  # refresh at most once a minute: fewer cookie rewrites
+        session["seen"] = now
+    return None
