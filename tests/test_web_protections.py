@@ -41,7 +41,7 @@ def test_new_token_and_revealed_secret_are_not_stored_by_caches(owner):
     for htmx in (True, False):
         revealed = owner.post("/orgs/acme/apps/pager/secret", htmx=htmx)
         assert "whsec_" in revealed.get_data(as_text=True) and revealed.headers["Cache-Control"] == "no-store"
-    rotated = owner.post("/orgs/acme/apps/pager/rotate-secret")
+    rotated = owner.post("/orgs/acme/apps/pager/rotate-secret", {"confirm": "1"})  # past the confirmation
     assert "whsec_" in rotated.get_data(as_text=True) and rotated.headers["Cache-Control"] == "no-store"
 
 
