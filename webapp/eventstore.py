@@ -55,7 +55,7 @@ def _message(raw: dict) -> str:
     return ""
 
 
-def _exceptions(raw: dict) -> list[dict]:
+def exceptions_of(raw: dict) -> list[dict]:
     value = raw.get("exception")
     values = value.get("values") if isinstance(value, dict) else value
     return [item for item in values if isinstance(item, dict)] if isinstance(values, list) else []
@@ -78,7 +78,7 @@ def _tags(value) -> list[list[str]]:
     return [[_text(pair[0], 200), _text(pair[1], 200)] for pair in pairs if isinstance(pair, (list, tuple)) and len(pair) == 2]
 
 
-def _top_in_app_frame(exception: dict) -> dict | None:
+def top_in_app_frame(exception: dict) -> dict | None:
     stacktrace = exception.get("stacktrace")
     frames = stacktrace.get("frames") if isinstance(stacktrace, dict) else None
     frames = [frame for frame in frames if isinstance(frame, dict)] if isinstance(frames, list) else []
@@ -101,7 +101,7 @@ def normalize_event(raw: dict) -> dict:
     level = raw.get("level") if raw.get("level") in LEVELS else "error"
     if raw.get("level") == "critical":
         level = "fatal"
-    exceptions = _exceptions(raw)
+    exceptions = exceptions_of(raw)
     message = _message(raw)
     when = _timestamp(raw.get("timestamp"))
     event = {"event_id": event_id, "level": level, "platform": _text(raw.get("platform") or "other", 50),
@@ -113,7 +113,7 @@ def normalize_event(raw: dict) -> dict:
         kind, value = _text(main.get("type") or "Error", 200), _text(main.get("value"), 1000)
         event["title"] = f"{kind}: {value}" if value else kind
         event["metadata"] = {"type": kind, "value": value}
-        frame = _top_in_app_frame(main)
+        frame = top_in_app_frame(main)
         event["culprit"] = _text(raw.get("transaction") or (
             f"{frame.get('module') or frame.get('filename') or '?'} in {frame.get('function') or '?'}" if frame else ""), 200)
     else:
@@ -134,7 +134,7 @@ def grouping_components(event: dict) -> list[str]:
     exceptions = (event.get("exception") or {}).get("values") or []
     if exceptions:
         main = exceptions[-1]
-        frame = _top_in_app_frame(main) or {}
+        frame = top_in_app_frame(main) or {}
         default = [_text(main.get("type")), _text(main.get("value")),
                    f"{frame.get('module') or frame.get('filename') or ''}:{frame.get('function') or ''}"]
     else:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from .. import keys
 from ..cache import get_from_cache
+from ..eventstore import exceptions_of, top_in_app_frame
 from ..extensions import db
 from ..redis_store import get_redis
 from ..models import Comment, Event, Group, Incident, Organization, Project, SentryAppInstallation
@@ -135,13 +136,8 @@ def _substatus(group: Group) -> str | None:
 
 def _frame_metadata(data: dict) -> dict:
     """``filename`` and ``function`` of the top in-app frame of the event's main exception, as Sentry's metadata has."""
-    values = (data.get("exception") or {}).get("values") if isinstance(data.get("exception"), dict) else None
-    if not values or not isinstance(values[-1], dict):
-        return {}
-    stacktrace = values[-1].get("stacktrace")
-    frames = [frame for frame in (stacktrace.get("frames") or []) if isinstance(frame, dict)] \
-        if isinstance(stacktrace, dict) and isinstance(stacktrace.get("frames"), list) else []
-    top = ([frame for frame in frames if frame.get("in_app")] or frames or [None])[-1]
+    exceptions = exceptions_of(data)
+    top = top_in_app_frame(exceptions[-1]) if exceptions else None
     if top is None:
         return {}
     found = {"filename": top.get("filename") or top.get("abs_path"), "function": top.get("function")}
@@ -150,9 +146,8 @@ def _frame_metadata(data: dict) -> dict:
 
 def _is_unhandled(data: dict) -> bool:
     """Whether the event's exception reached no handler (the SDK sets ``mechanism.handled: false``)."""
-    values = (data.get("exception") or {}).get("values") if isinstance(data.get("exception"), dict) else None
-    return any(isinstance(value, dict) and isinstance(value.get("mechanism"), dict)
-               and value["mechanism"].get("handled") is False for value in values or [])
+    return any(isinstance(value.get("mechanism"), dict) and value["mechanism"].get("handled") is False
+               for value in exceptions_of(data))
 
 
 def user_count(group_id: int) -> int:
