@@ -150,6 +150,13 @@ class Bench:
             # The extra apps live in organisations of their own, so ingestion's fan-out (organisation
             # "bench") still reaches one app.
             self.fast_apps = [self.sentry_app.id] + apps("fast", "Fast", hook, FAST_APPS - 1)
+            # An issue alert reaches an app of the rule's own organisation only: organisation "fast" has its
+            # own rule for its apps (else their alerts would be dropped as another organisation's, unsent).
+            fast_rule = save_issue_rule(create_project(get_or_create_organization("fast"), "Fast"),
+                                        {"name": "Fast rule", "trigger": "every_event", "frequency_minutes": "1"},
+                                        [{"sentry_app_id": app_id, "settings": []} for app_id in self.fast_apps[1:]])
+            self.alert_rules = {app_id: fast_rule.id for app_id in self.fast_apps[1:]}
+            self.alert_rules[self.sentry_app.id] = self.rule.id
             self.slow_apps = apps("slow", "Slow", f"{hook}?delay_ms={SLOW_MS}", SLOW_APPS)
             self.hung_apps = apps("hung", "Hung", f"http://127.0.0.1:{self.hung.port}/hook", HUNG_APPS)
             self.healthy_app = apps("hung", "Healthy", hook, 1)[0]
@@ -179,13 +186,15 @@ class Bench:
         from webapp.dispatch.queues import delivery_spec, task_spec
         from webapp.outbox import enqueue_specs
 
-        _, rule_id, event_pk, _, _ = self.ids
+        event_pk = self.ids[2]
         specs = []
         with self.app.app_context():
             for i in range(count):
                 app_id = app_ids[i % len(app_ids)]
                 if alerts and i % 2 == 0:
-                    specs.append(task_spec("webapp.dispatch.tasks.send_alert_event", (event_pk, rule_id, app_id, [])))
+                    rule_id = self.alert_rules[app_id]
+                    specs.append(task_spec("webapp.dispatch.tasks.send_alert_event", (event_pk, rule_id, app_id, []),
+                                           app_cap=(app_id, self.app_cap)))
                 else:
                     specs.append(delivery_spec((app_id, "issue.created", {"issue": {"id": str(i), "title": f"issue {i}"}},
                                                 None, f"{prefix}{uuid.uuid4().hex}")))

@@ -30,9 +30,9 @@ from webapp.models import SentryApp
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-# Small workers: 1 periodic + 1 mail + 1 retry + 3 first-attempt slots each.
+# Small workers: 1 periodic + 1 mail + 1 retry + 4 first-attempt slots each.
 WORKER_SETTINGS = {"WORKER_CONCURRENCY": 4, "MAIL_CONCURRENCY": 1}
-SLOTS = 6
+SLOTS = 7
 PASSED_SETTINGS = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "BASE_URL", "WEBHOOK_ALLOW_PRIVATE", "WEBHOOK_TIMEOUT")
 
 

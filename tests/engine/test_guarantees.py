@@ -505,7 +505,7 @@ def test_hung_apps_do_not_delay_a_healthy_app(app, settings, pager, receiver, si
         wait_for(lambda: connection.keys("rq:worker:*"), 20)
         for app_id in hung_ids:
             send(app, app_id, 10)
-        # The first wave fills every first-attempt slot (6 apps x 4 > 12 slots) for WEBHOOK_TIMEOUT ...
+        # The first wave fills every first-attempt slot (6 apps x 4 > 16 slots) for WEBHOOK_TIMEOUT ...
         wait_for(lambda: sum(server.open for server in hung) >= 12, 10)
         # ... and once each hung app has timed out, it is down to one attempt at a time (its cap follows its
         # latest answer), leaving the other slots to everyone else.

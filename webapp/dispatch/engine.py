@@ -4,9 +4,9 @@ Deliveries wait on the network, so one process keeps ``WORKER_CONCURRENCY`` of t
 slot is an RQ ``SimpleWorker`` of its own (registered, heartbeating, with RQ's started registry and
 retries) running in a thread, on a single queue so RQ dequeues recoverably. Slots per queue:
 
-- ``hookline-webhooks``: WORKER_CONCURRENCY minus the retry slots (first attempts, test alerts, events);
-- ``hookline-retries``: a quarter of WORKER_CONCURRENCY (at least one), so retries never take the
-  slots of first attempts;
+- ``hookline-webhooks``: WORKER_CONCURRENCY (first attempts, test alerts, events);
+- ``hookline-retries``: a quarter as many again (at least one), so retries never take the slots of first
+  attempts, and first attempts never take theirs;
 - ``hookline-mail``: MAIL_CONCURRENCY; ``hookline-periodic``: one (the minute tick).
 
 A slot whose RQ worker stops on a fault (Redis gone, the database gone) starts a fresh one after a
@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -37,13 +38,13 @@ logger = logging.getLogger(__name__)
 # RQ's worker key expires this long after the last heartbeat; an idle slot wakes every 15 s (TTL - 15).
 WORKER_TTL = 30
 MAX_RESTART_DELAY = 5.0
+SWITCH_INTERVAL = 0.0005  # seconds; Python's default is 0.005
 
 
 def slot_plan(config) -> list[str]:
     """Return the queue of each slot of one worker process."""
-    concurrency = config["WORKER_CONCURRENCY"]
-    retries = max(1, concurrency // 4)
-    first_attempts = max(1, concurrency - retries)
+    first_attempts = config["WORKER_CONCURRENCY"]
+    retries = max(1, first_attempts // 4)
     return ([keys.PERIODIC_QUEUE] + [keys.MAIL_QUEUE] * config["MAIL_CONCURRENCY"]
             + [keys.RETRY_QUEUE] * retries + [keys.WEBHOOK_QUEUE] * first_attempts)
 
@@ -70,6 +71,10 @@ class WorkerProcess:
 
     def run(self) -> int:
         """Work until stopped; return the exit status (0: stopped on request)."""
+        # A slot whose socket has its answer waits for the GIL until the running thread gives it up, by default
+        # every 5 ms: with a delivery waiting on the network half a dozen times, that was the most of its
+        # overhead. A shorter interval hands the GIL over sooner (measured in benchmarks/run.py, case 2).
+        sys.setswitchinterval(SWITCH_INTERVAL)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -22,6 +23,7 @@ from ..extensions import db
 from ..outages import TransientFailure, is_database_outage
 from ..outbox import JobSpec
 from ..redis_store import get_redis
+from .batches import GO_ON, Batch, is_batch_leader
 from .deadlines import SharedTimerDeathPenalty
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,10 @@ class HooklineWorker(SimpleWorker):
 
     def perform_job(self, job, queue, *args, **kwargs):
         with self.flask_app.app_context():
+            if is_batch_leader(job):
+                # RQ calls job.perform() inside the job's time limit and before it releases the job's rate-limit
+                # slot: the app's waiting deliveries run there, within the slot (see batches.py).
+                job.perform = functools.partial(self._perform_with_backlog, job, job.perform)
             try:
                 performed = super().perform_job(job, queue, *args, **kwargs)
             finally:
@@ -115,6 +121,14 @@ class HooklineWorker(SimpleWorker):
         if getattr(self, "_database_down", False):
             self._wait_for_database()
         return performed
+
+    def _perform_with_backlog(self, job, perform):
+        started = time.monotonic()
+        result = perform()
+        if result in GO_ON:
+            Batch(job, self.name, started, webhook_timeout=self.flask_app.config["WEBHOOK_TIMEOUT"],
+                  stopping=self.stopping).run()
+        return result
 
     def handle_exception(self, job, *exc_info):
         # An outage is not a bug: one line, not a traceback on every attempt (RQ retries the job).

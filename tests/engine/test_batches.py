@@ -1,0 +1,126 @@
+"""An app's backlog is delivered in batches: each message once, within the app's cap; a failure stops the
+batch and the rest still arrive; deliveries claimed by a worker that dies are re-run by RQ's clean-up."""
+
+from __future__ import annotations
+
+import time
+
+from rq import Queue
+from rq.job import Job
+from rq.rate_limit import RateLimitRegistry
+from rq.registry import FinishedJobRegistry, StartedJobRegistry
+
+from tests.conftest import move_scheduled_jobs
+from tests.lifecycle import log_entries, pager, send  # noqa: F401 - pager is a fixture
+from webapp import keys
+from webapp.dispatch.batches import Batch
+from webapp.dispatch.queues import make_worker
+
+
+def executions(app) -> int:
+    """How many jobs RQ's workers dequeued and ran themselves (a batch's followers are not among them)."""
+    connection = app.extensions["redis"]
+    return sum(int(connection.hget(key, "successful_job_count") or 0) for key in connection.keys("rq:worker:*"))
+
+
+def test_a_backlog_arrives_each_message_once_in_few_rq_jobs(app, pager, receiver):
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    receiver.respond()
+    ids = send(app, pager, 30)
+
+    worker = make_worker(app, [keys.WEBHOOK_QUEUE])
+    worker.work(burst=True)
+
+    assert sorted(r.headers["Webhook-Id"] for r in receiver.received) == sorted(ids)
+    assert all(r.sentry_signature_ok and r.standard_webhooks_ok for r in receiver.received)
+    assert worker.successful_job_count < 10  # RQ ran a few jobs; each took the waiting ones after it
+    finished = FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"])
+    assert len(finished.get_job_ids()) == 30  # every delivery is a finished RQ job with its result
+    assert len(log_entries(app, pager)) == 30
+    registry = RateLimitRegistry(keys.app_rate_limit(pager), app.extensions["redis"])
+    assert registry.get_allowed_job_count() == 0 and registry.get_rate_limited_job_count() == 0
+
+
+def test_a_failure_stops_the_batch_and_is_retried_while_the_rest_arrive(app, pager, receiver):
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    ids = send(app, pager, 12)
+    answers = iter([200] * 4 + [500] + [200] * 20)
+
+    def handler(request):
+        from werkzeug import Response
+
+        receiver.received.append(receiver._check(request))
+        return Response('{"ok": true}', status=next(answers), content_type="application/json")
+
+    receiver.server.expect_request("/hook", method="POST").respond_with_handler(handler)
+    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+
+    first_round = [r.headers["Webhook-Id"] for r in receiver.received]
+    # The fifth failed; the batch stopped there and the next job carried on with the rest.
+    assert sorted(first_round) == sorted(ids)
+    assert move_scheduled_jobs(app.extensions["redis"])  # the failed one's retry
+    make_worker(app, [keys.RETRY_QUEUE]).work(burst=True)
+    assert [r.headers["Webhook-Id"] for r in receiver.received][12:] == [first_round[4]]  # under its own id
+    assert [entry["response_code"] for entry in log_entries(app, pager)].count(500) == 1
+
+
+def test_deliveries_claimed_by_a_worker_that_died_are_re_run(app, pager, receiver):
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    receiver.respond()
+    ids = send(app, pager, 4)
+    connection = app.extensions["redis"]
+    leader = Job.fetch(Queue(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids()[0], connection=connection)
+
+    # A worker claims the three waiting behind the first job, then dies before sending them.
+    claimed = Batch(leader, "dead-worker", time.monotonic(), webhook_timeout=1.0).claim()
+    assert [job.get_status() for job, _ in claimed] == ["started"] * 3
+    started = StartedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection)
+    assert sorted(started.get_job_ids(cleanup=False)) == sorted(job.id for job, _ in claimed)
+
+    # RQ's clean-up (the housekeeper runs it every few seconds) finds them abandoned once their time is up ...
+    started.cleanup(timestamp=time.time() + 3600)
+    assert [job.get_status() for job, _ in claimed] == ["scheduled"] * 3  # their crash retry
+    move_scheduled_jobs(connection)
+    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+
+    # ... and every message arrives, each under the webhook-id it was sent with.
+    assert sorted(r.headers["Webhook-Id"] for r in receiver.received) == sorted(ids)
+    assert len(receiver.received) == 4
+
+
+def test_claimed_deliveries_given_back_keep_their_places(app, pager, receiver):
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    send(app, pager, 6)
+    connection = app.extensions["redis"]
+    registry = RateLimitRegistry(keys.app_rate_limit(pager), connection)
+    waiting = registry.get_rate_limited_job_ids()
+    leader = Job.fetch(Queue(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids()[0], connection=connection)
+
+    batch = Batch(leader, "worker", time.monotonic(), webhook_timeout=1.0)
+    claimed = batch.claim()
+    assert [job.id for job, _ in claimed] == waiting  # in the waiting set's order
+    assert registry.get_rate_limited_job_count() == 0
+    batch.give_back(claimed)
+
+    assert registry.get_rate_limited_job_ids() == waiting
+    assert {Job.fetch(job_id, connection=connection).get_status() for job_id in waiting} == {"rate_limited"}
+    assert StartedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids(cleanup=False) == []
+
+
+def test_a_disabled_app_mid_backlog_keeps_the_rest_as_missed(app, pager, receiver):
+    from webapp.dispatch.delivery import missed_delivery_count
+    from webapp.extensions import db
+    from webapp.integrations import disable_app
+    from webapp.models import SentryApp
+
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    receiver.respond()
+    send(app, pager, 3)
+    with app.app_context():
+        disable_app(db.session.get(SentryApp, pager), actor_id=None, reason="test")
+    send(app, pager, 3)
+    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+
+    assert receiver.received == []
+    with app.app_context():
+        assert missed_delivery_count(pager) == 6  # kept for a replay on re-enable, none sent, none lost
