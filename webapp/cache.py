@@ -6,7 +6,7 @@ import json
 import logging
 from types import SimpleNamespace
 
-from flask import current_app, has_app_context
+from flask import current_app, g, has_app_context
 from redis.exceptions import RedisError
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -27,8 +27,15 @@ KEY_COLUMNS = ("id", "public_key", "is_active", "rate_limit")
 
 
 def get_from_cache(model: type, pk: int) -> SimpleNamespace | None:
-    """Return the cached columns of ``model`` row ``pk`` (reading the database on a miss), or None."""
-    return _model_from(model, pk, *_read(keys.model_cache(model.__tablename__, pk)))
+    """Return the cached columns of ``model`` row ``pk`` (reading the database on a miss), or None.
+
+    A row read once is remembered for the rest of the app context (one request, one job or one batch of
+    deliveries, a couple of seconds at most), so a batch of alerts for one project reads it once.
+    """
+    seen = g.setdefault("hookline_model_cache", {})
+    if (model, pk) not in seen:
+        seen[(model, pk)] = _model_from(model, pk, *_read(keys.model_cache(model.__tablename__, pk)))
+    return seen[(model, pk)]
 
 
 def get_project_keys(project_id: int) -> list[SimpleNamespace]:
@@ -112,6 +119,7 @@ def _invalidate(session):
     changed = session.info.pop("hookline_cache_changed", None)
     if not changed or not has_app_context():
         return
+    g.pop("hookline_model_cache", None)
     try:
         current_app.extensions["redis"].delete(*changed)
     except RedisError:

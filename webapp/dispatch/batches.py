@@ -47,7 +47,7 @@ BATCHED_FUNCS = frozenset({
 # Outcomes after which the batch goes on: the receiver answered, or nothing was sent (the app was deleted, or
 # is disabled and keeps the message). A failure stops it: the app's retries are scheduled as usual.
 GO_ON = frozenset({"success", "missing", "missed"})
-CLAIM_CHUNK = 8  # waiting jobs taken per claim: a Lua call, a fetch and a finish pipeline per chunk
+CLAIM_CHUNK = 16  # waiting jobs taken per claim: a Lua call, a fetch and a finish pipeline per chunk
 BATCH_SECONDS = 2.0  # no delivery of the batch starts later than this after the job began (job timeout: +10 s)
 REGISTRY_MARGIN = 15  # seconds a claimed job's started entry outlives its worst case, as a job's heartbeat does
 
