@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -38,7 +37,6 @@ logger = logging.getLogger(__name__)
 # RQ's worker key expires this long after the last heartbeat; an idle slot wakes every 15 s (TTL - 15).
 WORKER_TTL = 30
 MAX_RESTART_DELAY = 5.0
-SWITCH_INTERVAL = 0.0005  # seconds; Python's default is 0.005
 
 
 def slot_plan(config) -> list[str]:
@@ -71,10 +69,6 @@ class WorkerProcess:
 
     def run(self) -> int:
         """Work until stopped; return the exit status (0: stopped on request)."""
-        # A slot whose socket has its answer waits for the GIL until the running thread gives it up, by default
-        # every 5 ms: with a delivery waiting on the network half a dozen times, that was the most of its
-        # overhead. A shorter interval hands the GIL over sooner (measured in benchmarks/run.py, case 2).
-        sys.setswitchinterval(SWITCH_INTERVAL)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
