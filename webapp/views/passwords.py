@@ -81,8 +81,6 @@ def reset(token):
         except ResetLinkGone as exc:
             return link_gone("This reset link cannot be used", exc, exc.status)
         else:
-            if current_user.is_authenticated:
-                logout_user()
             record_success(user.email, _address())  # failed logins before the reset no longer hold the account back
             flash("Your password is changed and every session of yours has ended. Log in with the new password.",
                   "success")
