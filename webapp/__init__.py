@@ -59,11 +59,11 @@ def create_app(config: dict | None = None) -> Flask:
     web_protections.init_app(app)
 
     from . import templating
-    from .views import (account, api, apps, auth, errors, health, incidents, ingest, issues, orgs, project_keys,
-                        projects, request_log)
+    from .views import (account, api, apps, auth, errors, health, incidents, ingest, invitations, issues, members,
+                        orgs, passwords, project_keys, projects, request_log)
 
     for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, request_log.bp, projects.bp, project_keys.bp,
-                      issues.bp, incidents.bp, orgs.bp, health.bp):
+                      issues.bp, incidents.bp, orgs.bp, health.bp, members.bp, invitations.bp, passwords.bp):
         app.register_blueprint(blueprint)
 
     if app.config["DEMO_MAILBOX"]:

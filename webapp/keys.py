@@ -193,6 +193,21 @@ def login_attempts_for_address(address: str) -> str:
     return f"hookline:login-attempts:address:{address}"
 
 
+# Password reset requests in the current window, per email and per client address (INCR; same shape as the
+# login attempts above, with an expiry of RESET_WINDOW seconds set by the first request).
+#   hookline:reset-requests:email:<sha256 of the lowercased email>
+#   hookline:reset-requests:address:<client address>
+RESET_WINDOW = 60 * 60
+
+
+def reset_requests_for_email(email_digest: str) -> str:
+    return f"hookline:reset-requests:email:{email_digest}"
+
+
+def reset_requests_for_address(address: str) -> str:
+    return f"hookline:reset-requests:address:{address}"
+
+
 # Queue names (RQ stores them as rq:queue:<name>). Each has slots of its own in every worker process,
 # so retries never take the slots of first attempts, and mail and the minute tick never wait behind deliveries.
 WEBHOOK_QUEUE = "hookline-webhooks"   # first attempts, test alerts, event post-processing

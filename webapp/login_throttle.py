@@ -1,9 +1,14 @@
-"""Slow password guessing: count login attempts per email and per client address, refuse past a limit."""
+"""Slow password guessing: count login attempts per email and per client address, refuse past a limit.
+
+The same counters, with keys and limits of their own, slow down requests for password reset emails.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
+from typing import Callable
 
 from redis.exceptions import RedisError
 
@@ -19,24 +24,40 @@ MAX_ATTEMPTS_PER_ADDRESS = 20
 _DECREMENT_IF_PRESENT = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
 
 
-def _email_key(email: str) -> str:
+@dataclass(frozen=True)
+class Limits:
+    """What is counted: the key of an email's (hashed) and an address's counter, the window and the maximums."""
+
+    email_key: Callable[[str], str]
+    address_key: Callable[[str], str]
+    window: int
+    per_email: int
+    per_address: int
+
+
+LOGIN = Limits(keys.login_attempts_for_email, keys.login_attempts_for_address, keys.LOGIN_WINDOW,
+               MAX_ATTEMPTS_PER_EMAIL, MAX_ATTEMPTS_PER_ADDRESS)
+PASSWORD_RESET = Limits(keys.reset_requests_for_email, keys.reset_requests_for_address, keys.RESET_WINDOW, 3, 10)
+
+
+def _email_key(email: str, limits: Limits = LOGIN) -> str:
     # Hashed: the key names of Redis need not list who tried to log in.
-    return keys.login_attempts_for_email(hashlib.sha256(email.strip().lower().encode()).hexdigest())
+    return limits.email_key(hashlib.sha256(email.strip().lower().encode()).hexdigest())
 
 
-def count_attempt(email: str, address: str) -> int:
-    """Count a login attempt; return the seconds until the next one may be checked, or 0 to check this one.
+def count_attempt(email: str, address: str, limits: Limits = LOGIN) -> int:
+    """Count an attempt (a login unless ``limits`` says otherwise); return the seconds until the next one may be
+    checked, or 0 to check this one.
 
     The attempt is counted before the password is checked, so parallel guesses cannot slip past the
     limit while the hash is computed; ``record_success`` takes a good one back. Without Redis, logins
     are let through (with a log line): an outage must not lock everyone out.
     """
-    counters = ((_email_key(email), MAX_ATTEMPTS_PER_EMAIL), (keys.login_attempts_for_address(address),
-                                                             MAX_ATTEMPTS_PER_ADDRESS))
+    counters = ((_email_key(email, limits), limits.per_email), (limits.address_key(address), limits.per_address))
     try:
         pipe = get_redis().pipeline(transaction=True)
         for key, _ in counters:
-            pipe.set(key, 0, ex=keys.LOGIN_WINDOW, nx=True)
+            pipe.set(key, 0, ex=limits.window, nx=True)
             pipe.incr(key)
             pipe.ttl(key)
         replies = pipe.execute()

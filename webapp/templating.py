@@ -19,6 +19,8 @@ SECTIONS = {
     "incidents": "incidents",
     "orgs.audit_log": "audit-log",
     "orgs.settings": "settings",
+    "members": "members",
+    "passwords.change": "password",
     "account.tokens": "tokens",
     "account.revoke": "tokens",
     "account.api_docs": "api-docs",

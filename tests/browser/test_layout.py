@@ -34,6 +34,8 @@ def main_pages(dashboard):
         ("incident", f"/orgs/acme/incidents/{incident}", "Incidents", None),
         ("tokens", "/settings/tokens", None, "API tokens"),
         ("api-docs", "/api-docs", None, "API docs"),
+        ("members", "/orgs/acme/members", "Members", None),
+        ("password", "/settings/password", None, "Password"),
         ("audit-log", "/orgs/acme/audit-log", "Audit log", None),
         ("settings", "/orgs/acme/settings", "Settings", None),
         ("not-found", "/orgs/acme/apps/no-such-app", None, None),

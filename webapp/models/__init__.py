@@ -20,6 +20,7 @@ from .alerts import (
     MetricAlertRule,
 )
 from .audit import AuditLogEntry
+from .invitations import Invitation, PasswordReset
 from .apps import RESOURCES, SentryApp, SentryAppInstallation
 from .tokens import ApiToken
 from .outbox import OutboxJob
@@ -53,6 +54,7 @@ __all__ = [
     "GroupEnvironment",
     "Incident",
     "IncidentStatusChange",
+    "Invitation",
     "IssueAlertRule",
     "MetricAlertRule",
     "Project",
@@ -64,6 +66,7 @@ __all__ = [
     "Membership",
     "Organization",
     "OutboxJob",
+    "PasswordReset",
     "SentryApp",
     "SentryAppInstallation",
     "User",

@@ -75,6 +75,7 @@ class Membership(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(20), default="member")
+    date_added: Mapped[datetime] = mapped_column(default=utcnow)  # when the person joined the organisation
 
     user: Mapped[User] = relationship(back_populates="memberships")
     organization: Mapped[Organization] = relationship(lazy="joined")

@@ -91,3 +91,8 @@ def confirm_step(question: str, consequence: str, button: str, cancel_url: str, 
     fields = {name: value for name, value in request.form.items() if name not in ("csrf_token", "confirm")}
     return render_template("confirm.html", question=question, consequence=consequence, button=button,
                            cancel_url=cancel_url, action=request.path, fields=fields, organization=organization)
+
+
+def link_gone(title: str, reason: Exception, status: int):
+    """The page for a one-time emailed link that cannot be used (``reason`` says why); nothing was changed."""
+    return render_template("error.html", code=status, title=title, message=str(reason), nav_section=None), status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...dispatch.events import EVENT_TYPES
 from ...dispatch.failures import LABELS as FAILURE_KINDS
-from ...models import ISSUE_STATUSES, RESOURCES
+from ...models import ISSUE_STATUSES, RESOURCES, ROLES
 from ...project_keys import LABEL_MAX, RATE_LIMIT_MAX
 
 
@@ -38,6 +38,7 @@ APP = _path("sentry_app_slug", "The app's slug.")
 ISSUE = _path("issue_id", "The issue's id.", {"type": "integer", "minimum": 1})
 PROJECT = _path("project_slug", "The project's slug.")
 KEY = _path("key_id", "The key's id: its public key (32 hex).")
+MEMBER = _path("member_id", "A member's id, or invite-<id> for a pending invitation.")
 CURSOR = {"name": "cursor", "in": "query", "required": False, "description": "A cursor from a Link header.",
           "schema": {"type": "string", "pattern": "^[0-9]+:[0-9]+:[01]$"}}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -182,6 +183,36 @@ SCHEMAS = {
                        "isActive": {"type": "boolean", "description": "false: events sent with the key are refused."},
                        "rateLimit": _ref("RateLimit")},
     },
+    "Member": {
+        "type": "object",
+        "required": ["id", "email", "name", "user", "role", "orgRole", "roleName", "pending", "expired",
+                     "inviteStatus", "dateCreated"],
+        "description": "A member of the organisation, or (pending: true) an invitation not yet accepted.",
+        "properties": {
+            "id": {"type": "string", "description": "The membership's id, or invite-<id> for a pending invitation."},
+            "email": {"type": "string"}, "name": {"type": "string"},
+            "user": {"type": ["object", "null"], "required": ["id", "name", "email"],
+                     "description": "The person; null while the invitation is pending.",
+                     "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                                    "email": {"type": "string"}, "username": {"type": "string"}}},
+            "role": {"type": "string", "enum": list(ROLES)}, "orgRole": {"type": "string", "enum": list(ROLES)},
+            "roleName": {"type": "string"}, "pending": {"type": "boolean"},
+            "expired": {"type": "boolean", "description": "A pending invitation whose link has expired."},
+            "inviteStatus": {"type": "string", "enum": ["approved"]}, "inviterName": NULLABLE_STRING,
+            "dateCreated": NULLABLE_STRING,
+        },
+    },
+    "NewMember": {
+        "type": "object", "required": ["email"],
+        "properties": {"email": {"type": "string", "format": "email"},
+                       "orgRole": {"type": "string", "enum": list(ROLES), "description": "Default member."},
+                       "role": {"type": "string", "enum": list(ROLES), "description": "The older name of orgRole."}},
+    },
+    "MemberUpdate": {
+        "type": "object",
+        "properties": {"orgRole": {"type": "string", "enum": list(ROLES)},
+                       "role": {"type": "string", "enum": list(ROLES), "description": "The older name of orgRole."}},
+    },
     "Event": {"type": "object", "required": ["event_id", "url", "web_url", "issue_url", "issue_id"],
               "properties": {"event_id": {"type": "string"}, "url": {"type": "string"}, "web_url": {"type": "string"},
                              "issue_url": {"type": "string"}, "issue_id": {"type": "string"}}},
@@ -261,6 +292,33 @@ PATHS = {
         "responses": {"200": _json({"type": "object", "required": ["rows", "options"], "properties": {
             "rows": {"type": "array", "items": _ref("AuditLogEntry")},
             "options": {"type": "array", "items": {"type": "string"}}}}, "Entries.", LINK), **_errors(400, 403)}}},
+    "/api/0/organizations/{organization_slug}/members/": {
+        "parameters": [ORG],
+        "get": {"operationId": "listMembers",
+                "summary": "The organisation's members, owners first, then its pending invitations (owners and "
+                           "managers).",
+                "parameters": [CURSOR],
+                "responses": {"200": _json({"type": "array", "items": _ref("Member")}, "Members and invitations.",
+                                           LINK), **_errors(400, 403)}},
+        "post": {"operationId": "inviteMember",
+                 "summary": "Invite an email (owners): a one-time link valid 7 days is emailed. Inviting a pending "
+                            "email again renews its invitation.",
+                 "requestBody": _body("NewMember"),
+                 "responses": {"201": _json(_ref("Member"), "The pending invitation."), **_errors(400, 403)}},
+    },
+    "/api/0/organizations/{organization_slug}/members/{member_id}/": {
+        "parameters": [ORG, MEMBER],
+        "get": {"operationId": "getMember", "summary": "One member or pending invitation (owners and managers).",
+                "responses": {"200": _json(_ref("Member"), "The member."), **_errors(403)}},
+        "put": {"operationId": "updateMember",
+                "summary": "Change a member's role (owners). 403 for the organisation's only owner.",
+                "requestBody": _body("MemberUpdate"),
+                "responses": {"200": _json(_ref("Member"), "The member after the change."), **_errors(400, 403)}},
+        "delete": {"operationId": "deleteMember",
+                   "summary": "Remove a member, ending every session of theirs, or revoke a pending invitation "
+                              "(owners). 403 for the organisation's only owner.",
+                   "responses": {"204": {"description": "Removed or revoked."}, **_errors(403)}},
+    },
     "/api/0/organizations/{organization_slug}/issues/{issue_id}/": {
         "parameters": [ORG, ISSUE],
         "get": {"operationId": "getIssue", "summary": "One issue.",
@@ -322,8 +380,8 @@ def openapi_document(base_url: str) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Hookline API", "version": "0",
-                 "description": "Internal apps, their request logs and health, issues, and projects' client "
-                                "keys, in Sentry's shapes. "
+                 "description": "Internal apps, their request logs and health, issues, projects' client "
+                                "keys, and organisation members, in Sentry's shapes. "
                                 "Authenticate with `Authorization: Bearer <token>` (create tokens on the API tokens "
                                 "page or with `flask --app webapp create-token`)."},
         "servers": [{"url": base_url}],
