@@ -163,10 +163,13 @@ class Batch:
             return
         with self.connection.pipeline() as pipeline:
             for job in jobs:
+                result_ttl = job.get_result_ttl(DEFAULT_RESULT_TTL)
                 job._status = JobStatus.FINISHED
-                job._handle_success(job.get_result_ttl(DEFAULT_RESULT_TTL), pipeline=pipeline, worker_name=self.worker_name,
-                                    execution_id=self.execution_id, execution_started_at=job.started_at,
-                                    execution_ended_at=job.ended_at)
+                if result_ttl != 0:
+                    job._handle_success(result_ttl, pipeline=pipeline, worker_name=self.worker_name,
+                                        execution_id=self.execution_id, execution_started_at=job.started_at,
+                                        execution_ended_at=job.ended_at)
+                job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)  # the job expires with its result
                 pipeline.zrem(self._started_key(job), self._entry(job))
             pipeline.execute()
         self.ran += len(jobs)
