@@ -83,6 +83,33 @@ def test_no_one_sees_a_signature_value_and_members_cannot_resend(app, delivered)
         assert (">Resend</button>" in panel) == can_resend
 
 
+def stored_values(redis) -> bytes:
+    """Return every value Redis holds (strings, lists, hashes, sets), raw, as one byte string."""
+    values = []
+    for key in redis.keys("*"):
+        kind = redis.type(key)
+        if kind == b"string":
+            values.append(redis.get(key))
+        elif kind == b"list":
+            values += redis.lrange(key, 0, -1)
+        elif kind == b"hash":
+            values += [part for pair in redis.hgetall(key).items() for part in pair]
+        elif kind in (b"set", b"zset"):
+            values += list(redis.smembers(key)) if kind == b"set" else redis.zrange(key, 0, -1)
+    return b"\n".join(values)
+
+
+def test_no_signature_is_stored_shown_or_served(app, owner_session, delivered):
+    received, entry = delivered
+    raw = stored_values(app.extensions["redis"])
+    assert entry["request_id"].encode() in raw  # the log is there...
+    for header in ("Sentry-Hook-Signature", "Webhook-Signature"):  # ...without a valid signature anywhere
+        value = received.headers[header]
+        assert value.encode() not in raw and value.split(",")[-1].encode() not in raw
+        assert value not in owner_session.get(f"{PAGE}?open={entry['request_id']}").get_data(as_text=True)
+        assert value not in owner_session.get("/api/0/sentry-apps/pager/webhook-requests/").get_data(as_text=True)
+
+
 def test_without_javascript_the_link_opens_the_page_with_the_row_open(owner_session, delivered):
     _, entry = delivered
     rid = entry["request_id"]
