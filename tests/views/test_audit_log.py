@@ -76,7 +76,7 @@ def test_each_change_is_in_the_log_in_words(app, owner):
         "app.create": ("App registered", "Pager bridge", ["url: https://93.184.216.34/hook", "resources: issue, comment"]),
         "project.create": ("Project created", "Web shop", ["slug: web-shop"]),
         "project.edit": ("Project edited", "Web shop", ["events per minute per key: none → 7"]),
-        "project-key.create": ("Client key created", "Mobile", [f"project: web-shop", f"public key: {key}",
+        "project-key.create": ("Client key created", "Mobile", ["project: web-shop", f"public key: {key}",
                                                                "label: Mobile", "events per minute: none"]),
         "project-key.disable": ("Client key disabled", "Mobile", ["project: web-shop", f"public key: {key}"]),
         "project-key.enable": ("Client key enabled", "Mobile", ["project: web-shop", f"public key: {key}"]),
