@@ -9,6 +9,7 @@ import secrets
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .audit import changed_fields, record_audit
 from .extensions import db
 from .models import ROLES, Membership, Organization, User, find_user_by_email
 from .names import has_control_characters
@@ -73,8 +74,8 @@ def create_user(email: str, password: str, org_slug: str, role: str = "owner", n
 
 
 
-def rename_organization(organization: Organization, name: str, slug: str) -> None:
-    """Change the organisation's name and slug; commit (the model cache is invalidated on commit)."""
+def rename_organization(organization: Organization, name: str, slug: str, actor_id: int | None = None) -> None:
+    """Change the organisation's name and slug; audit; commit (the model cache is invalidated on commit)."""
     name, slug = (name or "").strip(), (slug or "").strip()
     if not name or len(name) > 100:
         raise AccountError("Give the organisation a name of at most 100 characters.")
@@ -85,5 +86,9 @@ def rename_organization(organization: Organization, name: str, slug: str) -> Non
     other = db.session.scalar(select(Organization).where(Organization.slug == slug, Organization.id != organization.id))
     if other is not None:
         raise AccountError(f"The slug {slug!r} is taken.")
+    changes = changed_fields({"name": organization.name, "slug": organization.slug}, {"name": name, "slug": slug})
+    if changes:
+        record_audit(organization.id, "org.edit", actor_id=actor_id, target_object=organization.id,
+                     target_label=name, data=changes)
     organization.name, organization.slug = name, slug
     db.session.commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from .audit import changed_fields, record_audit
 from .extensions import db
 from .models import LEVELS, RULE_TRIGGERS, IssueAlertRule, MetricAlertRule, Project, SentryApp
 
@@ -74,8 +75,8 @@ def _name(fields: dict, errors: dict) -> str:
 
 
 def save_issue_rule(project: Project, fields: dict, actions: list[dict], rule: IssueAlertRule | None = None,
-                    errors: dict[str, str] | None = None) -> IssueAlertRule:
-    """Validate ``fields`` (name, trigger, min_level, frequency_minutes) and save the rule; commit.
+                    errors: dict[str, str] | None = None, actor_id: int | None = None) -> IssueAlertRule:
+    """Validate ``fields`` (name, trigger, min_level, frequency_minutes) and save the rule; audit; commit.
 
     ``errors`` are problems already found in the same form (its actions): they are raised together with the
     fields' own, so the person sees every one at once.
@@ -92,16 +93,17 @@ def save_issue_rule(project: Project, fields: dict, actions: list[dict], rule: I
     if errors:
         raise RuleValidationError(errors)
     rule = rule or IssueAlertRule(project_id=project.id)
+    before = _audited_fields(rule) if rule.id else None
     rule.name, rule.trigger, rule.min_level, rule.frequency_minutes = name, trigger, min_level, frequency
     rule.actions = actions
-    db.session.add(rule)
+    _audit_save(project, rule, before, actor_id)
     db.session.commit()
     return rule
 
 
 def save_metric_rule(project: Project, fields: dict, actions: list[dict], rule: MetricAlertRule | None = None,
-                     errors: dict[str, str] | None = None) -> MetricAlertRule:
-    """Validate ``fields`` (name, window, thresholds) and save the metric alert rule; commit.
+                     errors: dict[str, str] | None = None, actor_id: int | None = None) -> MetricAlertRule:
+    """Validate ``fields`` (name, window, thresholds) and save the metric alert rule; audit; commit.
 
     An incident opens when the count reaches a threshold and closes when it falls below the resolve threshold,
     so warning < critical and resolve <= the lowest alert threshold (and at least 1: no count is below 0).
@@ -121,9 +123,60 @@ def save_metric_rule(project: Project, fields: dict, actions: list[dict], rule: 
     if errors:
         raise RuleValidationError(errors)
     rule = rule or MetricAlertRule(project_id=project.id)
+    before = _audited_fields(rule) if rule.id else None
     rule.name, rule.time_window_minutes = name, window
     rule.critical_threshold, rule.warning_threshold, rule.resolve_threshold = critical, warning, resolve
     rule.actions = actions
-    db.session.add(rule)
+    _audit_save(project, rule, before, actor_id)
     db.session.commit()
     return rule
+
+
+def delete_rule(project: Project, rule: IssueAlertRule | MetricAlertRule, actor_id: int | None) -> None:
+    """Delete an issue or metric alert rule (a metric rule's incidents go with it); audit; commit."""
+    record_audit(project.organization_id, f"{_event_prefix(rule)}.remove", actor_id=actor_id, target_object=rule.id,
+                 target_label=rule.name, data={"project": project.slug})
+    db.session.delete(rule)
+    db.session.commit()
+
+
+# What an audit entry of each kind of rule names, besides the apps it sends to.
+AUDITED_COLUMNS = {
+    IssueAlertRule: ("name", "trigger", "min_level", "frequency_minutes"),
+    MetricAlertRule: ("name", "time_window_minutes", "critical_threshold", "warning_threshold", "resolve_threshold"),
+}
+
+
+def _event_prefix(rule) -> str:
+    return "alert-rule" if isinstance(rule, IssueAlertRule) else "metric-alert-rule"
+
+
+def _audited_fields(rule) -> dict:
+    values = {column: getattr(rule, column) for column in AUDITED_COLUMNS[type(rule)]}
+    values["apps"] = _action_names(rule.actions or [])
+    return values
+
+
+def _action_names(actions: list[dict]) -> list[str]:
+    """Return each action as "App (name=value, …)", so a change of an app's settings shows too."""
+    ids = [action["sentry_app_id"] for action in actions]
+    rows = db.session.execute(select(SentryApp.id, SentryApp.name).where(SentryApp.id.in_(ids))) if ids else []
+    names = {app_id: name for app_id, name in rows}
+    described = []
+    for action in actions:
+        settings = ", ".join(f"{item['name']}={item['value']}" for item in action.get("settings") or [])
+        name = names.get(action["sentry_app_id"], f"app {action['sentry_app_id']}")
+        described.append(f"{name} ({settings})" if settings else name)
+    return described
+
+
+def _audit_save(project: Project, rule, before: dict | None, actor_id: int | None) -> None:
+    """Add the rule to the session and audit its creation, or what an edit changed (nothing: no entry)."""
+    db.session.add(rule)
+    db.session.flush()
+    after = _audited_fields(rule)
+    data = {"project": project.slug, **after} if before is None else changed_fields(before, after)
+    if before is None or data:
+        action = "create" if before is None else "edit"
+        record_audit(project.organization_id, f"{_event_prefix(rule)}.{action}", actor_id=actor_id,
+                     target_object=rule.id, target_label=rule.name, data=data)

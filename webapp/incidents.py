@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import keys
+from .audit import record_audit
 from .extensions import db
 from .models import Event, Incident, IncidentStatusChange, MetricAlertRule, Project, User, utcnow
 
@@ -142,6 +143,8 @@ def resolve_incident(incident_id: int, actor: User, on_change: OnChange, now: da
             db.session.rollback()
             return False
         _record_change(incident_id, "resolved", value, now, on_change(incident_id, "resolved", value), actor)
+        record_audit(incident.organization_id, "incident.resolve", actor_id=actor.id, target_object=incident.id,
+                     target_label=f"#{incident.identifier} {incident.title}", data={"metric_value": value})
         db.session.commit()
         return True
     finally:

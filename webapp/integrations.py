@@ -14,7 +14,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import func, select, update
 
 from . import clock, keys
-from .audit import record_audit
+from .audit import changed_fields, record_audit
 from .dispatch.delivery import drop_missed, forget_replayed, replay_missed
 from .dispatch.health import IntegrationRequestBuffer, display_history
 from .dispatch.queues import app_caps, get_queue, job_timeout
@@ -119,7 +119,7 @@ def register_internal_app(
     db.session.add(sentry_app)
     db.session.flush()
     db.session.add(SentryAppInstallation(sentry_app_id=sentry_app.id, organization_id=organization.id))
-    record_audit(organization.id, "sentry-app.add", actor_id=actor_id, target_object=sentry_app.id,
+    record_audit(organization.id, "app.create", actor_id=actor_id, target_object=sentry_app.id,
                  target_label=name, data={"webhook_url": webhook_url, "resources": sentry_app.resource_list})
     db.session.commit()
     return sentry_app
@@ -133,17 +133,20 @@ def update_internal_app(sentry_app: SentryApp, name: str, webhook_url: str, reso
     new = {"name": name, "webhook_url": webhook_url, "resources": " ".join(r for r in RESOURCES if r in resources)}
     changes = {field: value for field, value in new.items() if getattr(sentry_app, field) != value}
     if changes:
+        audited = changed_fields({field: getattr(sentry_app, field) for field in changes}, changes)
+        if "resources" in audited:
+            audited["resources"] = [value.split() for value in audited["resources"]]
         for field, value in changes.items():
             setattr(sentry_app, field, value)
-        record_audit(sentry_app.organization_id, "sentry-app.edit", actor_id=actor_id, target_object=sentry_app.id,
-                     target_label=sentry_app.name, data=changes)
+        record_audit(sentry_app.organization_id, "app.edit", actor_id=actor_id, target_object=sentry_app.id,
+                     target_label=sentry_app.name, data=audited)
         db.session.commit()
     return changes
 
 
 def delete_internal_app(sentry_app: SentryApp, actor_id: int | None) -> None:
     """Delete the app, its installation and everything Hookline keeps about it in Redis; audit it."""
-    record_audit(sentry_app.organization_id, "sentry-app.remove", actor_id=actor_id, target_object=sentry_app.id,
+    record_audit(sentry_app.organization_id, "app.remove", actor_id=actor_id, target_object=sentry_app.id,
                  target_label=sentry_app.name, data={"webhook_url": sentry_app.webhook_url})
     app_id, organization_id = sentry_app.id, sentry_app.organization_id
     _remove_rule_actions(app_id, organization_id)
@@ -183,7 +186,7 @@ def disable_app(sentry_app: SentryApp, actor_id: int, reason: str) -> bool:
     if not changed:
         db.session.rollback()
         return False
-    record_audit(sentry_app.organization_id, "internal-integration.disable", actor_id=actor_id,
+    record_audit(sentry_app.organization_id, "app.disable", actor_id=actor_id,
                  target_object=sentry_app.id, target_label=sentry_app.name, data={"reason": reason, "manual": True})
     db.session.commit()
     db.session.refresh(sentry_app)
@@ -203,9 +206,9 @@ def enable_app(sentry_app: SentryApp, actor_id: int | None, replay: bool | None)
     if not changed:
         db.session.rollback()
         return None
-    record_audit(sentry_app.organization_id, "internal-integration.enable", actor_id=actor_id,
-                 target_object=sentry_app.id, target_label=sentry_app.name, data={"replay": replay})
     replayed = replay_missed(sentry_app.id, sentry_app.organization_id) if replay else []  # commits with the enable
+    record_audit(sentry_app.organization_id, "app.enable", actor_id=actor_id, target_object=sentry_app.id,
+                 target_label=sentry_app.name, data={"replayed": len(replayed)} if replayed else {})
     db.session.commit()
     db.session.refresh(sentry_app)
     IntegrationRequestBuffer(get_redis(), sentry_app.id, sentry_app.organization_id).clear(clock.today())
@@ -221,7 +224,7 @@ def rotate_secret(sentry_app: SentryApp, actor_id: int | None) -> str:
     sentry_app.previous_client_secret = sentry_app.client_secret
     sentry_app.previous_secret_expires_at = utcnow() + timedelta(hours=24)
     sentry_app.client_secret = secrets.token_hex(32)
-    record_audit(sentry_app.organization_id, "internal-integration.rotate-secret", actor_id=actor_id,
+    record_audit(sentry_app.organization_id, "app.rotate-secret", actor_id=actor_id,
                  target_object=sentry_app.id, target_label=sentry_app.name,
                  data={"previous_valid_until": sentry_app.previous_secret_expires_at.isoformat() + "Z"})
     db.session.commit()
@@ -256,10 +259,11 @@ def list_organization_apps(organization_id: int) -> list[SentryApp]:
     return list(db.session.scalars(query))
 
 
-def enqueue_test_alert(sentry_app: SentryApp) -> str:
-    """Queue a test alert for the worker and return the job id the page polls.
+def enqueue_test_alert(sentry_app: SentryApp, actor_id: int | None) -> str:
+    """Queue a test alert for the worker, audit it, and return the job id the page polls.
 
-    An app has at most one pending test alert: a second press while one waits returns the waiting one.
+    An app has at most one pending test alert: a second press while one waits returns the waiting one (and is
+    not audited again).
     """
     redis = get_redis()
     pending_key = keys.test_alert_pending(sentry_app.id)
@@ -278,6 +282,9 @@ def enqueue_test_alert(sentry_app: SentryApp) -> str:
             rate_limit=RateLimit(keys.app_rate_limit(sentry_app.id), app_caps([sentry_app.id])[sentry_app.id]),
         )
         queue.enqueue_job(job)
+    record_audit(sentry_app.organization_id, "app.test-alert", actor_id=actor_id, target_object=sentry_app.id,
+                 target_label=sentry_app.name, data={"webhook_url": sentry_app.webhook_url})
+    db.session.commit()
     return job_id
 
 

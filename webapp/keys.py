@@ -208,6 +208,15 @@ def reset_requests_for_address(address: str) -> str:
     return f"hookline:reset-requests:address:{address}"
 
 
+# Set by the first refused (throttled) login of an email while it is refused, so the audit log gets one
+# "throttled" entry per refusal, not one per guess; it expires when logins are let through again.
+#   hookline:login-refusal-noted:<sha256 of the lowercased email>
+
+
+def login_refusal_noted(email_digest: str) -> str:
+    return f"hookline:login-refusal-noted:{email_digest}"
+
+
 # Queue names (RQ stores them as rq:queue:<name>). Each has slots of its own in every worker process,
 # so retries never take the slots of first attempts, and mail and the minute tick never wait behind deliveries.
 WEBHOOK_QUEUE = "hookline-webhooks"   # first attempts, test alerts, event post-processing

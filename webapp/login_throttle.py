@@ -40,9 +40,13 @@ LOGIN = Limits(keys.login_attempts_for_email, keys.login_attempts_for_address, k
 PASSWORD_RESET = Limits(keys.reset_requests_for_email, keys.reset_requests_for_address, keys.RESET_WINDOW, 3, 10)
 
 
-def _email_key(email: str, limits: Limits = LOGIN) -> str:
+def _email_digest(email: str) -> str:
     # Hashed: the key names of Redis need not list who tried to log in.
-    return limits.email_key(hashlib.sha256(email.strip().lower().encode()).hexdigest())
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def _email_key(email: str, limits: Limits = LOGIN) -> str:
+    return limits.email_key(_email_digest(email))
 
 
 def count_attempt(email: str, address: str, limits: Limits = LOGIN) -> int:
@@ -78,3 +82,12 @@ def record_success(email: str, address: str) -> None:
         redis.eval(_DECREMENT_IF_PRESENT, 1, keys.login_attempts_for_address(address))
     except RedisError as exc:
         logger.warning("login.throttle_not_cleared reason=%s", exc.__class__.__name__)
+
+
+def is_first_refusal(email: str, wait: int) -> bool:
+    """Say whether this is the first refused attempt for ``email`` in the ``wait`` seconds it stays refused."""
+    try:
+        return bool(get_redis().set(keys.login_refusal_noted(_email_digest(email)), 1, nx=True, ex=max(wait, 1)))
+    except RedisError as exc:
+        logger.warning("login.refusal_not_noted reason=%s", exc.__class__.__name__)
+        return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from .audit import record_audit
+from .audit import changed_fields, record_audit
 from .extensions import db
 from .models import Project, ProjectKey
 
@@ -53,7 +53,7 @@ def create_key(project: Project, label: str, actor_id: int | None, rate_limit: i
     key = ProjectKey(project_id=project.id, label=clean_label(label), rate_limit=clean_rate_limit(rate_limit))
     db.session.add(key)
     db.session.flush()
-    _audit(key, project, "projectkey.add", actor_id, {"label": key.label, "rate_limit": key.rate_limit})
+    _audit(key, project, "project-key.create", actor_id, {"label": key.label, "rate_limit": key.rate_limit})
     db.session.commit()
     return key
 
@@ -64,16 +64,22 @@ def update_key(key: ProjectKey, changes: dict, actor_id: int | None) -> dict:
     cleaned = {field: cleaners[field](value) for field, value in changes.items()}
     changed = {field: value for field, value in cleaned.items() if getattr(key, field) != value}
     if changed:
+        edits = changed_fields({field: getattr(key, field) for field in changed}, changed)
         for field, value in changed.items():
             setattr(key, field, value)
-        _audit(key, key.project, "projectkey.edit", actor_id, changed)
+        # Turning a key off or on is its own event (it refuses or lets in an application); other changes are edits.
+        if "is_active" in edits:
+            _audit(key, key.project, "project-key.enable" if edits.pop("is_active")[1] else "project-key.disable",
+                   actor_id, {})
+        if edits:
+            _audit(key, key.project, "project-key.edit", actor_id, edits)
         db.session.commit()
     return changed
 
 
 def delete_key(key: ProjectKey, actor_id: int | None) -> None:
     """Delete the key (applications sending with it are refused from the next request on); audit; commit."""
-    _audit(key, key.project, "projectkey.remove", actor_id, {"label": key.label})
+    _audit(key, key.project, "project-key.remove", actor_id, {"label": key.label})
     db.session.delete(key)
     db.session.commit()
 

@@ -16,7 +16,9 @@ class ProjectError(ValueError):
     """The project cannot be created as asked; the message says why."""
 
 
-def create_project(organization: Organization, name: str, slug: str | None = None) -> Project:
+def create_project(organization: Organization, name: str, slug: str | None = None,
+                   actor_id: int | None = None) -> Project:
+    """Validate, create the project with its first client key, audit and commit; return the project."""
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise ProjectError("Give the project a name of at most 100 characters.")
@@ -32,6 +34,9 @@ def create_project(organization: Organization, name: str, slug: str | None = Non
         raise ProjectError(f"This organisation already has a project {slug!r}.")
     project = Project(organization_id=organization.id, name=name, slug=slug, client_keys=[default_key()])
     db.session.add(project)
+    db.session.flush()
+    record_audit(organization.id, "project.create", actor_id=actor_id, target_object=project.id,
+                 target_label=project.name, data={"slug": project.slug})
     db.session.commit()
     return project
 
@@ -51,7 +56,7 @@ def set_key_rate_limit(project: Project, raw: str, actor_id: int | None) -> int 
     limit = int(raw) if raw else None
     if limit != project.key_rate_limit:
         record_audit(project.organization_id, "project.edit", actor_id=actor_id, target_object=project.id,
-                     target_label=project.name, data={"key_rate_limit": limit})
+                     target_label=project.name, data={"key_rate_limit": [project.key_rate_limit, limit]})
         project.key_rate_limit = limit
         db.session.commit()
     return limit

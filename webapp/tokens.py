@@ -7,8 +7,9 @@ import secrets
 
 from sqlalchemy import select, update
 
+from .audit import record_audit
 from .extensions import db
-from .models import ApiToken, User, utcnow
+from .models import ApiToken, Membership, User, utcnow
 
 TOKEN_PREFIX = "hkl_"
 
@@ -25,6 +26,8 @@ def create_token(user: User, name: str) -> tuple[ApiToken, str]:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), prefix=token[:12])
     db.session.add(row)
+    db.session.flush()
+    _audit(user, row, "token.create")
     db.session.commit()
     return row, token
 
@@ -47,6 +50,14 @@ def revoke_token(user: User, token_id: int) -> bool:
     row = db.session.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:
         return False
+    _audit(user, row, "token.revoke")
     db.session.delete(row)
     db.session.commit()
     return True
+
+
+def _audit(user: User, row: ApiToken, event: str) -> None:
+    """Audit the token in every organisation of its user (it acts there with the user's role); never the token."""
+    for organization_id in db.session.scalars(select(Membership.organization_id).where(Membership.user_id == user.id)):
+        record_audit(organization_id, event, actor_id=user.id, target_object=row.id, target_label=row.name,
+                     data={"label": row.name})

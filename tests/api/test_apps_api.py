@@ -158,7 +158,7 @@ def test_delete_removes_the_app_and_its_log(app, api, pager_api, receiver, run_w
     assert api("GET", "/api/0/sentry-apps/pager/").status_code == 404
     assert not any(key.startswith(b"hookline:webhook-requests:1:") for key in app.extensions["redis"].keys("*"))
     events = [row["event"] for row in api("GET", "/api/0/organizations/acme/audit-logs/").json["rows"]]
-    assert events[:2] == ["sentry-app.remove", "sentry-app.add"]
+    assert events[:2] == ["app.remove", "app.create"]
 
 
 def test_audit_logs_in_sentrys_shape(api, pager_api):
@@ -166,8 +166,8 @@ def test_audit_logs_in_sentrys_shape(api, pager_api):
     body = api("GET", "/api/0/organizations/acme/audit-logs/").json
     assert set(body) == {"rows", "options"}
     newest = body["rows"][0]
-    assert newest["event"] == "internal-integration.rotate-secret" and newest["actor"]["email"] == "owner@example.com"
-    assert "sentry-app.add" in body["options"]
+    assert newest["event"] == "app.rotate-secret" and newest["actor"]["email"] == "owner@example.com"
+    assert "app.create" in body["options"]
 
 
 def test_paging_with_link_headers(api, receiver):

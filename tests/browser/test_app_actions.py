@@ -33,7 +33,7 @@ def test_delete_app_asks_for_its_name(page: Page, app, pager, live_server, recei
     expect(page).to_have_url(f"{live_server}/orgs/acme/apps")
     expect(page.get_by_text("Deleted Pager; it receives no more webhooks.")).to_be_visible()
     expect(page.get_by_role("link", name="Pager", exact=True)).to_have_count(0)
-    assert audit_events(app)[-1] == "sentry-app.remove"
+    assert audit_events(app)[-1] == "app.remove"
 
 
 def test_disable_by_hand_says_who_and_why(page: Page, app, pager, live_server):
@@ -51,7 +51,7 @@ def test_disable_by_hand_says_who_and_why(page: Page, app, pager, live_server):
     screenshot(page, "desktop-disabled-by-hand")
     page.get_by_role("button", name="Re-enable").click()
     expect(page.get_by_test_id("disabled-banner")).to_have_count(0)
-    assert audit_events(app)[-2:] == ["internal-integration.disable", "internal-integration.enable"]
+    assert audit_events(app)[-2:] == ["app.disable", "app.enable"]
 
 
 def test_rotate_secret_asks_in_a_dialog_first(page: Page, app, pager, live_server):
@@ -72,7 +72,7 @@ def test_rotate_secret_asks_in_a_dialog_first(page: Page, app, pager, live_serve
     expect(page.get_by_test_id("client-secret")).to_be_visible()
     assert questions == ["Rotate the secret of Pager? The current one keeps signing beside the new one for 24 hours."] * 2
     assert page.url == f"{live_server}/orgs/acme/apps/pager"  # the address stays the app page's
-    assert audit_events(app).count("internal-integration.rotate-secret") == 1
+    assert audit_events(app).count("app.rotate-secret") == 1
 
 
 def test_without_javascript_a_page_asks_before_revoking_a_token(browser, app, pager, live_server):

@@ -46,7 +46,7 @@ def test_seven_failing_days_disable_the_app_once_with_one_email(app, pager, rece
     assert sentry_app.disabled_reason.startswith(
         f"Every one of the last 7 days ({first_day} to {first_day + timedelta(days=6)}, UTC) had failed requests")
     assert "7 errors and 0 timeouts" in sentry_app.disabled_reason
-    assert audit_events(app) == ["sentry-app.add", "internal-integration.disable"]
+    assert audit_events(app) == ["app.create", "app.disable"]
     assert sum(health_today(app, pager, clock.now().date()).values()) == 0  # cleared
 
     [mail] = [m for m in smtp.messages if subject(m).startswith("Action required")]
@@ -61,7 +61,7 @@ def test_seven_failing_days_disable_the_app_once_with_one_email(app, pager, rece
 
     send(app, pager, 3)
     run_worker()
-    assert audit_events(app).count("internal-integration.disable") == 1
+    assert audit_events(app).count("app.disable") == 1
     assert len([m for m in smtp.messages if subject(m).startswith("Action required")]) == 1
 
 
@@ -140,7 +140,7 @@ def test_two_workers_racing_disable_once_and_email_once(app, settings, pager, re
         assert worker.returncode == 0, errors
 
     assert load_app(app, pager).status == "disabled"
-    assert audit_events(app).count("internal-integration.disable") == 1
+    assert audit_events(app).count("app.disable") == 1
     run_worker()  # whatever mail the two workers left queued
     assert Queue(keys.MAIL_QUEUE, connection=redis).count == 0
     assert [subject(m) for m in smtp.messages] == ["Action required: Fix your Pager integration"]

@@ -10,6 +10,8 @@ from webapp.dispatch.request_log import (
     BODY_KEEP,
     MASK,
     SentryAppWebhookRequestsBuffer,
+    mask_signature,
+    mask_signatures,
     mask_signatures_in,
     masked_headers,
 )
@@ -104,7 +106,10 @@ def test_each_attempt_keeps_its_details_once_found_by_request_id(redis):
     ok = buffer.find_request("a" * 32)
     assert ok.entry["response_code"] == 200 and ok.message_id == "msg_1"
     assert ok.body() == body and ok.readable_body() == (json.dumps(json.loads(body), indent=2), True)
-    assert ok.request_headers == HEADERS
+    # Stored with the signatures masked: the log never holds a signature a reader could replay.
+    assert ok.request_headers == {**HEADERS, "Sentry-Hook-Signature": MASK, "webhook-signature": f"v1,{MASK}"}
+    stored = [raw for key in redis.keys("*") if redis.type(key) == b"list" for raw in redis.lrange(key, 0, -1)]
+    assert stored and not any(b"s3cr3t-hex" in raw or b"v1,abc=" in raw for raw in stored)
     assert ok.details["response_headers"] == {"X-Receiver": "yes"} and ok.details["response_body"] == "thanks ✓"
     failed = buffer.find_request("b" * 32, "issue.resolved")
     assert failed.entry["response_code"] == 503 and failed.details["response_body"] == "busy"
@@ -165,10 +170,18 @@ def test_status_class_filter(redis):
     assert buffer.get_requests("issue.resolved", status="4xx") == []
 
 
-def test_signature_values_are_masked_unless_revealed():
-    shown = masked_headers(HEADERS, reveal_signatures=False)
-    assert ("Sentry-Hook-Signature", MASK, True) in shown and ("webhook-signature", MASK, True) in shown
+def test_signature_values_of_entries_stored_unmasked_are_masked_on_read():
+    shown = masked_headers(HEADERS)
+    assert ("Sentry-Hook-Signature", MASK, True) in shown and ("webhook-signature", "v1," + MASK, True) in shown
     assert ("webhook-id", "msg_1", False) in shown
-    assert masked_headers(HEADERS, reveal_signatures=True) == [(k, v, False) for k, v in HEADERS.items()]
     text = mask_signatures_in(json.dumps(HEADERS, indent=1)[:-20])  # cut short, as the API's copy may be
     assert "s3cr3t-hex" not in text and "v1,abc=" not in text and '"webhook-id": "msg_1"' in text
+
+
+def test_mask_signature_keeps_only_the_schemes():
+    assert mask_signature("v1,AAAA= v1,BBBB=") == f"v1,{MASK} v1,{MASK}"
+    assert mask_signature("sha256=deadbeef") == f"sha256={MASK}"
+    assert mask_signature("deadbeef" * 8) == MASK
+    assert mask_signature("") == MASK
+    headers = mask_signatures({"X-Custom-Signature": "t=1,v1=abc", "X-Other": "kept"})
+    assert headers == {"X-Custom-Signature": f"t={MASK}", "X-Other": "kept"}

@@ -127,7 +127,9 @@ def test_edit_app_changes_url_and_resources_and_is_audited(app, owner):
         sentry_app = db.session.scalar(select(SentryApp))
         assert (sentry_app.webhook_url, sentry_app.resource_list) == ("https://93.184.216.35/v2", ["error"])
     audit = owner.get("/orgs/acme/audit-log").get_data(as_text=True)
-    assert "sentry-app.edit" in audit and "https://93.184.216.35/v2" in audit
+    audit = audit[audit.index("<tbody>"):]
+    assert "App edited" in audit and "url: https://93.184.216.34/hook → https://93.184.216.35/v2" in audit
+    assert "resources: issue, comment → error" in audit and "[" not in audit  # no Python lists
 
 
 def test_edit_app_with_a_bad_url_changes_nothing(app, owner):

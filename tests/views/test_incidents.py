@@ -113,6 +113,10 @@ def test_a_manager_resolves_by_hand_and_one_resolved_notification_per_action_goe
 
     again = manager.post("/orgs/acme/incidents/1/resolve", follow_redirects=True)
     assert "This incident was already resolved." in again.get_data(as_text=True)
+    audit = owner.get("/orgs/acme/audit-log?event=incident.resolve").get_data(as_text=True)
+    audit = audit[audit.index("<tbody>"):]  # one entry: the second press changed nothing
+    assert audit.count('class="audit-row"') == 1 and "Incident resolved by hand" in audit
+    assert "manager@example.com" in audit and "#1 Error spike" in audit and "metric value: 4" in audit
     run_worker()
     resolved = receiver.of("metric_alert.resolved")
     assert sorted(sent.path for sent in resolved) == ["/alerts", "/all"]

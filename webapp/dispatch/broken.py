@@ -47,7 +47,7 @@ def disable_broken_app(sentry_app: SentryApp, reason: str, buffer: IntegrationRe
     if not won:
         db.session.rollback()
         return False
-    record_audit(sentry_app.organization_id, "internal-integration.disable", target_object=sentry_app.id,
+    record_audit(sentry_app.organization_id, "app.disable", target_object=sentry_app.id,
                  target_label=sentry_app.name, data={"reason": reason, "webhook_url": sentry_app.webhook_url})
     db.session.refresh(sentry_app)
     notify_disable(sentry_app, reason)  # the email commits with the disable (the outbox)

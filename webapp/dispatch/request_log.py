@@ -30,8 +30,9 @@ BODY_PREVIEW = 4 * 1024
 RAW_BODY_LIMIT = 16 * BODY_KEEP
 HEADERS_LIMIT = 2048  # characters of a response's headers kept (a receiver may send any number)
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # Request-ID: uuid4 hex, one per attempt
-SIGNATURE_HEADERS = frozenset({"sentry-hook-signature", "webhook-signature"})
 MASK = "••••"
+# A signature value's scheme (``v1,`` or ``sha256=``), the one part of it the log keeps.
+SIGNATURE_SCHEME = re.compile(r"^[A-Za-z0-9_-]{1,16}[=,]")
 STATUS_CLASSES = {"2xx": "2xx success", "4xx": "4xx", "5xx": "5xx", "timeout": "timeout", "other": "other errors"}
 
 
@@ -78,16 +79,39 @@ def _pack_body(body: str) -> dict:
     return {"body_preview": body[:BODY_PREVIEW], "body_chars": len(body)}
 
 
-def masked_headers(headers: dict[str, str], reveal_signatures: bool) -> list[tuple[str, str, bool]]:
-    """Return (name, value, masked) per header; signature values are masked unless ``reveal_signatures``."""
-    return [(name, value, False) if reveal_signatures or name.lower() not in SIGNATURE_HEADERS else (name, MASK, True)
+def is_signature_header(name: str) -> bool:
+    """Say whether a header carries a signature (Sentry-Hook-Signature, webhook-signature, any *signature*)."""
+    return "signature" in name.lower()
+
+
+def mask_signature(value: str) -> str:
+    """Return a signature value with only its schemes kept: ``v1,<base64> v1,<base64>`` → ``v1,•••• v1,••••``.
+
+    A valid signature is never stored: anyone who could read it could replay the message to the receiver.
+    """
+    masked = []
+    for part in value.split():
+        scheme = SIGNATURE_SCHEME.match(part)
+        masked.append((scheme.group(0) if scheme else "") + MASK)
+    return " ".join(masked) or MASK
+
+
+def mask_signatures(headers: dict[str, str]) -> dict[str, str]:
+    """Return the headers with every signature value masked (see ``mask_signature``)."""
+    return {name: mask_signature(value) if is_signature_header(name) else value for name, value in headers.items()}
+
+
+def masked_headers(headers: dict[str, str]) -> list[tuple[str, str, bool]]:
+    """Return (name, value, masked) per header; signature values are masked (also those of entries stored before
+    the log masked them when writing)."""
+    return [(name, mask_signature(value), True) if is_signature_header(name) else (name, value, False)
             for name, value in headers.items()]
 
 
 def mask_signatures_in(text: str) -> str:
-    """Mask the signature values in a JSON text of headers (possibly cut short), as the API shows it to members."""
-    names = "|".join(re.escape(name) for name in SIGNATURE_HEADERS)
-    return re.sub(rf'("(?i:{names})":\s*")[^"]*', lambda match: match.group(1) + MASK, text)
+    """Mask the signature values in a JSON text of headers (possibly cut short) of an entry stored unmasked."""
+    return re.sub(r'("[^"]*(?i:signature)[^"]*":\s*")([^"]*)', lambda match: match.group(1) + mask_signature(
+        match.group(2)), text)
 
 
 @dataclass
@@ -161,7 +185,7 @@ class SentryAppWebhookRequestsBuffer:
         2. Its details record goes on the details list of successes or of errors, so it is kept once.
         """
         response_headers = response_headers or {}
-        request_headers = request_headers or {}
+        request_headers = mask_signatures(request_headers or {})
         entry = {
             "date": (now or clock.now()).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "response_code": response_code,

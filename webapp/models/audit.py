@@ -13,7 +13,11 @@ from .accounts import User, utcnow
 
 
 class AuditLogEntry(db.Model):
-    __table_args__ = (Index("ix_audit_log_entry_org_time", "organization_id", "datetime"),)
+    __table_args__ = (
+        Index("ix_audit_log_entry_org_time", "organization_id", "datetime"),
+        # The log's event filter reads one event of one organisation, newest first.
+        Index("ix_audit_log_entry_org_event_time", "organization_id", "event", "datetime"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
@@ -33,4 +37,6 @@ class AuditLogEntry(db.Model):
 
     @property
     def actor_label(self) -> str:
-        return self.actor.email if self.actor else "Hookline"
+        if self.actor:
+            return self.actor.email
+        return "Not logged in" if self.event == "login.failure" else "Hookline"

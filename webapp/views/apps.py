@@ -220,7 +220,7 @@ def reveal_secret(org_slug, app_slug):
 @login_required
 def send_test(org_slug, app_slug):
     organization, role, sentry_app = get_managed_app_or_404(org_slug, app_slug)
-    job_id = enqueue_test_alert(sentry_app)
+    job_id = enqueue_test_alert(sentry_app, current_user.id)
     if is_htmx(request):
         return render_template("apps/_test_result.html", sentry_app=sentry_app, job_id=job_id, result=None)
     flash("Test alert queued; its request appears in the log below when the worker has sent it.", "info")

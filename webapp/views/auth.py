@@ -8,9 +8,10 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..accounts import authenticate
+from ..audit import record_login
 from ..extensions import db
 from ..forms import EmptyForm, LoginForm
-from ..login_throttle import count_attempt, record_success
+from ..login_throttle import count_attempt, is_first_refusal, record_success
 
 bp = Blueprint("auth", __name__)
 
@@ -28,14 +29,19 @@ def login():
         return redirect(url_for("apps.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        wait = count_attempt(form.email.data, request.remote_addr or "")
+        address = request.remote_addr or ""
+        wait = count_attempt(form.email.data, address)
         if wait:
+            if is_first_refusal(form.email.data, wait):
+                record_login(form.email.data, address, failure="throttled")
             return _too_many_attempts(form, wait)
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
-            record_success(form.email.data, request.remote_addr or "")
+            record_success(form.email.data, address)
+            record_login(user.email, address)
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
+        record_login(form.email.data, address, failure="wrong password")
         flash("Wrong email or password.", "error")
     return render_template("login.html", form=form), 200 if request.method == "GET" else 400
 

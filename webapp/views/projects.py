@@ -6,7 +6,14 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from ..alert_rules import RuleValidationError, format_settings, parse_actions, save_issue_rule, save_metric_rule
+from ..alert_rules import (
+    RuleValidationError,
+    delete_rule as delete_alert_rule,
+    format_settings,
+    parse_actions,
+    save_issue_rule,
+    save_metric_rule,
+)
 from ..extensions import db
 from ..forms import EmptyForm
 from ..integrations import list_organization_apps
@@ -33,7 +40,7 @@ def list_view(org_slug):
         require_manager(role)
         if EmptyForm().validate_on_submit():
             try:
-                project = create_project(organization, request.form.get("name", ""))
+                project = create_project(organization, request.form.get("name", ""), actor_id=current_user.id)
             except ProjectError as exc:
                 error = str(exc)
             else:
@@ -100,7 +107,7 @@ def edit_rule(org_slug, project_slug, kind, rule_id=None):
     if request.method == "POST" and EmptyForm().validate_on_submit():
         try:
             actions, action_errors = parse_actions(request.form, organization.id)
-            saved = save(project, request.form, actions, rule, errors=action_errors)
+            saved = save(project, request.form, actions, rule, errors=action_errors, actor_id=current_user.id)
         except RuleValidationError as exc:
             errors = exc.errors
             db.session.rollback()
@@ -127,8 +134,7 @@ def delete_rule(org_slug, project_slug, kind, rule_id):
                             "Delete rule", url_for("projects.detail", org_slug=org_slug, project_slug=project_slug),
                             organization)
     if EmptyForm().validate_on_submit():
-        db.session.delete(rule)
-        db.session.commit()
+        delete_alert_rule(project, rule, current_user.id)
         flash(f"Deleted rule {rule.name}.", "info")
     return redirect(url_for("projects.detail", org_slug=org_slug, project_slug=project_slug))
 

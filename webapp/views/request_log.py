@@ -75,7 +75,7 @@ def log_context(sentry_app: SentryApp, role: str) -> dict:
 
 
 def inspection(sentry_app: SentryApp, logged: LoggedRequest, role: str) -> dict:
-    """Return what the inspector panel shows of one request; signature values only to owners and managers."""
+    """Return what the inspector panel shows of one request; signature values to no one (see ``mask_signature``)."""
     manager = role in MANAGING_ROLES
     entry, details = logged.entry, logged.details or {}
     body, body_whole = logged.readable_body()
@@ -84,8 +84,8 @@ def inspection(sentry_app: SentryApp, logged: LoggedRequest, role: str) -> dict:
         "entry": entry,
         "kept": bool(details),
         "message_id": logged.message_id,
-        "request_headers": masked_headers(logged.request_headers, reveal_signatures=manager),
-        "legacy_headers": legacy_headers if manager else mask_signatures_in(legacy_headers),
+        "request_headers": masked_headers(logged.request_headers),
+        "legacy_headers": mask_signatures_in(legacy_headers),
         "body": body,
         "body_whole": body_whole,
         "response_headers": list(details.get("response_headers", {}).items()),

@@ -1,7 +1,7 @@
 """invitations, password resets, and when each membership began
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02 10:00:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0011'
-down_revision = '0009'
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -160,7 +160,7 @@ def webhook_requests(app_slug):
 
 
 def serialize_request(entry: dict, sentry_app: SentryApp, organization: Organization, role: str) -> dict:
-    """Sentry's webhook-request shape plus Hookline's fields; signature values are masked for members."""
+    """Sentry's webhook-request shape plus Hookline's fields; signature values are masked for everyone."""
     item = {
         "webhookUrl": entry["webhook_url"],
         "sentryAppSlug": sentry_app.slug,
@@ -179,7 +179,7 @@ def serialize_request(entry: dict, sentry_app: SentryApp, organization: Organiza
     }
     if is_error_code(entry["response_code"]):
         headers = entry.get("request_headers")
-        item["requestHeaders"] = headers if role in MANAGING_ROLES or headers is None else mask_signatures_in(headers)
+        item["requestHeaders"] = None if headers is None else mask_signatures_in(headers)  # entries stored unmasked
         item["requestBody"] = entry.get("request_body")
         failure = entry.get("failure")
         item["responseBody"] = entry.get("response_body") or (failure["message"] if failure else None)
@@ -207,7 +207,7 @@ def test_alert(app_slug):
     """Queue a test alert and wait a few seconds for the worker: 200 with the outcome, or 202 while queued."""
     sentry_app, role = app_or_404(app_slug)
     require_manager(role)
-    job_id = enqueue_test_alert(sentry_app)
+    job_id = enqueue_test_alert(sentry_app, api_user().id)
     deadline = time.monotonic() + current_app.config["TEST_ALERT_WAIT_SECONDS"]
     while True:
         result = get_test_alert_result(sentry_app, job_id)

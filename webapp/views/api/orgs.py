@@ -5,14 +5,15 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 from sqlalchemy import select
 
-from ...audit import list_audit_entries
+from ...audit import EVENTS, describe, event_label
+from ...audit_search import AuditFilterError, audit_statement, parse_filters
 from ...dispatch.serializers import serialize_event, serialize_issue, serialize_issues
 from ...extensions import db
 from ...sentry_search import SearchError, issue_search
 from ...models import ISSUE_STATUSES, Event, User
 from ...workflow import WorkflowError, assign, set_status
 from ..helpers import get_group_or_404, get_project_or_404
-from . import ApiError, api_user, bp, field, flag, json_body, org_for, paged, paged_query, require_manager
+from . import ApiError, api_user, bp, field, flag, json_body, org_for, paged_query, require_manager
 from .apps import iso
 
 
@@ -125,22 +126,31 @@ def _assignee(body: dict, organization_id: int) -> User | None:
 
 @bp.route("/organizations/<org_slug>/audit-logs/")
 def audit_logs(org_slug):
+    """The log, newest first, filtered by ``event``, ``actor`` (a user id, or "hookline"), ``start`` and ``end``."""
     organization, role = org_for(org_slug)
     require_manager(role)
-    entries = list_audit_entries(organization.id, limit=1000)
-    options = sorted({entry.event for entry in entries})
-    return paged(entries, serialize_audit_entry, wrap=lambda rows: {"rows": rows, "options": options})
+    try:
+        filters = parse_filters(request.args, organization.id)
+    except AuditFilterError as exc:
+        raise ApiError(400, str(exc)) from None
+    options = list(EVENTS)
+    return paged_query(audit_statement(organization.id, filters),
+                       lambda entries: {"rows": [serialize_audit_entry(entry) for entry in entries], "options": options})
 
 
 def serialize_audit_entry(entry) -> dict:
+    """Sentry's audit log entry, with Hookline's ``eventLabel`` and ``details`` (the data in words)."""
+    data = entry.data
     return {
         "id": str(entry.id),
         "actor": {"id": str(entry.actor.id), "name": entry.actor.name, "email": entry.actor.email} if entry.actor else None,
         "event": entry.event,
-        "ipAddress": None,
+        "eventLabel": event_label(entry.event),
+        "ipAddress": data.get("ip_address"),
         "note": entry.target_label,
         "targetObject": entry.target_object,
         "targetUser": None,
-        "data": entry.data,
+        "data": data,
+        "details": describe(entry),
         "dateCreated": iso(entry.datetime),
     }

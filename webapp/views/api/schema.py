@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ...audit import EVENTS
+from ...audit_search import SYSTEM_ACTOR
 from ...dispatch.events import EVENT_TYPES
 from ...dispatch.failures import LABELS as FAILURE_KINDS
 from ...models import ISSUE_STATUSES, RESOURCES, ROLES
@@ -51,6 +53,20 @@ STATS_PERIOD = {"name": "statsPeriod", "in": "query", "required": False,
                 "schema": {"type": "string", "pattern": "^([0-9]{1,4}[mhdw])?$"}}
 SORT = {"name": "sort", "in": "query", "required": False, "description": "date (last seen), new (first seen), freq.",
         "schema": {"type": "string", "enum": ["date", "new", "freq"]}}
+
+AUDIT_EVENT = {"name": "event", "in": "query", "required": False, "description": "Only this event.",
+               "schema": {"type": "string", "enum": list(EVENTS)}}
+AUDIT_ACTOR = {"name": "actor", "in": "query", "required": False,
+               "description": f"Only what this person did (a user id), or `{SYSTEM_ACTOR}`: what Hookline did and "
+                              "failed logins.",
+               "schema": {"type": "string", "pattern": f"^([0-9]{{1,10}}|{SYSTEM_ACTOR})$"}}
+
+
+def _moment(name: str, word: str) -> dict:
+    return {"name": name, "in": "query", "required": False,
+            "description": f"{word} this UTC day (2026-11-01, included) or time (2026-11-01T12:00:00Z).",
+            "schema": {"type": "string"}}
+
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}},
@@ -107,7 +123,7 @@ SCHEMAS = {
                         "properties": {"kind": {"type": "string", "enum": list(FAILURE_KINDS)},
                                        "message": {"type": "string"}, "hint": {"type": "string"}}},
             "resend": {"type": "boolean", "description": "Sent again by a person (the resend endpoint or button)."},
-            "requestHeaders": {**NULLABLE_STRING, "description": "Signature values are masked for members."},
+            "requestHeaders": {**NULLABLE_STRING, "description": "Signature values are never kept: `v1,••••`."},
             "requestBody": NULLABLE_STRING, "responseBody": NULLABLE_STRING,
         },
     },
@@ -132,10 +148,18 @@ SCHEMAS = {
     },
     "AuditLogEntry": {
         "type": "object", "required": ["id", "event", "dateCreated", "data"],
-        "properties": {"id": {"type": "string"}, "actor": {"type": ["object", "null"]}, "event": {"type": "string"},
-                       "ipAddress": NULLABLE_STRING, "note": {"type": "string"},
+        "properties": {"id": {"type": "string"},
+                       "actor": {"type": ["object", "null"], "description": "Who acted; null: Hookline, or no one "
+                                                                            "logged in (a failed login)."},
+                       "event": {"type": "string", "description": "<object>.<action>, one of `options`."},
+                       "eventLabel": {"type": "string", "description": "The event in words (\"App disabled\")."},
+                       "ipAddress": {**NULLABLE_STRING, "description": "The client's address (logins)."},
+                       "note": {"type": "string", "description": "What was acted on (an app's name, an email)."},
                        "targetObject": {"type": ["integer", "null"]}, "targetUser": {"type": ["object", "null"]},
-                       "data": {"type": "object"}, "dateCreated": NULLABLE_STRING},
+                       "data": {"type": "object", "description": "The details; an edit keeps {field: [old, new]}."},
+                       "details": {"type": "array", "items": {"type": "string"},
+                                   "description": "`data` in words: \"url: https://a → https://b\"."},
+                       "dateCreated": NULLABLE_STRING},
     },
     "Issue": {
         "type": "object", "required": ["id", "shortId", "title", "status", "project", "count"],
@@ -287,8 +311,9 @@ PATHS = {
         "responses": {"200": _json({"type": "array", "items": _ref("HealthDay")}, "One entry per UTC day."),
                       **_errors(400)}}},
     "/api/0/organizations/{organization_slug}/audit-logs/": {"get": {
-        "operationId": "listAuditLogs", "summary": "The organisation's audit log, newest first.",
-        "parameters": [ORG, CURSOR],
+        "operationId": "listAuditLogs",
+        "summary": "The organisation's audit log, newest first (owners and managers); 100 entries a page.",
+        "parameters": [ORG, AUDIT_EVENT, AUDIT_ACTOR, _moment("start", "From"), _moment("end", "Until"), CURSOR],
         "responses": {"200": _json({"type": "object", "required": ["rows", "options"], "properties": {
             "rows": {"type": "array", "items": _ref("AuditLogEntry")},
             "options": {"type": "array", "items": {"type": "string"}}}}, "Entries.", LINK), **_errors(400, 403)}}},
