@@ -103,6 +103,10 @@ def test_webhook_requests_filters_and_error_details(app, api, pager_api, receive
     assert error["responseCode"] == 500 and error["responseBody"] == "kaput" and "Sentry-Hook-Signature" in error["requestHeaders"]
     assert error["sentryAppSlug"] == "pager" and error["organization"] == {"name": "Acme", "slug": "acme"}
     assert "responseBody" not in entries[0]
+    as_member = api("GET", "/api/0/sentry-apps/pager/webhook-requests/", who="member").json
+    assert as_member[1]["responseCode"] == 500 and "responseBody" not in as_member[1]  # owners and managers only
+    assert "requestBody" not in as_member[1] and "requestHeaders" not in as_member[1]
+    assert api("GET", "/api/0/sentry-apps/pager/webhook-requests/", who="manager").json[1]["responseBody"] == "kaput"
     only_errors = api("GET", "/api/0/sentry-apps/pager/webhook-requests/?errorsOnly=true").json
     assert [e["responseCode"] for e in only_errors] == [500]
     resolved = api("GET", "/api/0/sentry-apps/pager/webhook-requests/?eventType=issue.resolved").json

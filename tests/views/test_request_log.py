@@ -79,8 +79,20 @@ def test_no_one_sees_a_signature_value_and_members_cannot_resend(app, delivered)
         panel = inspect(login(app, email), entry["request_id"])
         for header in ("Sentry-Hook-Signature", "Webhook-Signature"):
             assert received.headers[header] not in panel
-        assert panel.count(MASK) == 2 and received.headers["Webhook-Id"] in panel
+        assert received.headers["Webhook-Id"] in panel  # the delivery's ids, shown to everyone
         assert (">Resend</button>" in panel) == can_resend
+
+
+def test_members_see_header_names_but_no_values_and_no_bodies(app, delivered):
+    received, entry = delivered
+    pretty = json.dumps(json.loads(received.body), indent=2).replace('"', "&#34;")
+    member = inspect(login(app, "member@example.com"), entry["request_id"])
+    assert "Sentry-Hook-Signature" in member and "X-Receiver-Trace" in member  # which headers went and came back
+    assert MASK not in member and "trace-42" not in member  # ... but not their values
+    assert pretty not in member and "&#34;stored&#34;" not in member  # nor the request and response bodies
+    assert "Owners and managers see the header values and the bodies." in member
+    manager = inspect(login(app, "manager@example.com"), entry["request_id"])
+    assert manager.count(MASK) == 2 and "trace-42" in manager and pretty in manager
 
 
 def stored_values(redis) -> bytes:

@@ -75,15 +75,23 @@ def log_context(sentry_app: SentryApp, role: str) -> dict:
 
 
 def inspection(sentry_app: SentryApp, logged: LoggedRequest, role: str) -> dict:
-    """Return what the inspector panel shows of one request; signature values to no one (see ``mask_signature``)."""
+    """Return what the inspector panel shows of one request: signature values to no one (see ``mask_signature``);
+    header values and bodies to owners and managers only."""
     manager = role in MANAGING_ROLES
     entry, details = logged.entry, logged.details or {}
     body, body_whole = logged.readable_body()
     legacy_headers = entry.get("request_headers", "") if not details else ""
+    if not manager:  # a member sees which headers were sent and what came back, not the values or the bodies
+        return {"entry": entry, "kept": bool(details), "message_id": logged.message_id, "restricted": True,
+                "request_headers": [(name, "", False) for name in logged.request_headers],
+                "response_headers": [(name, "") for name in details.get("response_headers", {})],
+                "legacy_headers": "", "body": "", "body_whole": True, "response_body": "",
+                "can_resend": False, "refusal": None, "status_label": label_of(entry)}
     return {
         "entry": entry,
         "kept": bool(details),
         "message_id": logged.message_id,
+        "restricted": False,
         "request_headers": masked_headers(logged.request_headers),
         "legacy_headers": mask_signatures_in(legacy_headers),
         "body": body,

@@ -160,7 +160,8 @@ def webhook_requests(app_slug):
 
 
 def serialize_request(entry: dict, sentry_app: SentryApp, organization: Organization, role: str) -> dict:
-    """Sentry's webhook-request shape plus Hookline's fields; signature values are masked for everyone."""
+    """Sentry's webhook-request shape plus Hookline's fields; signature values are masked for everyone, and a
+    failed request's headers and bodies are shown to owners and managers only."""
     item = {
         "webhookUrl": entry["webhook_url"],
         "sentryAppSlug": sentry_app.slug,
@@ -177,7 +178,7 @@ def serialize_request(entry: dict, sentry_app: SentryApp, organization: Organiza
         "failure": entry.get("failure"),
         "resend": bool(entry.get("resend")),
     }
-    if is_error_code(entry["response_code"]):
+    if is_error_code(entry["response_code"]) and role in MANAGING_ROLES:  # bodies: owners and managers only
         headers = entry.get("request_headers")
         item["requestHeaders"] = None if headers is None else mask_signatures_in(headers)  # entries stored unmasked
         item["requestBody"] = entry.get("request_body")
