@@ -61,12 +61,14 @@ def test_resend_to_a_disabled_app_is_409_and_sends_nothing(app, api, pager_api, 
 def test_no_one_reads_a_signature_from_the_log(app, api, pager_api, receiver, run_worker):
     failed_delivery(app, api, receiver, run_worker)
     sent = receiver.received[0].headers
-    for who in ("owner", "member"):
+    for who in ("owner", "manager"):
         [entry] = api("GET", "/api/0/sentry-apps/pager/webhook-requests/", who=who).json
         assert sent["Sentry-Hook-Signature"] not in entry["requestHeaders"]
         assert sent["Webhook-Signature"] not in entry["requestHeaders"]
         assert entry["requestHeaders"].count(MASK) == 2 and '"webhook-signature": "v1,••••"' in entry["requestHeaders"]
         assert sent["Webhook-Id"] in entry["requestHeaders"]
+    member_view = api("GET", "/api/0/sentry-apps/pager/webhook-requests/", who="member").get_data(as_text=True)
+    assert sent["Sentry-Hook-Signature"] not in member_view and "requestHeaders" not in member_view
 
 
 def test_a_failure_is_explained_in_the_list(app, api, pager_api, run_worker):
