@@ -81,17 +81,11 @@ def inspection(sentry_app: SentryApp, logged: LoggedRequest, role: str) -> dict:
     entry, details = logged.entry, logged.details or {}
     body, body_whole = logged.readable_body()
     legacy_headers = entry.get("request_headers", "") if not details else ""
-    if not manager:  # a member sees which headers were sent and what came back, not the values or the bodies
-        return {"entry": entry, "kept": bool(details), "message_id": logged.message_id, "restricted": True,
-                "request_headers": [(name, "", False) for name in logged.request_headers],
-                "response_headers": [(name, "") for name in details.get("response_headers", {})],
-                "legacy_headers": "", "body": "", "body_whole": True, "response_body": "",
-                "can_resend": False, "refusal": None, "status_label": label_of(entry)}
-    return {
+    inspected = {
         "entry": entry,
         "kept": bool(details),
         "message_id": logged.message_id,
-        "restricted": False,
+        "restricted": not manager,
         "request_headers": masked_headers(logged.request_headers),
         "legacy_headers": mask_signatures_in(legacy_headers),
         "body": body,
@@ -104,6 +98,11 @@ def inspection(sentry_app: SentryApp, logged: LoggedRequest, role: str) -> dict:
         "refusal": resend_refusal(sentry_app, logged) if manager else None,
         "status_label": label_of(entry),
     }
+    if not manager:  # a member sees which headers were sent and what came back, not the values or the bodies
+        inspected.update(request_headers=[(name, "", False) for name in logged.request_headers],
+                         response_headers=[(name, "") for name, _ in inspected["response_headers"]],
+                         legacy_headers="", body="", body_whole=True, response_body="")
+    return inspected
 
 
 def find_or_404(sentry_app: SentryApp, request_id: str) -> LoggedRequest:
