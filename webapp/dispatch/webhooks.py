@@ -12,7 +12,7 @@ from .. import clock, keys
 from ..models import SentryApp, utcnow
 from ..metrics import count_delivery
 from ..netguard import AddressPolicy
-from ..redis_store import get_redis
+from ..redis_store import WriteBatch, get_redis
 from .broken import check_broken
 from .events import resource_of
 from .health import IntegrationRequestBuffer
@@ -67,7 +67,8 @@ def send_and_save_webhook_request(
 
     1. Serialise the envelope once; those exact bytes are signed and sent.
     2. POST through the guarded HTTP client (timeout, no redirects, size cap, address check).
-    3. In one pipelined round trip: the request-log entry, the day's health count, the app's last delivery.
+    3. In one script call (one round trip, applied together): the request-log entry, the day's health count,
+       the app's last delivery, the counters and the app's cap.
     4. After a counted failure, ``check_broken``.
     """
     config = current_app.config
@@ -83,7 +84,7 @@ def send_and_save_webhook_request(
     if outcome.kind != "success" and not will_retry and max_attempts > 1:
         extra["delivery_failed"] = True  # no attempt follows this one
     redis = get_redis()
-    pipe = redis.pipeline(transaction=False)
+    pipe = WriteBatch(redis)
     entry = SentryAppWebhookRequestsBuffer(redis, sentry_app.id).add_request(
         event_type=event_type, response_code=response.status_code, webhook_url=sentry_app.webhook_url,
         organization_id=sentry_app.organization_id, request_id=headers["Request-ID"],
