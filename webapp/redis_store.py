@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import redis
 from flask import Flask, current_app
 
@@ -17,16 +19,14 @@ def get_redis() -> redis.Redis:
     return current_app.extensions["redis"]
 
 
-# Run the write commands packed in ARGV, one per key of KEYS, in order: for KEYS[i], ARGV holds its command
-# name, its argument count and its arguments. Returns how many ran.
+# Run the write commands in ARGV[1], a JSON list of [command, index of its key in KEYS, argument...], in order.
+# One JSON argument rather than one per value: redis-py spends microseconds per argument packing a command.
 _WRITES_SCRIPT = """
-local at = 1
-for _, key in ipairs(KEYS) do
-    local count = tonumber(ARGV[at + 1])
-    redis.call(ARGV[at], key, unpack(ARGV, at + 2, at + 1 + count))
-    at = at + 2 + count
+local writes = cjson.decode(ARGV[1])
+for _, write in ipairs(writes) do
+    redis.call(write[1], KEYS[write[2]], unpack(write, 3))
 end
-return #KEYS
+return #writes
 """
 
 
@@ -35,20 +35,22 @@ class WriteBatch:
 
     It takes the write commands a pipeline would (``lpush``, ``hincrby``, ...), so code that adds its writes
     to a pipeline adds them here unchanged. A delivery records a dozen writes (log, counters, health); as
-    pipelined commands redis-py spends about 45 µs of CPU on each, as one script call a fraction of that.
+    pipelined commands redis-py spends about 25 µs of CPU on each, as one script call a fraction of that.
     """
+
+    _scripts: dict[int, object] = {}
 
     def __init__(self, client: redis.Redis):
         self.client = client
-        self.keys: list[str] = []
-        self.args: list = []
+        self.keys: dict[str, int] = {}
+        self.writes: list[list] = []
 
     def _add(self, command: str, key: str, *args) -> WriteBatch:
-        self.keys.append(key)
-        self.args.extend((command, len(args), *args))
+        index = self.keys.setdefault(key, len(self.keys) + 1)
+        self.writes.append([command, index, *args])
         return self
 
-    def lpush(self, key: str, *values) -> WriteBatch:
+    def lpush(self, key: str, *values: str) -> WriteBatch:
         return self._add("LPUSH", key, *values)
 
     def ltrim(self, key: str, start: int, end: int) -> WriteBatch:
@@ -57,16 +59,20 @@ class WriteBatch:
     def expire(self, key: str, seconds: int) -> WriteBatch:
         return self._add("EXPIRE", key, seconds)
 
-    def hset(self, key: str, field: str, value) -> WriteBatch:
+    def hset(self, key: str, field: str, value: str | int) -> WriteBatch:
         return self._add("HSET", key, field, value)
 
     def hincrby(self, key: str, field: str, amount: int = 1) -> WriteBatch:
         return self._add("HINCRBY", key, field, amount)
 
     def hincrbyfloat(self, key: str, field: str, amount: float = 1.0) -> WriteBatch:
-        return self._add("HINCRBYFLOAT", key, field, amount)
+        return self._add("HINCRBYFLOAT", key, field, repr(float(amount)))  # cjson would round it to 14 digits
 
     def execute(self) -> None:
-        if self.keys:
-            self.client.register_script(_WRITES_SCRIPT)(keys=self.keys, args=self.args)
-            self.keys, self.args = [], []
+        if not self.writes:
+            return
+        script = self._scripts.get(id(self.client))
+        if script is None:
+            script = self._scripts[id(self.client)] = self.client.register_script(_WRITES_SCRIPT)
+        script(keys=list(self.keys), args=[json.dumps(self.writes, ensure_ascii=False)])
+        self.keys, self.writes = {}, []

@@ -9,7 +9,7 @@ the oldest waiting ones in turn over the same keep-alive connection before it gi
    and enters its queue's started registry with an expiry, as a job run by a worker is. A worker killed from
    here on leaves them there: RQ's abandoned-job clean-up re-runs them (their crash retries), like any job.
 2. Each runs as RQ would run it (``Job.perform``: same function, args and webhook-id as on its own).
-3. ``finish`` marks the run ones finished in one pipeline (RQ's result and finished registry).
+3. ``finish`` marks the run ones finished in one pipeline (status, RQ's result, finished registry, expiry).
 4. The batch stops at the first delivery that did not succeed (a failing app is not hammered: its retries
    are scheduled as usual), after BATCH_SECONDS, or when the worker is stopping. ``give_back`` returns the
    claimed ones it did not run to the waiting set with their old places, before the slot is released.
@@ -21,6 +21,7 @@ With no backlog nothing changes: a job runs alone, as before.
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
 from contextlib import contextmanager
@@ -30,7 +31,8 @@ from sqlalchemy import event
 from rq.job import Job, JobStatus
 from rq.defaults import DEFAULT_RESULT_TTL
 from rq.rate_limit import RateLimitRegistry
-from rq.registry import StartedJobRegistry
+from rq.registry import FinishedJobRegistry, StartedJobRegistry
+from rq.results import Result
 from rq.utils import now as rq_now, utcformat
 
 from ..extensions import db
@@ -47,14 +49,17 @@ BATCHED_FUNCS = frozenset({
 # Outcomes after which the batch goes on: the receiver answered, or nothing was sent (the app was deleted, or
 # is disabled and keeps the message). A failure stops it: the app's retries are scheduled as usual.
 GO_ON = frozenset({"success", "missing", "missed"})
-CLAIM_CHUNK = 16  # waiting jobs taken per claim: a Lua call, a fetch and a finish pipeline per chunk
-BATCH_SECONDS = 2.0  # no delivery of the batch starts later than this after the job began (job timeout: +10 s)
+CLAIM_CHUNK = int(__import__("os").environ.get("CLAIM_CHUNK", "16"))  # waiting jobs taken per claim: a Lua call, a fetch and a finish pipeline per chunk
+# No delivery of a batch starts later than this after its job began (the job's timeout is WEBHOOK_TIMEOUT + 10 s).
+# Each batch stops at a random 60-100 % of it: batches that began together end, and their slots turn over (a
+# job's worth of RQ bookkeeping each), at different moments, not in one burst that stalls every delivery.
+BATCH_SECONDS = float(__import__("os").environ.get("BATCH_SECONDS", "5.0"))
 REGISTRY_MARGIN = 15  # seconds a claimed job's started entry outlives its worst case, as a job's heartbeat does
 
 # Take up to ARGV[1] waiting jobs of one rate limit, oldest first; mark each started by ARGV[4] at ARGV[3] and
 # add it to its queue's started registry as <job id>:<ARGV[5]> expiring at ARGV[2]. Entries that are no
 # longer waiting (a cancelled or deleted job) are dropped, as RQ's own promotion drops them.
-# Returns [job id, waiting score, ...].
+# Returns [job id, waiting score, job hash as a flat field/value list, ...]: no second round trip to load them.
 # KEYS: rate_limited_key   ARGV: count, expiry score, started_at, worker name, execution id, job key prefix,
 #                                started registry key prefix
 CLAIM_SCRIPT = """
@@ -73,6 +78,7 @@ while taken < tonumber(ARGV[1]) do
         redis.call('ZADD', ARGV[7] .. fields[1], ARGV[2], popped[1] .. ':' .. ARGV[5])
         table.insert(claimed, popped[1])
         table.insert(claimed, popped[2])
+        table.insert(claimed, redis.call('HGETALL', job_key))
         taken = taken + 1
     end
 end
@@ -100,6 +106,11 @@ class Batch:
         self.expiry_seconds = BATCH_SECONDS + webhook_timeout + REGISTRY_MARGIN
         self._claim = self.connection.register_script(CLAIM_SCRIPT)
         self.ran = 0
+        self._finished_registries: dict[str, FinishedJobRegistry] = {}
+        # The first chunk's size varies: batches that began together (a backlog arriving at once) then reach
+        # their chunk ends, where the worker does a burst of RQ bookkeeping, at different moments.
+        self.chunk = random.randint(max(1, CLAIM_CHUNK // 4), CLAIM_CHUNK)
+        self.seconds = BATCH_SECONDS * random.uniform(0.6, 1.0)
 
     def run(self) -> int:
         """Run waiting deliveries until one fails, time is up or none waits; return how many ran."""
@@ -122,14 +133,16 @@ class Batch:
         """Take the oldest waiting jobs (see CLAIM_SCRIPT); return them with their places in the waiting set."""
         started_at = utcformat(rq_now())
         reply = self._claim(keys=[self.rate_limited_key], args=[
-            CLAIM_CHUNK, time.time() + self.expiry_seconds, started_at, self.worker_name, self.execution_id,
+            self.chunk, time.time() + self.expiry_seconds, started_at, self.worker_name, self.execution_id,
             Job.redis_job_namespace_prefix, StartedJobRegistry.key_template.format(""),
         ])
-        ids = [raw.decode() for raw in reply[0::2]]
-        scores = [float(raw) for raw in reply[1::2]]
-        jobs = Job.fetch_many(ids, connection=self.connection)
-        # A job deleted since the claim is skipped; RQ's clean-up drops its started entry at its expiry.
-        return [(job, score) for job, score in zip(jobs, scores) if job is not None]
+        claimed = []
+        for index in range(0, len(reply), 3):
+            raw_id, score, flat = reply[index:index + 3]
+            job = Job(raw_id.decode(), connection=self.connection)
+            job.restore(dict(zip(flat[0::2], flat[1::2])))  # what Job.fetch does with the hash
+            claimed.append((job, float(score)))
+        return claimed
 
     def _run_chunk(self, claimed: list[tuple[Job, float]]) -> bool:
         """Run the claimed jobs in order; finish the run ones, give back the rest; return whether to go on."""
@@ -155,24 +168,42 @@ class Batch:
         self.finish(done)
         # The next chunk reads the app afresh: a change made meanwhile (disabled, new URL) is seen.
         db.session.remove()
-        return go_on and len(claimed) == CLAIM_CHUNK
+        full = len(claimed) == self.chunk
+        self.chunk = CLAIM_CHUNK
+        return go_on and full
 
     def finish(self, jobs: list[Job]) -> None:
-        """Mark run jobs finished as RQ's worker does: status, result, finished registry, started entry gone."""
+        """Mark run jobs finished as RQ's worker does: status, result, finished registry, expiry, started entry gone.
+
+        RQ's own ``_handle_success`` saves the whole job again (its pickled call too); only the fields written
+        here changed, and a chunk's finish is one burst of work for the process, so it is kept lean.
+        """
         if not jobs:
             return
-        with self.connection.pipeline() as pipeline:
+        with self.connection.pipeline(transaction=False) as pipeline:
             for job in jobs:
                 result_ttl = job.get_result_ttl(DEFAULT_RESULT_TTL)
                 job._status = JobStatus.FINISHED
+                pipeline.hset(job.key, mapping={
+                    "status": JobStatus.FINISHED.value, "started_at": utcformat(job.started_at),
+                    "ended_at": utcformat(job.ended_at), "last_heartbeat": utcformat(job.ended_at),
+                    "worker_name": self.worker_name,
+                })
                 if result_ttl != 0:
-                    job._handle_success(result_ttl, pipeline=pipeline, worker_name=self.worker_name,
-                                        execution_id=self.execution_id, execution_started_at=job.started_at,
-                                        execution_ended_at=job.ended_at)
+                    Result.create(job, Result.Type.SUCCESSFUL, return_value=job._result, ttl=result_ttl,
+                                  worker_name=self.worker_name, pipeline=pipeline, execution_id=self.execution_id,
+                                  execution_started_at=job.started_at, execution_ended_at=job.ended_at)
+                    self._finished_registry(job.origin).add(job, result_ttl, pipeline)
                 job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)  # the job expires with its result
                 pipeline.zrem(self._started_key(job), self._entry(job))
             pipeline.execute()
         self.ran += len(jobs)
+
+    def _finished_registry(self, origin: str) -> FinishedJobRegistry:
+        registry = self._finished_registries.get(origin)
+        if registry is None:
+            registry = self._finished_registries[origin] = FinishedJobRegistry(origin, connection=self.connection)
+        return registry
 
     def give_back(self, claimed: list[tuple[Job, float]]) -> None:
         """Return claimed jobs not run to the waiting set, in their old places, waiting again."""
@@ -203,7 +234,7 @@ class Batch:
     def _has_time(self) -> bool:
         if self.stopping is not None and self.stopping.is_set():
             return False
-        return time.monotonic() - self.started < BATCH_SECONDS
+        return time.monotonic() - self.started < self.seconds
 
 
 @contextmanager
