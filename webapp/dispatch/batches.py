@@ -56,16 +56,20 @@ CLAIM_CHUNK = int(__import__("os").environ.get("CLAIM_CHUNK", "16"))  # waiting 
 BATCH_SECONDS = float(__import__("os").environ.get("BATCH_SECONDS", "5.0"))
 REGISTRY_MARGIN = 15  # seconds a claimed job's started entry outlives its worst case, as a job's heartbeat does
 
-# Take up to ARGV[1] waiting jobs of one rate limit, oldest first; mark each started by ARGV[4] at ARGV[3] and
+# Take up to ARGV[1] waiting jobs of one rate limit, oldest first, and no more than a fair share of them among
+# the limit's slots (its other batches get theirs, so an app's last deliveries still go out in parallel rather
+# than one after another in one slot); mark each started by ARGV[4] at ARGV[3] and
 # add it to its queue's started registry as <job id>:<ARGV[5]> expiring at ARGV[2]. Entries that are no
 # longer waiting (a cancelled or deleted job) are dropped, as RQ's own promotion drops them.
 # Returns [job id, waiting score, job hash as a flat field/value list, ...]: no second round trip to load them.
-# KEYS: rate_limited_key   ARGV: count, expiry score, started_at, worker name, execution id, job key prefix,
-#                                started registry key prefix
+# KEYS: rate_limited_key, rate limit config key   ARGV: count, expiry score, started_at, worker name, execution id,
+#                                                       job key prefix, started registry key prefix
 CLAIM_SCRIPT = """
 local claimed = {}
 local taken = 0
-while taken < tonumber(ARGV[1]) do
+local slots = math.max(1, tonumber(redis.call('HGET', KEYS[2], 'concurrency') or '1'))
+local wanted = math.min(tonumber(ARGV[1]), math.ceil(redis.call('ZCARD', KEYS[1]) / slots))
+while taken < wanted do
     local popped = redis.call('ZPOPMIN', KEYS[1])
     if #popped == 0 then
         break
@@ -102,7 +106,8 @@ class Batch:
         self.started = started  # time.monotonic() when the leader began
         self.stopping = stopping  # a threading.Event, or None
         self.execution_id = f"batch-{uuid.uuid4().hex[:12]}"
-        self.rate_limited_key = RateLimitRegistry(leader.rate_limit_key, self.connection).rate_limited_key
+        registry = RateLimitRegistry(leader.rate_limit_key, self.connection)
+        self.rate_limited_key, self.config_key = registry.rate_limited_key, registry.config_key
         self.expiry_seconds = BATCH_SECONDS + webhook_timeout + REGISTRY_MARGIN
         self._claim = self.connection.register_script(CLAIM_SCRIPT)
         self.ran = 0
@@ -132,7 +137,7 @@ class Batch:
     def claim(self) -> list[tuple[Job, float]]:
         """Take the oldest waiting jobs (see CLAIM_SCRIPT); return them with their places in the waiting set."""
         started_at = utcformat(rq_now())
-        reply = self._claim(keys=[self.rate_limited_key], args=[
+        reply = self._claim(keys=[self.rate_limited_key, self.config_key], args=[
             self.chunk, time.time() + self.expiry_seconds, started_at, self.worker_name, self.execution_id,
             Job.redis_job_namespace_prefix, StartedJobRegistry.key_template.format(""),
         ])
@@ -168,9 +173,8 @@ class Batch:
         self.finish(done)
         # The next chunk reads the app afresh: a change made meanwhile (disabled, new URL) is seen.
         db.session.remove()
-        full = len(claimed) == self.chunk
         self.chunk = CLAIM_CHUNK
-        return go_on and full
+        return go_on
 
     def finish(self, jobs: list[Job]) -> None:
         """Mark run jobs finished as RQ's worker does: status, result, finished registry, expiry, started entry gone.
