@@ -129,3 +129,37 @@ def test_a_disabled_app_mid_backlog_keeps_the_rest_as_missed(app, pager, receive
     assert receiver.received == []
     with app.app_context():
         assert missed_delivery_count(pager) == 6  # kept for a replay on re-enable, none sent, none lost
+
+
+def test_an_app_disabled_during_a_batch_gets_nothing_more_within_the_refresh_period(app, pager, receiver):
+    """A batch keeps the app it loaded, but reads it afresh every REFRESH_SECONDS: a change reaches it then."""
+    from werkzeug import Response
+
+    from webapp.dispatch.batches import REFRESH_SECONDS
+    from webapp.dispatch.delivery import missed_delivery_count
+    from webapp.extensions import db
+    from webapp.integrations import disable_app
+    from webapp.models import SentryApp
+
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    send(app, pager, 40)
+    arrivals: list[float] = []
+    disabled_at: list[float] = []
+
+    def handler(request):
+        receiver.received.append(receiver._check(request))
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 3:  # the owner disables the app while the batch is under way
+            with app.app_context():
+                disable_app(db.session.get(SentryApp, pager), actor_id=None, reason="test")
+            disabled_at.append(time.monotonic())
+        time.sleep(0.05)
+        return Response('{"ok": true}', content_type="application/json")
+
+    receiver.server.expect_request("/hook", method="POST").respond_with_handler(handler)
+    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+
+    assert 3 <= len(arrivals) < 40
+    assert arrivals[-1] - disabled_at[0] <= REFRESH_SECONDS + 0.5
+    with app.app_context():
+        assert missed_delivery_count(pager) == 40 - len(arrivals)  # the rest are kept for a replay, none lost

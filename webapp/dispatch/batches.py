@@ -5,7 +5,8 @@ receiver costs itself. An app with more deliveries than its concurrency cap has 
 rate-limit set (oldest first). The job holding one of the app's slots, once its own delivery succeeded, runs
 the oldest waiting ones in turn over the same keep-alive connection before it gives the slot back:
 
-1. ``claim`` takes up to CLAIM_CHUNK of them in one Lua call. Each leaves the waiting set, is marked started
+1. ``claim`` takes up to CLAIM_CHUNK of them (no more than a fair share among the app's slots, so an app's
+   last deliveries still go out in parallel) in one Lua call. Each leaves the waiting set, is marked started
    and enters its queue's started registry with an expiry, as a job run by a worker is. A worker killed from
    here on leaves them there: RQ's abandoned-job clean-up re-runs them (their crash retries), like any job.
 2. Each runs as RQ would run it (``Job.perform``: same function, args and webhook-id as on its own).
@@ -15,7 +16,8 @@ the oldest waiting ones in turn over the same keep-alive connection before it gi
    claimed ones it did not run to the waiting set with their old places, before the slot is released.
 
 The app's cap still holds: a batch runs one delivery at a time inside the slot of the job that holds it.
-With no backlog nothing changes: a job runs alone, as before.
+With no backlog nothing changes: a job runs alone, as before. Objects a delivery loads (the app, an alert's
+event and rule) are kept for the next ones and read afresh every REFRESH_SECONDS.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ CLAIM_CHUNK = int(__import__("os").environ.get("CLAIM_CHUNK", "16"))  # waiting 
 # Each batch stops at a random 60-100 % of it: batches that began together end, and their slots turn over (a
 # job's worth of RQ bookkeeping each), at different moments, not in one burst that stalls every delivery.
 BATCH_SECONDS = float(__import__("os").environ.get("BATCH_SECONDS", "5.0"))
+# A batch reads its app (and whatever its deliveries load) afresh at the first chunk end this long after the
+# last read: a change made meanwhile (disabled, new URL, rotated secret) reaches the batch within about this long.
+REFRESH_SECONDS = 1.0
 REGISTRY_MARGIN = 15  # seconds a claimed job's started entry outlives its worst case, as a job's heartbeat does
 
 # Take up to ARGV[1] waiting jobs of one rate limit, oldest first, and no more than a fair share of them among
@@ -120,12 +125,11 @@ class Batch:
     def run(self) -> int:
         """Run waiting deliveries until one fails, time is up or none waits; return how many ran."""
         try:
-            while self._has_time():
-                claimed = self.claim()
-                if not claimed:
-                    break
-                if not self._run_chunk(claimed):
-                    break
+            going = True
+            while going and self._has_time():
+                going = self._run_period()
+                # The next period reads the app afresh: a change made meanwhile (disabled, new URL) is seen.
+                db.session.remove()
         except RedisError as exc:
             # Claimed jobs not finished stay started in their registry: RQ's clean-up re-runs them.
             logger.warning("delivery.batch_interrupted leader=%s reason=%s", self.leader.id, exc.__class__.__name__)
@@ -149,30 +153,39 @@ class Batch:
             claimed.append((job, float(score)))
         return claimed
 
+    def _run_period(self) -> bool:
+        """Run chunks for up to REFRESH_SECONDS with what the session loads kept; return whether to go on."""
+        began = time.monotonic()
+        with _objects_kept(db.session()):
+            while self._has_time():
+                claimed = self.claim()
+                if not claimed or not self._run_chunk(claimed):
+                    return False
+                if time.monotonic() - began >= REFRESH_SECONDS:
+                    return True
+        return False
+
     def _run_chunk(self, claimed: list[tuple[Job, float]]) -> bool:
         """Run the claimed jobs in order; finish the run ones, give back the rest; return whether to go on."""
         done: list[Job] = []
         go_on = True
-        with _objects_kept(db.session()):
-            for index, (job, _score) in enumerate(claimed):
-                if not (go_on and self._has_time()) or job.func_name not in BATCHED_FUNCS:
-                    self.give_back(claimed[index:])
-                    go_on = False
-                    break
-                job.started_at = rq_now()
-                try:
-                    result = job.perform()
-                except Exception as exc:  # noqa: BLE001 - the job fails as an abandoned one would, and RQ retries it
-                    self._fail(job, exc)
-                    self.give_back(claimed[index + 1:])
-                    go_on = False
-                    break
-                job.ended_at = rq_now()
-                done.append(job)
-                go_on = result in GO_ON
+        for index, (job, _score) in enumerate(claimed):
+            if not (go_on and self._has_time()) or job.func_name not in BATCHED_FUNCS:
+                self.give_back(claimed[index:])
+                go_on = False
+                break
+            job.started_at = rq_now()
+            try:
+                result = job.perform()
+            except Exception as exc:  # noqa: BLE001 - the job fails as an abandoned one would, and RQ retries it
+                self._fail(job, exc)
+                self.give_back(claimed[index + 1:])
+                go_on = False
+                break
+            job.ended_at = rq_now()
+            done.append(job)
+            go_on = result in GO_ON
         self.finish(done)
-        # The next chunk reads the app afresh: a change made meanwhile (disabled, new URL) is seen.
-        db.session.remove()
         self.chunk = CLAIM_CHUNK
         return go_on
 
@@ -246,7 +259,7 @@ def _objects_kept(session):
     """Keep what the session loads alive until the block ends.
 
     The identity map holds objects weakly, so each job of a batch would load the same app (and event, rule)
-    again; held here, the next job of the chunk finds them without SQL. The chunk ends with a fresh session.
+    again; held here, the next job finds them without SQL. The block ends with a fresh session (``run``).
     """
     kept: list = []
 
