@@ -72,7 +72,7 @@ RESULTS: list[dict] = []
 FAST_APPS = 8           # apps sharing the fast receiver in the throughput and memory cases
 # (worker processes, WORKER_CONCURRENCY) of the throughput case. With a backlog each slot runs one app's waiting
 # deliveries in turn, so a fast receiver needs few slots: more only contend for the GIL.
-THROUGHPUT_CONFIGS = ((1, 32), (2, 32), (1, 8), (2, 8))
+THROUGHPUT_CONFIGS = ((1, 32), (2, 32), (1, 8), (2, 8), (2, 4))
 SLOW_APPS = 8           # apps on the 100 ms receiver
 SLOW_MS = 100
 HUNG_APPS = 20
