@@ -51,11 +51,11 @@ BATCHED_FUNCS = frozenset({
 # Outcomes after which the batch goes on: the receiver answered, or nothing was sent (the app was deleted, or
 # is disabled and keeps the message). A failure stops it: the app's retries are scheduled as usual.
 GO_ON = frozenset({"success", "missing", "missed"})
-CLAIM_CHUNK = int(__import__("os").environ.get("CLAIM_CHUNK", "16"))  # waiting jobs taken per claim: a Lua call, a fetch and a finish pipeline per chunk
+CLAIM_CHUNK = 16  # waiting jobs taken per claim at most: a Lua call and a finish pipeline per chunk
 # No delivery of a batch starts later than this after its job began (the job's timeout is WEBHOOK_TIMEOUT + 10 s).
 # Each batch stops at a random 60-100 % of it: batches that began together end, and their slots turn over (a
 # job's worth of RQ bookkeeping each), at different moments, not in one burst that stalls every delivery.
-BATCH_SECONDS = float(__import__("os").environ.get("BATCH_SECONDS", "5.0"))
+BATCH_SECONDS = 5.0
 # A batch reads its app (and whatever its deliveries load) afresh at the first chunk end this long after the
 # last read: a change made meanwhile (disabled, new URL, rotated secret) reaches the batch within about this long.
 REFRESH_SECONDS = 1.0
