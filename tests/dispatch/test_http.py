@@ -122,3 +122,26 @@ def test_an_unknown_charset_falls_back_to_utf8(httpserver):
         Response("fin ✓".encode(), status=500, headers={"Content-Type": "text/plain; charset=utf8mb4"}))
     response = post(httpserver.url_for("/hook"))
     assert (response.status_code, response.body) == (500, "fin ✓")
+
+
+def test_an_https_receiver_that_does_not_speak_tls_is_a_tls_failure():
+    """HTTPS deliveries are verified (certifi's bundle); a handshake that fails is named, not a crash."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def answer_in_plain_http():
+        connection, _ = server.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        connection.close()
+
+    thread = threading.Thread(target=answer_in_plain_http, daemon=True)
+    thread.start()
+    response = post(f"https://127.0.0.1:{port}/hook")
+    thread.join(5)
+    server.close()
+    assert response.status_code == 0 and response.failure.kind == "tls"

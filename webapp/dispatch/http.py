@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from email.message import Message
 
+import certifi
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager, Timeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
@@ -122,7 +123,9 @@ def get_pool_manager(policy: AddressPolicy) -> PoolManager:
     """Return this process's pool manager for ``policy``: it only opens connections the policy allows."""
     manager = _pools.get(policy)
     if manager is None:
-        manager = PoolManager(num_pools=POOLS_KEPT, maxsize=CONNECTIONS_PER_HOST, retries=False)
+        # certifi's CA bundle, as requests uses: HTTPS receivers are verified the same on a host without system CAs.
+        manager = PoolManager(num_pools=POOLS_KEPT, maxsize=CONNECTIONS_PER_HOST, retries=False,
+                              cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
         manager.pool_classes_by_scheme = {
             "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _guarded(HTTPConnection, policy)}),
             "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,),
