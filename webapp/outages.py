@@ -33,6 +33,14 @@ def is_database_outage(exc: BaseException | None) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError))
 
 
+def close_session() -> None:
+    """End this app context's database session; a database that went away must not take the worker with it."""
+    try:
+        db.session.remove()
+    except Exception as exc:  # noqa: BLE001 - the connection is gone; the pool replaces it on next use
+        logger.warning("worker.session_close_failed reason=%s", exc.__class__.__name__)
+
+
 def unavailable(dependency: str, exc: BaseException):
     """The 503 answer for a request that needed ``dependency`` ("database" or "redis")."""
     logger.warning("request.unavailable dependency=%s method=%s path=%s error=%s", dependency, request.method,

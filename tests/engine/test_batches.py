@@ -160,6 +160,6 @@ def test_an_app_disabled_during_a_batch_gets_nothing_more_within_the_refresh_per
     make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
 
     assert 3 <= len(arrivals) < 40
-    assert arrivals[-1] - disabled_at[0] <= REFRESH_SECONDS + 0.5
+    assert arrivals[-1] - disabled_at[0] <= REFRESH_SECONDS + 1.0  # the one after the refresh, on a busy machine
     with app.app_context():
         assert missed_delivery_count(pager) == 40 - len(arrivals)  # the rest are kept for a replay, none lost

@@ -26,7 +26,6 @@ import logging
 import random
 import time
 import uuid
-from contextlib import contextmanager
 
 from redis.exceptions import RedisError
 from sqlalchemy import event
@@ -38,7 +37,7 @@ from rq.results import Result
 from rq.utils import now as rq_now, utcformat
 
 from ..extensions import db
-from ..outages import TransientFailure, is_database_outage
+from ..outages import TransientFailure, close_session, is_database_outage
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +55,8 @@ CLAIM_CHUNK = 16  # waiting jobs taken per claim at most: a Lua call and a finis
 # Each batch stops at a random 60-100 % of it: batches that began together end, and their slots turn over (a
 # job's worth of RQ bookkeeping each), at different moments, not in one burst that stalls every delivery.
 BATCH_SECONDS = 5.0
-# A batch reads its app (and whatever its deliveries load) afresh at the first chunk end this long after the
-# last read: a change made meanwhile (disabled, new URL, rotated secret) reaches the batch within about this long.
+# A batch reads its app (and whatever its deliveries load) afresh at its first delivery this long after the last
+# read: a change made meanwhile (disabled, new URL, rotated secret) reaches the batch within about this long.
 REFRESH_SECONDS = 1.0
 REGISTRY_MARGIN = 15  # seconds a claimed job's started entry outlives its worst case, as a job's heartbeat does
 
@@ -117,6 +116,7 @@ class Batch:
         self._claim = self.connection.register_script(CLAIM_SCRIPT)
         self.ran = 0
         self._finished_registries: dict[str, FinishedJobRegistry] = {}
+        self.loaded = LoadedObjects()
         # The first chunk's size varies: batches that began together (a backlog arriving at once) then reach
         # their chunk ends, where the worker does a burst of RQ bookkeeping, at different moments.
         self.chunk = random.randint(max(1, CLAIM_CHUNK // 4), CLAIM_CHUNK)
@@ -124,15 +124,17 @@ class Batch:
 
     def run(self) -> int:
         """Run waiting deliveries until one fails, time is up or none waits; return how many ran."""
+        self.loaded.start()
         try:
-            going = True
-            while going and self._has_time():
-                going = self._run_period()
-                # The next period reads the app afresh: a change made meanwhile (disabled, new URL) is seen.
-                db.session.remove()
+            while self._has_time():
+                claimed = self.claim()
+                if not claimed or not self._run_chunk(claimed):
+                    break
         except RedisError as exc:
             # Claimed jobs not finished stay started in their registry: RQ's clean-up re-runs them.
             logger.warning("delivery.batch_interrupted leader=%s reason=%s", self.leader.id, exc.__class__.__name__)
+        finally:
+            self.loaded.stop()
         if self.ran:
             logger.info("delivery.batch leader=%s rate_limit=%s ran=%s", self.leader.id, self.leader.rate_limit_key,
                         self.ran)
@@ -153,18 +155,6 @@ class Batch:
             claimed.append((job, float(score)))
         return claimed
 
-    def _run_period(self) -> bool:
-        """Run chunks for up to REFRESH_SECONDS with what the session loads kept; return whether to go on."""
-        began = time.monotonic()
-        with _objects_kept(db.session()):
-            while self._has_time():
-                claimed = self.claim()
-                if not claimed or not self._run_chunk(claimed):
-                    return False
-                if time.monotonic() - began >= REFRESH_SECONDS:
-                    return True
-        return False
-
     def _run_chunk(self, claimed: list[tuple[Job, float]]) -> bool:
         """Run the claimed jobs in order; finish the run ones, give back the rest; return whether to go on."""
         done: list[Job] = []
@@ -174,6 +164,7 @@ class Batch:
                 self.give_back(claimed[index:])
                 go_on = False
                 break
+            self.loaded.refresh_if_due()
             job.started_at = rq_now()
             try:
                 result = job.perform()
@@ -254,21 +245,35 @@ class Batch:
         return time.monotonic() - self.started < self.seconds
 
 
-@contextmanager
-def _objects_kept(session):
-    """Keep what the session loads alive until the block ends.
+class LoadedObjects:
+    """Keep what the session loads alive between a batch's deliveries, and read it afresh every REFRESH_SECONDS.
 
     The identity map holds objects weakly, so each job of a batch would load the same app (and event, rule)
-    again; held here, the next job finds them without SQL. The block ends with a fresh session (``run``).
+    again; held here, the next job finds them without SQL. A change made meanwhile (disabled, new URL,
+    rotated secret) reaches the batch at its first delivery REFRESH_SECONDS after the last read.
     """
-    kept: list = []
 
-    def keep(_session, instance) -> None:
-        kept.append(instance)
+    def __init__(self):
+        self.session = None
+        self.kept: list = []
+        self.read_at = 0.0
 
-    event.listen(session, "loaded_as_persistent", keep)
-    try:
-        yield
-    finally:
-        event.remove(session, "loaded_as_persistent", keep)
-        kept.clear()
+    def start(self) -> None:
+        self.session = db.session()
+        event.listen(self.session, "loaded_as_persistent", self._keep)
+        self.read_at = time.monotonic()
+
+    def stop(self) -> None:
+        if self.session is not None:
+            event.remove(self.session, "loaded_as_persistent", self._keep)
+            self.session = None
+        self.kept.clear()
+
+    def refresh_if_due(self) -> None:
+        if time.monotonic() - self.read_at >= REFRESH_SECONDS:
+            self.stop()
+            close_session()  # the next delivery loads from a fresh session (and, on PostgreSQL, a fresh snapshot)
+            self.start()
+
+    def _keep(self, _session, instance) -> None:
+        self.kept.append(instance)

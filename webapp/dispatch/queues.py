@@ -11,6 +11,8 @@ import time
 from flask import Flask, current_app
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
+from rq.job import JobStatus
+from rq.rate_limit import release_slot
 from rq.utils import now as rq_now
 from rq.exceptions import StopRequested
 from rq.job_lifecycle import call_exception_handlers
@@ -20,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import keys
 from ..extensions import db
-from ..outages import TransientFailure, is_database_outage
+from ..outages import TransientFailure, close_session, is_database_outage
 from ..outbox import JobSpec
 from ..redis_store import get_redis
 from .batches import GO_ON, Batch, is_batch_leader
@@ -117,7 +119,7 @@ class HooklineWorker(SimpleWorker):
             try:
                 performed = super().perform_job(job, queue, *args, **kwargs)
             finally:
-                _close_session()
+                close_session()
         if getattr(self, "_database_down", False):
             self._wait_for_database()
         return performed
@@ -129,6 +131,25 @@ class HooklineWorker(SimpleWorker):
             Batch(job, self.name, started, webhook_timeout=self.flask_app.config["WEBHOOK_TIMEOUT"],
                   stopping=self.stopping).run()
         return result
+
+    def handle_job_success(self, job, queue, started_job_registry, execution):
+        # RQ's own path WATCHes the job's dependents key and reads it, two round trips a job, so that jobs that
+        # depend on this one are queued. Hookline's jobs have no dependents (JobSpec has no such field) and do not
+        # repeat: the same steps in one pipeline, then the rate-limit slot released, as RQ does.
+        if job.repeats_left:
+            return super().handle_job_success(job, queue, started_job_registry, execution)
+        with self.connection.pipeline() as pipeline:
+            self.increment_successful_job_count(pipeline=pipeline)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            result_ttl = job.get_result_ttl(self.default_result_ttl)
+            if result_ttl != 0:
+                job._handle_success(result_ttl, pipeline=pipeline, worker_name=self.name, execution_id=execution.id,
+                                    execution_started_at=execution.created_at, execution_ended_at=job.ended_at)
+            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+            job._status = JobStatus.FINISHED
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            pipeline.execute()
+        release_slot(job)
 
     def handle_exception(self, job, *exc_info):
         # An outage is not a bug: one line, not a traceback on every attempt (RQ retries the job).
@@ -160,7 +181,7 @@ class HooklineWorker(SimpleWorker):
                 except SQLAlchemyError:
                     pass
                 finally:
-                    _close_session()
+                    close_session()
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -218,14 +239,6 @@ class HooklineWorker(SimpleWorker):
     def _install_signal_handlers(self):
         if threading.current_thread() is threading.main_thread():
             super()._install_signal_handlers()
-
-
-def _close_session() -> None:
-    """End the job's database session; a database that went away must not take the worker with it."""
-    try:
-        db.session.remove()
-    except Exception as exc:  # noqa: BLE001 - the connection is gone; the pool replaces it on next use
-        logger.warning("worker.session_close_failed reason=%s", exc.__class__.__name__)
 
 
 def make_worker(app: Flask, queue_names=keys.ALL_QUEUES, *, name: str | None = None, **kwargs) -> HooklineWorker:
