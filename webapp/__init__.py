@@ -30,7 +30,9 @@ def create_app(config: dict | None = None) -> Flask:
     # A worker process holds a database connection per busy slot; connections open only when used.
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
         "pool_size": settings["WORKER_CONCURRENCY"] + settings["MAIL_CONCURRENCY"] + 2, "max_overflow": 8,
-        "pool_pre_ping": True,  # a connection the database dropped (a restart) is replaced, not handed to a job
+        # A connection a database server dropped (a restart) is replaced, not handed to a job. A SQLite file has
+        # no server to drop it: the ping would only cost every session a statement.
+        "pool_pre_ping": not settings["DATABASE_URL"].startswith("sqlite"),
     })
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tokens live as long as the session
     # Flask and Flask-Login define these keys already, so setdefault would leave their defaults in place.
