@@ -14,7 +14,6 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-
 from email.message import Message
 
 import certifi

@@ -84,28 +84,28 @@ def send_and_save_webhook_request(
     if outcome.kind != "success" and not will_retry and max_attempts > 1:
         extra["delivery_failed"] = True  # no attempt follows this one
     redis = get_redis()
-    pipe = WriteBatch(redis)
+    writes = WriteBatch(redis)
     entry = SentryAppWebhookRequestsBuffer(redis, sentry_app.id).add_request(
         event_type=event_type, response_code=response.status_code, webhook_url=sentry_app.webhook_url,
         organization_id=sentry_app.organization_id, request_id=headers["Request-ID"],
         duration_ms=response.duration_ms, attempt=attempt, max_attempts=max_attempts, response_headers=response.headers,
         request_headers=headers, request_body=body.decode("utf-8"), response_body=response.body,
-        failure=response.failure.as_dict() if response.failure else None, extra=extra, pipe=pipe,
+        failure=response.failure.as_dict() if response.failure else None, extra=extra, pipe=writes,
     )
-    pipe.hset(keys.LAST_DELIVERY, str(sentry_app.id), json.dumps({"date": entry["date"], "response_code": response.status_code}))
-    count_delivery(pipe, outcome.kind, event_type, response.duration_ms / 1000)
+    writes.hset(keys.LAST_DELIVERY, str(sentry_app.id), json.dumps({"date": entry["date"], "response_code": response.status_code}))
+    count_delivery(writes, outcome.kind, event_type, response.duration_ms / 1000)
     # The app's cap on attempts in flight follows its latest answer (see ``app_caps``): one at a time while it
     # times out, the full cap again as soon as it answers, also for the deliveries already waiting their turn.
     cap = 1 if response.status_code == 0 else config["WEBHOOK_APP_CONCURRENCY"]
-    pipe.hset(keys.app_rate_limit_config(sentry_app.id), "concurrency", cap)
+    writes.hset(keys.app_rate_limit_config(sentry_app.id), "concurrency", cap)
     today = clock.today()
     if count_health:
         buffer = IntegrationRequestBuffer(redis, sentry_app.id, sentry_app.organization_id)
         if outcome.kind == "timeout":
-            record_timeout(buffer, pipe, today)
+            record_timeout(buffer, writes, today)
         else:
-            record_response_for_disabling_integration(buffer, outcome, pipe, today)
-    pipe.execute()
+            record_response_for_disabling_integration(buffer, outcome, writes, today)
+    writes.execute()
     # A success is in the request log and the metrics; at hundreds a second a line each would be noise (and a
     # measurable share of the worker's CPU), so only attempts that did not succeed are logged at INFO.
     logger.log(
