@@ -28,7 +28,7 @@ INGEST_RESULTS = ("accepted", "rate_limited", "refused", "dropped")
 
 
 def count_delivery(pipe, outcome: str, event_type: str, seconds: float | None) -> None:
-    """Add one delivery attempt's counters to ``pipe`` (the pipeline that logs the attempt)."""
+    """Add one delivery attempt's counters to ``pipe`` (the pipeline or WriteBatch that logs the attempt)."""
     pipe.hincrby(keys.METRICS, f"deliveries|{outcome}|{event_type}", 1)
     if seconds is not None:
         bucket = next((str(bound) for bound in DURATION_BUCKETS if seconds <= bound), "+Inf")

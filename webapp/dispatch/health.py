@@ -88,7 +88,8 @@ class IntegrationRequestBuffer:
     def record(self, kind: str, day: date, pipe) -> None:
         """Add one ``kind`` outcome on ``day`` to ``pipe`` (the caller executes it with the log write).
 
-        The day's counter and its display history both count it, in the same pipeline: no extra round trip.
+        The day's counter and its display history both count it, in the same writes (a pipeline or a
+        WriteBatch): no extra round trip.
         """
         for key in (self._key(day), keys.health_history(self.app_id, day.isoformat())):
             pipe.hincrby(key, FIELDS[kind], 1)

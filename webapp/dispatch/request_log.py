@@ -179,7 +179,8 @@ class SentryAppWebhookRequestsBuffer:
         now: datetime | None = None,
         pipe=None,
     ) -> dict:
-        """Record one attempt and return the entry written; with ``pipe``, the caller executes the pipeline.
+        """Record one attempt and return the entry written; with ``pipe`` (a pipeline or a WriteBatch), the caller
+        executes it.
 
         1. The entry goes on the event type's list, and on its errors list if it failed.
         2. Its details record goes on the details list of successes or of errors, so it is kept once.
