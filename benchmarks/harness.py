@@ -175,6 +175,21 @@ def wait_finished(connection: redis.Redis, queue_name: str, expected: int, timeo
         time.sleep(0.02)
 
 
+def wait_delivered(connection: redis.Redis, app_ids: list[int], timeout: float,
+                   processes: list[subprocess.Popen] | None = None) -> float:
+    """Wait until every app has had an attempt recorded (its last delivery); return the time that took, from now."""
+    started = time.perf_counter()
+    fields = [str(app_id) for app_id in app_ids]
+    while True:
+        done = sum(value is not None for value in connection.hmget("hookline:last-delivery", fields))
+        if done == len(fields):
+            return time.perf_counter() - started
+        if time.perf_counter() - started > timeout:
+            raise BenchError(f"only {done}/{len(fields)} apps had a delivery within {timeout:.0f}s")
+        check_alive(processes)
+        time.sleep(0.005)
+
+
 def wait_received(connection: redis.Redis, message_ids, timeout: float,
                   processes: list[subprocess.Popen] | None = None) -> dict[str, float]:
     """Wait until the receiver has noted every ``message_ids`` in ``bench:received``; return id -> receipt time."""

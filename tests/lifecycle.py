@@ -38,6 +38,12 @@ def send(app, app_id: int, n: int = 1, event_type: str = "issue.created") -> lis
         return ids
 
 
+def rq_jobs_run(app) -> int:
+    """How many jobs RQ's workers dequeued and ran themselves (what a batch or fan-out runner ran is not counted)."""
+    connection = app.extensions["redis"]
+    return sum(int(connection.hget(key, "successful_job_count") or 0) for key in connection.keys("rq:worker:*"))
+
+
 def load_app(app, app_id: int) -> SentryApp:
     with app.app_context():
         sentry_app = db.session.get(SentryApp, app_id)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import asdict, dataclass, field, fields
-from datetime import timedelta
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta, timezone
 
 from redis.exceptions import RedisError
 from rq import Queue, RateLimit, Retry
@@ -42,6 +42,8 @@ class JobSpec:
     failure_ttl: int = 30 * 24 * 3600
     retry: list | None = None  # [max, [intervals...]]
     rate_limit: list | None = None  # [key, concurrency]
+    # Held this long in RQ's scheduled registry before it is queued (a fan-out's runners may take it sooner).
+    defer_seconds: float = 0.0
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def rq_retry(self) -> Retry | None:
@@ -51,7 +53,8 @@ class JobSpec:
         return RateLimit(self.rate_limit[0], self.rate_limit[1]) if self.rate_limit else None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        # Not dataclasses.asdict: it deep-copies the args (an event's whole payload) only for json to read them.
+        return json.dumps({spec_field.name: getattr(self, spec_field.name) for spec_field in fields(self)})
 
     @classmethod
     def from_json(cls, text: str) -> "JobSpec":
@@ -64,7 +67,8 @@ def enqueue_specs(specs: list[JobSpec], connection=None, also=None) -> list[str]
     """Queue the jobs now, all in one MULTI round trip; return their ids.
 
     A job with a rate limit goes through RQ's RateLimit registry: queued at once while its key has a free
-    slot, else held until a job of that key ends. ``also(pipeline)`` adds commands that must be written
+    slot, else held until a job of that key ends. A job with ``defer_seconds`` goes to RQ's scheduled
+    registry instead, and through the rate limit when it is due. ``also(pipeline)`` adds commands that must be written
     with the jobs, all or nothing (the payload a job reads).
     """
     if not specs:
@@ -78,7 +82,9 @@ def enqueue_specs(specs: list[JobSpec], connection=None, also=None) -> list[str]
             failure_ttl=spec.failure_ttl, job_id=spec.job_id, retry=spec.rq_retry(), rate_limit=spec.rq_rate_limit(),
         )
         pipe.sadd(queue.redis_queues_keys, queue.key)
-        if job.has_rate_limit:
+        if spec.defer_seconds > 0:
+            queue.schedule_job(job, datetime.now(timezone.utc) + timedelta(seconds=spec.defer_seconds), pipeline=pipe)
+        elif job.has_rate_limit:
             # RQ's public enqueue refuses a pipeline for rate-limited jobs; its scheduler batches them this way.
             queue._enqueue_rate_limited_job(job, pipeline=pipe)
         else:

@@ -432,3 +432,67 @@ def test_a_flapping_receiver_gets_every_message_under_one_webhook_id_each(app, p
     assert len(successes) == 10  # each message succeeded exactly once: no attempt after its success
     assert not any(entry.get("delivery_failed") for entry in log_entries(app, pager))
     assert worker.poll() is None, workers.output(worker)
+
+
+# 6. A worker SIGKILLed while it runs a fan-out (one change to six apps through a runner job): every app still gets
+# the message, each under one webhook-id; the one being sent when the worker died is re-run.
+
+def test_sigkill_of_a_worker_running_a_fan_out_loses_no_app_s_message(app, settings, receiver, workers, make_user):
+    from sqlalchemy import select
+
+    from webapp.dispatch.fanout import notify_resource_change
+    from webapp.integrations import register_internal_app
+    from webapp.models import Organization
+
+    redis = app.extensions["redis"]
+    app.config["WEBHOOK_TIMEOUT"] = 5.0
+    make_user("owner@example.com", "acme", "owner")
+    paths = [f"/fan-{uuid.uuid4().hex[:6]}/{index}" for index in range(6)]
+    with app.app_context():
+        organization = db.session.scalar(select(Organization).where(Organization.slug == "acme"))
+        apps = [register_internal_app(organization, f"App {index}", receiver.url(path), ["issue"])
+                for index, path in enumerate(paths)]
+        app_ids = [sentry_app.id for sentry_app in apps]
+        organization_id = organization.id
+    receiver.server.clear_all_handlers()
+    for path in paths:
+        receiver.respond(path=path, delay=3)  # holds each request: a worker is killed while it waits
+    first, second = workers.start(WEBHOOK_TIMEOUT=5), workers.start(WEBHOOK_TIMEOUT=5)
+    wait_ready(redis, first, workers)
+    wait_ready(redis, second, workers)
+
+    with app.app_context():
+        job_ids = notify_resource_change(organization_id, "issue.created", {"issue": {"id": "1", "title": "fan"}})
+        db.session.commit()
+    wait_for(lambda: any(receiver.at(path) for path in paths), 10, what="a first attempt")
+
+    def runner():  # the runner job in flight (it is sending the delivery it took; the others went one job each)
+        registry = StartedJobRegistry(keys.WEBHOOK_QUEUE, connection=redis)
+        return next((job for job in Job.fetch_many(registry.get_job_ids(), connection=redis)
+                     if job and job.func_name.endswith("run_fanout")), None)
+
+    runner_pid = int(wait_for(runner, 5, what="the runner in flight").worker_name.split(".")[-3])
+    holder = first if runner_pid == first.pid else second
+    survivor = second if holder is first else first
+    holder.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    holder.wait(timeout=5)
+    receiver.server.clear_all_handlers()
+    for path in paths:
+        receiver.respond(path=path)  # the receivers recover; re-runs need not wait
+
+    def delivered() -> int:
+        return sum(any(entry["response_code"] == 200 for entry in log_entries(app, app_id)) for app_id in app_ids)
+
+    wait_for(lambda: delivered() == len(app_ids), 120, interval=0.2, what="every app's delivery")
+    elapsed = time.monotonic() - killed
+    time.sleep(1.0)  # a stray extra attempt would arrive now
+    print(f"\n[fan-out kill] every app delivered {elapsed:.1f} s after the kill")
+    for path in paths:
+        ids = {received.headers["Webhook-Id"] for received in receiver.at(path)}
+        assert len(ids) == 1, f"{path} got {ids}"  # re-runs send the same webhook-id
+    for app_id in app_ids:  # the killed attempts wrote nothing; each app's log has its one success
+        assert [entry["response_code"] for entry in log_entries(app, app_id)] == [200]
+    assert elapsed < 60, f"took {elapsed:.1f} s"
+    assert {Job.fetch(job_id, connection=redis).get_status() for job_id in job_ids} == {"finished"}
+    assert survivor.poll() is None, workers.output(survivor)

@@ -22,19 +22,21 @@ event and rule) are kept for the next ones and read afresh every REFRESH_SECONDS
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import time
 import uuid
 
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy import event
 from rq.job import Job, JobStatus
 from rq.defaults import DEFAULT_RESULT_TTL
-from rq.rate_limit import RateLimitRegistry
+from rq.queue import Queue
+from rq.rate_limit import RELEASE_AND_ENQUEUE_SCRIPT, RateLimitRegistry
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
-from rq.utils import now as rq_now, utcformat
+from rq.utils import current_timestamp, now as rq_now, utcformat
 
 from ..extensions import db
 from ..outages import TransientFailure, close_session, is_database_outage
@@ -58,6 +60,9 @@ BATCH_SECONDS = 5.0
 # A batch reads its app (and whatever its deliveries load) afresh at its first delivery this long after the last
 # read: a change made meanwhile (disabled, new URL, rotated secret) reaches the batch within about this long.
 REFRESH_SECONDS = 1.0
+# The worker process sets this around each job it runs: (its RQ worker's name, an Event set when stopping).
+current_slot: contextvars.ContextVar[tuple[str, object] | None] = contextvars.ContextVar("hookline_slot",
+                                                                                          default=None)
 REGISTRY_MARGIN = 15  # seconds a claimed job's started entry outlives its worst case, as a job's heartbeat does
 
 # Take up to ARGV[1] waiting jobs of one rate limit, oldest first, and no more than a fair share of them among
@@ -109,13 +114,11 @@ class Batch:
         self.worker_name = worker_name
         self.started = started  # time.monotonic() when the leader began
         self.stopping = stopping  # a threading.Event, or None
-        self.execution_id = f"batch-{uuid.uuid4().hex[:12]}"
+        self.runs = SlotRuns(self.connection, worker_name, "batch")
         registry = RateLimitRegistry(leader.rate_limit_key, self.connection)
         self.rate_limited_key, self.config_key = registry.rate_limited_key, registry.config_key
         self.expiry_seconds = BATCH_SECONDS + webhook_timeout + REGISTRY_MARGIN
         self._claim = self.connection.register_script(CLAIM_SCRIPT)
-        self.ran = 0
-        self._finished_registries: dict[str, FinishedJobRegistry] = {}
         self.loaded = LoadedObjects()
         # The first chunk's size varies: batches that began together (a backlog arriving at once) then reach
         # their chunk ends, where the worker does a burst of RQ bookkeeping, at different moments.
@@ -135,25 +138,20 @@ class Batch:
             logger.warning("delivery.batch_interrupted leader=%s reason=%s", self.leader.id, exc.__class__.__name__)
         finally:
             self.loaded.stop()
-        if self.ran:
+        if self.runs.ran:
             logger.info("delivery.batch leader=%s rate_limit=%s ran=%s", self.leader.id, self.leader.rate_limit_key,
-                        self.ran)
-        return self.ran
+                        self.runs.ran)
+        return self.runs.ran
 
     def claim(self) -> list[tuple[Job, float]]:
         """Take the oldest waiting jobs (see CLAIM_SCRIPT); return them with their places in the waiting set."""
         started_at = utcformat(rq_now())
         reply = self._claim(keys=[self.rate_limited_key, self.config_key], args=[
-            self.chunk, time.time() + self.expiry_seconds, started_at, self.worker_name, self.execution_id,
+            self.chunk, time.time() + self.expiry_seconds, started_at, self.worker_name, self.runs.execution_id,
             Job.redis_job_namespace_prefix, StartedJobRegistry.key_template.format(""),
         ])
-        claimed = []
-        for index in range(0, len(reply), 3):
-            raw_id, score, flat = reply[index:index + 3]
-            job = Job(raw_id.decode(), connection=self.connection)
-            job.restore(dict(zip(flat[0::2], flat[1::2])))  # what Job.fetch does with the hash
-            claimed.append((job, float(score)))
-        return claimed
+        return [(self.runs.restore(raw_id, flat), float(score))
+                for raw_id, score, flat in zip(reply[0::3], reply[1::3], reply[2::3])]
 
     def _run_chunk(self, claimed: list[tuple[Job, float]]) -> bool:
         """Run the claimed jobs in order; finish the run ones, give back the rest; return whether to go on."""
@@ -165,29 +163,81 @@ class Batch:
                 go_on = False
                 break
             self.loaded.refresh_if_due()
-            job.started_at = rq_now()
             try:
-                result = job.perform()
-            except Exception as exc:  # noqa: BLE001 - the job fails as an abandoned one would, and RQ retries it
-                self._fail(job, exc)
+                result = self.runs.perform(job)
+            except Exception:  # noqa: BLE001 - failed as an abandoned job is (SlotRuns.perform); RQ retries it
                 self.give_back(claimed[index + 1:])
                 go_on = False
                 break
-            job.ended_at = rq_now()
             done.append(job)
             go_on = result in GO_ON
-        self.finish(done)
+        self.runs.finish(done)
         self.chunk = CLAIM_CHUNK
         return go_on
 
-    def finish(self, jobs: list[Job]) -> None:
+    def give_back(self, claimed: list[tuple[Job, float]]) -> None:
+        """Return claimed jobs not run to the waiting set, in their old places, waiting again."""
+        if not claimed:
+            return
+        with self.connection.pipeline() as pipeline:
+            for job, score in claimed:
+                pipeline.zrem(self.runs.started_key(job), self.runs.entry(job))
+                pipeline.hset(job.key, "status", JobStatus.RATE_LIMITED)
+                pipeline.zadd(self.rate_limited_key, {job.id: score})
+            pipeline.execute()
+
+    def _has_time(self) -> bool:
+        if self.stopping is not None and self.stopping.is_set():
+            return False
+        return time.monotonic() - self.started < self.seconds
+
+
+class SlotRuns:
+    """Jobs a slot took out of RQ's waiting places itself and runs as RQ's worker would (batches and fan-outs).
+
+    Each was marked started and given an entry ``<job id>:<execution_id>`` in its queue's started registry
+    when it was claimed; ``finish`` ends the run ones as RQ's worker does, and a job whose run raised is left
+    to RQ's abandoned-job clean-up, which re-runs it under its crash retries.
+    """
+
+    def __init__(self, connection, worker_name: str, kind: str):
+        self.connection = connection
+        self.worker_name = worker_name
+        self.kind = kind
+        self.execution_id = f"{kind}-{uuid.uuid4().hex[:12]}"
+        self.ran = 0
+        self._finished_registries: dict[str, FinishedJobRegistry] = {}
+        self._release = connection.register_script(RELEASE_AND_ENQUEUE_SCRIPT)
+
+    def restore(self, raw_id: bytes, flat: list) -> Job:
+        """Return the job of a claim script's reply (its id and its hash as a flat field/value list)."""
+        job = Job(raw_id.decode(), connection=self.connection)
+        job.restore(dict(zip(flat[0::2], flat[1::2])))  # what Job.fetch does with the hash
+        return job
+
+    def perform(self, job: Job):
+        """Run the job's function as RQ would; on an exception, fail it (see ``fail``) and raise."""
+        job.started_at = rq_now()
+        try:
+            result = job.perform()
+        except Exception as exc:
+            self.fail(job, exc)
+            raise
+        job.ended_at = rq_now()
+        return result
+
+    def finish(self, jobs: list[Job], release_slots: bool = False) -> None:
         """Mark run jobs finished as RQ's worker does: status, result, finished registry, expiry, started entry gone.
+
+        With ``release_slots`` each job also gives back the rate-limit slot it holds of its own (a fan-out's
+        jobs do; a batch's run inside their leader's slot), and the oldest waiting job of that limit is queued.
 
         RQ's own ``_handle_success`` saves the whole job again (its pickled call too); only the fields written
         here changed, and a chunk's finish is one burst of work for the process, so it is kept lean.
         """
         if not jobs:
             return
+        releases = []
         with self.connection.pipeline(transaction=False) as pipeline:
             for job in jobs:
                 result_ttl = job.get_result_ttl(DEFAULT_RESULT_TTL)
@@ -203,8 +253,20 @@ class Batch:
                                   execution_started_at=job.started_at, execution_ended_at=job.ended_at)
                     self._finished_registry(job.origin).add(job, result_ttl, pipeline)
                 job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)  # the job expires with its result
-                pipeline.zrem(self._started_key(job), self._entry(job))
-            pipeline.execute()
+                pipeline.zrem(self.started_key(job), self.entry(job))
+                if release_slots and job.has_rate_limit:
+                    registry = RateLimitRegistry(job.rate_limit_key, self.connection)
+                    release = ([registry.allowed_key, registry.rate_limited_key], [
+                        job.rate_limit_concurrency, current_timestamp(), utcformat(rq_now()),
+                        Queue.redis_queue_namespace_prefix, Job.redis_job_namespace_prefix, job.id])
+                    releases.append(release)
+                    # By its SHA: a script object on a pipeline costs a SCRIPT EXISTS round trip per execute.
+                    pipeline.evalsha(self._release.sha, len(release[0]), *release[0], *release[1])
+            try:
+                pipeline.execute()
+            except NoScriptError:  # Redis restarted since the script was loaded: the other commands went through
+                for script_keys, args in releases:
+                    self._release(keys=script_keys, args=args)
         self.ran += len(jobs)
 
     def _finished_registry(self, origin: str) -> FinishedJobRegistry:
@@ -213,36 +275,21 @@ class Batch:
             registry = self._finished_registries[origin] = FinishedJobRegistry(origin, connection=self.connection)
         return registry
 
-    def give_back(self, claimed: list[tuple[Job, float]]) -> None:
-        """Return claimed jobs not run to the waiting set, in their old places, waiting again."""
-        if not claimed:
-            return
-        with self.connection.pipeline() as pipeline:
-            for job, score in claimed:
-                pipeline.zrem(self._started_key(job), self._entry(job))
-                pipeline.hset(job.key, "status", JobStatus.RATE_LIMITED)
-                pipeline.zadd(self.rate_limited_key, {job.id: score})
-            pipeline.execute()
-
-    def _fail(self, job: Job, exc: Exception) -> None:
+    def fail(self, job: Job, exc: Exception) -> None:
         """Leave the job to RQ's abandoned-job clean-up (its retries), now rather than at its expiry."""
         reason = exc if isinstance(exc, TransientFailure) else exc.__class__.__name__
         if isinstance(exc, TransientFailure) or is_database_outage(exc):
-            logger.warning("job.failed job=%s func=%s reason=%s (in a batch)", job.id, job.func_name, reason)
+            logger.warning("job.failed job=%s func=%s reason=%s (in a %s)", job.id, job.func_name, reason,
+                           self.kind)
         else:
-            logger.exception("job.failed job=%s func=%s (in a batch)", job.id, job.func_name)
-        self.connection.zadd(self._started_key(job), {self._entry(job): 0})
+            logger.exception("job.failed job=%s func=%s (in a %s)", job.id, job.func_name, self.kind)
+        self.connection.zadd(self.started_key(job), {self.entry(job): 0})
 
-    def _started_key(self, job: Job) -> str:
+    def started_key(self, job: Job) -> str:
         return StartedJobRegistry.key_template.format(job.origin)
 
-    def _entry(self, job: Job) -> str:
+    def entry(self, job: Job) -> str:
         return f"{job.id}:{self.execution_id}"
-
-    def _has_time(self) -> bool:
-        if self.stopping is not None and self.stopping.is_set():
-            return False
-        return time.monotonic() - self.started < self.seconds
 
 
 class LoadedObjects:

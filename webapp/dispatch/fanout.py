@@ -1,15 +1,110 @@
-"""Queue work for the workers: one RQ job per app and delivery, committed with the change that implies it."""
+"""Queue work for the workers: one RQ job per app and delivery, committed with the change that implies it.
+
+A change seen by many apps (an ingested error, an issue resolved) is a *fan-out*. Run as one RQ job each, its
+deliveries would each pay RQ's bookkeeping (about ten Redis round trips and 3 ms of CPU) and a fresh load of
+their app, more than the delivery itself costs. So a fan-out to FANOUT_MIN_APPS apps or more is queued as:
+
+- its deliveries, one RQ job each as always (same function, args, webhook-id, rate limit and crash retries),
+  held in RQ's scheduled registry for FANOUT_HOLD_SECONDS instead of queued;
+- a few *runners* (one per FANOUT_PER_RUNNER deliveries), plain jobs on the same queue. A runner takes the
+  held deliveries one at a time (``CLAIM_SCRIPT``: out of the scheduled registry, into the app's rate-limit
+  slot and the started registry, atomically) and runs each as RQ would, in its own slot, one after another
+  over warm connections with every app loaded in one query.
+
+Nothing depends on the runners: a delivery they do not take in time (no free slot, a runner stuck on a
+receiver that hangs, a runner's worker killed) becomes due and is queued by the scheduler like any job. A
+delivery a runner took and did not finish is in the started registry, and RQ's abandoned-job clean-up re-runs
+it. A delivery whose app is at its cap waits in the app's rate-limit set, as any job would. Apps whose last
+attempt timed out get a job of their own at once, so a receiver known to hang holds no runner.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import logging
+import math
+import threading
+import time
 
+from flask import current_app
+from redis.exceptions import RedisError
+from rq import Queue, get_current_job
+from rq.defaults import RQ_KEY_PREFIX
+from rq.job import Job
+from rq.rate_limit import RateLimitRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.utils import current_timestamp, now as rq_now, utcformat
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from .. import keys
 from ..extensions import db
 from ..models import SentryApp
 from ..outbox import enqueue_after_commit
+from ..redis_store import get_redis
+from .deadlines import watch
+from .batches import REGISTRY_MARGIN, SlotRuns, current_slot
 from .events import resource_of
 from .queues import app_caps, delivery_spec, task_spec
 from .signing import new_message_id
+
+logger = logging.getLogger(__name__)
+
+RUNNER_JOB = "webapp.dispatch.fanout.run_fanout"
+FANOUT_MIN_APPS = 4  # fewer apps: one job each, as before
+FANOUT_PER_RUNNER = 16  # held deliveries per runner job: fewer jobs (less bookkeeping), or more slots at once
+FANOUT_GROUP = 64  # held deliveries whose ids one runner carries; a bigger fan-out is split into groups
+# A held delivery no runner took becomes due after this (RQ's schedule has whole seconds: 1-2 s later) and is
+# queued within the housekeeper's next second.
+FANOUT_HOLD_SECONDS = 2.0
+CLAIM_LOOKAHEAD = 16  # candidate ids sent per claim (none of them still held: the next ones, in another call)
+RUNNER_SECONDS = 5.0  # a runner takes no delivery later than this after it began (the rest become due anyway)
+# When a delivery has taken this long (a slow receiver), the deliveries its runner has not taken are queued at
+# once, one job each: slow receivers are then served many at a time, by every free slot.
+RELEASE_AFTER_SECONDS = 0.025
+
+# Take the first of ARGV[8..] still held in the scheduled registry KEYS[1] (ZREM: the scheduler or another
+# runner may take it first). Its app's slot: free -> hold it (the allowed set, as RQ's own limiter does); taken
+# or others waiting -> the delivery waits in the app's rate-limit set like any job, and the next is tried.
+# A taken one is marked started by ARGV[3] at ARGV[2] and enters its queue's started registry as
+# <job id>:<ARGV[4]> expiring at ARGV[1].
+# Returns {position in ARGV[8..] (0-based), job id, job hash as a flat list}, or {position of the last one
+# looked at, false} when none was taken: the caller drops every id up to the position, taken or not.
+# ARGV: expiry score, started_at, worker name, execution id, job key prefix, started registry key prefix,
+#       timestamp, ids...
+CLAIM_SCRIPT = """
+local rl_prefix = '""" + RQ_KEY_PREFIX + """:rl:'
+local rl_keys = '""" + RateLimitRegistry.rl_keys_key + """'
+for i = 8, #ARGV do
+    local job_id = ARGV[i]
+    if redis.call('ZREM', KEYS[1], job_id) == 1 then
+        local job_key = ARGV[5] .. job_id
+        local fields = redis.call('HMGET', job_key, 'origin', 'status', 'rate_limit_key', 'rate_limit_concurrency')
+        if fields[1] and fields[2] == 'scheduled' then
+            local run = true
+            if fields[3] and fields[4] then
+                local limit = rl_prefix .. fields[3]
+                redis.call('SADD', rl_keys, fields[3])
+                redis.call('HSET', limit, 'concurrency', fields[4])
+                if redis.call('ZCARD', limit .. ':allowed') >= tonumber(fields[4])
+                        or redis.call('ZCARD', limit .. ':rate_limited') > 0 then
+                    redis.call('ZADD', limit .. ':rate_limited', ARGV[7], job_id)
+                    redis.call('HSET', job_key, 'status', 'rate_limited')
+                    run = false
+                else
+                    redis.call('ZADD', limit .. ':allowed', ARGV[7], job_id)
+                end
+            end
+            if run then
+                redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2], 'last_heartbeat', ARGV[2],
+                           'worker_name', ARGV[3])
+                redis.call('ZADD', ARGV[6] .. fields[1], ARGV[1], job_id .. ':' .. ARGV[4])
+                return {i - 8, job_id, redis.call('HGETALL', job_key)}
+            end
+        end
+    end
+end
+return {#ARGV - 8, false}
+"""
 
 
 def enqueue_task_after_commit(func: str, *args) -> str:
@@ -28,11 +123,149 @@ def subscribed_app_ids(organization_id: int, resource: str) -> list[int]:
 def notify_resource_change(organization_id: int, event_type: str, data: dict, actor: dict | None = None) -> list[str]:
     """Add ``event_type`` with ``data`` for every subscribed app of the organisation to the open transaction.
 
-    The deliveries are queued when the caller commits the change, and never without it.
+    The deliveries are queued when the caller commits the change, and never without it; many of them go as a
+    fan-out (see the module docstring). Return the deliveries' job ids.
     """
     caps = app_caps(subscribed_app_ids(organization_id, resource_of(event_type)))
-    return [
-        enqueue_after_commit(delivery_spec(
-            (app_id, event_type, data, actor, new_message_id(app_id, event_type), 1, False, organization_id), cap=cap))
-        for app_id, cap in caps.items()
-    ]
+    specs = {app_id: delivery_spec((app_id, event_type, data, actor, new_message_id(app_id, event_type), 1, False,
+                                    organization_id), cap=cap)
+             for app_id, cap in caps.items()}
+    full = current_app.config["WEBHOOK_APP_CONCURRENCY"]
+    held = [app_id for app_id, cap in caps.items() if cap == full]  # not the apps whose last attempt timed out
+    job_ids = [enqueue_after_commit(spec) for spec in specs.values()
+               if len(held) < FANOUT_MIN_APPS or spec.args[0] not in held]
+    if len(held) >= FANOUT_MIN_APPS:
+        for start in range(0, len(held), FANOUT_GROUP):
+            job_ids += _hold_for_runners([specs[app_id] for app_id in held[start:start + FANOUT_GROUP]])
+    return job_ids
+
+
+def _hold_for_runners(specs) -> list[str]:
+    """Add held deliveries and their runners to the open transaction; return the deliveries' job ids."""
+    for spec in specs:
+        spec.defer_seconds = FANOUT_HOLD_SECONDS
+        enqueue_after_commit(spec)
+    job_ids = [spec.job_id for spec in specs]
+    app_ids = [spec.args[0] for spec in specs]
+    runners = math.ceil(len(specs) / FANOUT_PER_RUNNER)
+    for index in range(runners):
+        start = index * len(specs) // runners  # each begins at a different place: fewer ids taken already
+        enqueue_after_commit(task_spec(RUNNER_JOB, (job_ids[start:] + job_ids[:start],
+                                                    app_ids[start:] + app_ids[:start])))
+    return job_ids
+
+
+def release_held(connection, queue_name: str, job_ids: list[str]) -> list[str]:
+    """Queue those of ``job_ids`` still held in the queue's scheduled registry now; return the ids queued.
+
+    Each is taken out of the registry first (ZREM): only the side that removed it (this call, the scheduler
+    or a runner) goes on with it, so none runs twice. Rate-limited ones go through their limit, as RQ's
+    scheduler does. A process killed between the two steps leaves a job marked scheduled in no registry,
+    which the orphan sweep queues.
+    """
+    registry_key = ScheduledJobRegistry.key_template.format(queue_name)
+    with connection.pipeline(transaction=False) as pipeline:
+        for job_id in job_ids:
+            pipeline.zrem(registry_key, job_id)
+        taken = [job_id for job_id, removed in zip(job_ids, pipeline.execute()) if removed]
+    jobs = [job for job in Job.fetch_many(taken, connection=connection) if job]
+    if jobs:
+        queue = Queue(queue_name, connection=connection)
+        with connection.pipeline() as pipeline:
+            for job in jobs:
+                if job.has_rate_limit:
+                    queue._enqueue_rate_limited_job(job, pipeline=pipeline, at_front=job.should_enqueue_at_front())
+                else:
+                    queue._enqueue_job(job, pipeline=pipeline, at_front=job.should_enqueue_at_front())
+            pipeline.execute()
+    return [job.id for job in jobs]
+
+
+def run_fanout(job_ids: list[str], app_ids: list[int]) -> int:
+    """Run held deliveries of a fan-out in this slot, one at a time, until none is left to take; return how many."""
+    slot = current_slot.get()
+    runner_job = get_current_job()
+    worker_name, stopping = slot if slot else ((runner_job.worker_name if runner_job else None) or "fanout", None)
+    return FanOutRunner(get_redis(), worker_name, stopping, current_app.config["WEBHOOK_TIMEOUT"]).run(job_ids, app_ids)
+
+
+class FanOutRunner:
+    """Take a fan-out's held deliveries one at a time and run each as RQ would; see the module docstring."""
+
+    def __init__(self, connection, worker_name: str, stopping, webhook_timeout: float):
+        self.connection = connection
+        self.stopping = stopping
+        self.runs = SlotRuns(connection, worker_name, "fanout")
+        self.expiry_seconds = webhook_timeout + REGISTRY_MARGIN
+        self._claim = connection.register_script(CLAIM_SCRIPT)
+        self.started = time.monotonic()
+        self.lock = threading.Lock()  # the candidates: taken from by the runner and, when it is slow, released
+        self.candidates: list[str] = []
+
+    def run(self, job_ids: list[str], app_ids: list[int]) -> int:
+        self.candidates = list(job_ids)
+        # The apps this runner is likeliest to serve (its share, from where it begins) in one query, held here:
+        # their deliveries then find their app without SQL.
+        apps = list(db.session.scalars(select(SentryApp).options(selectinload(SentryApp.installation))
+                                       .where(SentryApp.id.in_(app_ids[:FANOUT_PER_RUNNER]))))
+        while self._has_time():
+            with self.lock:
+                if not self.candidates:
+                    break
+                try:
+                    position, job = self.claim(self.candidates[:CLAIM_LOOKAHEAD])
+                except RedisError as exc:  # those not taken become due and are queued by the scheduler
+                    logger.warning("delivery.fanout_interrupted runner=%s reason=%s", self.runs.execution_id,
+                                   exc.__class__.__name__)
+                    break
+                del self.candidates[:position + 1]
+            if job is None:
+                continue  # none of those was still held: the next ones
+            # A receiver still busy after RELEASE_AFTER_SECONDS is slow: one after another would take too long,
+            # so the deliveries left are queued at once, one job each, for every free slot to take.
+            token = watch.call_at(time.monotonic() + RELEASE_AFTER_SECONDS, self._release_soon)
+            try:
+                self.runs.perform(job)
+            except Exception:  # noqa: BLE001 - failed as an abandoned job is (SlotRuns.perform); RQ retries it
+                continue
+            finally:
+                watch.cancel(token)
+            self.runs.finish([job], release_slots=True)
+        del apps
+        if self.runs.ran:
+            logger.info("delivery.fanout runner=%s ran=%s", self.runs.execution_id, self.runs.ran)
+        return self.runs.ran
+
+    def _release_soon(self) -> None:
+        # Called by the deadline thread, which must not wait on Redis: a thread of its own does it.
+        threading.Thread(target=self.release_rest, name="fanout-release", daemon=True).start()
+
+    def release_rest(self) -> None:
+        """Queue the deliveries this runner has not taken (those still held), one job each."""
+        with self.lock:
+            rest, self.candidates = self.candidates, []
+        if rest:
+            try:
+                released = release_held(self.connection, keys.WEBHOOK_QUEUE, rest)
+            except RedisError as exc:  # still held: they become due and are queued by the scheduler
+                logger.warning("delivery.fanout_release_failed runner=%s reason=%s", self.runs.execution_id,
+                               exc.__class__.__name__)
+                return
+            logger.info("delivery.fanout_released runner=%s jobs=%s", self.runs.execution_id, len(released))
+
+    def claim(self, candidates: list[str]) -> tuple[int, Job | None]:
+        """Take the first candidate still held (see CLAIM_SCRIPT); return its position and job, or no job."""
+        reply = self._claim(keys=[ScheduledJobRegistry.key_template.format(keys.WEBHOOK_QUEUE)], args=[
+            time.time() + self.expiry_seconds, utcformat(rq_now()), self.runs.worker_name, self.runs.execution_id,
+            Job.redis_job_namespace_prefix, StartedJobRegistry.key_template.format(""), current_timestamp(),
+            *candidates,
+        ])
+        position = int(reply[0])
+        if len(reply) < 3 or not reply[1]:
+            return position, None
+        return position, self.runs.restore(reply[1], reply[2])
+
+    def _has_time(self) -> bool:
+        if self.stopping is not None and self.stopping.is_set():
+            return False
+        return time.monotonic() - self.started < RUNNER_SECONDS

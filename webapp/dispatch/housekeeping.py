@@ -20,12 +20,14 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry, clean_registries
 from rq.scheduler import RQScheduler
 from rq.scripts import acquire_or_refresh_lock, release_lock
+from rq.utils import current_timestamp
 from rq.worker_registration import clean_worker_registry
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import keys
 from ..extensions import db
 from ..outbox import sweep_outbox
+from .fanout import release_held
 from .queues import make_worker
 from .schedule import enqueue_metric_alert_tick
 
@@ -53,6 +55,20 @@ class ShortLockScheduler(RQScheduler):
         self._acquired_locks = owned
         self.lock_acquisition_time = datetime.now()
         return owned
+
+    def enqueue_scheduled_jobs(self) -> None:
+        """Queue the due jobs of each owned queue, taking each out of the scheduled registry first.
+
+        RQ's own reads the due ids, then queues them and removes them. A fan-out runner takes held deliveries
+        out of the same registry; ``release_held`` queues only the ones this call removed, so a delivery due
+        just as a runner takes it is never run twice.
+        """
+        if not self._scheduled_job_registries and self._acquired_locks:
+            self.prepare_registries()
+        for registry in self._scheduled_job_registries:
+            due = registry.get_jobs_to_schedule(current_timestamp())
+            if due:
+                release_held(self.connection, registry.name, due)
 
 
 # Put back a job that was left between places: marked queued but in neither its queue nor that queue's

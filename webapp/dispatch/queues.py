@@ -25,7 +25,7 @@ from ..extensions import db
 from ..outages import TransientFailure, close_session, is_database_outage
 from ..outbox import JobSpec
 from ..redis_store import get_redis
-from .batches import GO_ON, Batch, is_batch_leader
+from .batches import GO_ON, Batch, current_slot, is_batch_leader
 from .deadlines import SharedTimerDeathPenalty
 
 logger = logging.getLogger(__name__)
@@ -116,9 +116,11 @@ class HooklineWorker(SimpleWorker):
                 # RQ calls job.perform() inside the job's time limit and before it releases the job's rate-limit
                 # slot: the app's waiting deliveries run there, within the slot (see batches.py).
                 job.perform = functools.partial(self._perform_with_backlog, job, job.perform)
+            slot = current_slot.set((self.name, self.stopping))
             try:
                 performed = super().perform_job(job, queue, *args, **kwargs)
             finally:
+                current_slot.reset(slot)
                 close_session()
         if getattr(self, "_database_down", False):
             self._wait_for_database()
