@@ -189,3 +189,64 @@ def test_an_app_whose_last_attempt_timed_out_gets_a_job_of_its_own(app, apps, re
     assert own in Queue(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids()  # queued at once
     make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
     assert paths(receiver) == sorted(f"/hook/{index}" for index in range(APPS))
+
+
+def test_a_failed_delivery_ends_the_runner_and_the_rest_go_one_job_each(app, apps, receiver, monkeypatch):
+    from webapp.dispatch import tasks
+
+    respond_all(receiver)
+    job_ids = change(app)
+    connection = app.extensions["redis"]
+    real = tasks.deliver_webhook
+    calls = []
+
+    def failing_once(*args, **kwargs):  # the first delivery hits a fault (say, its database connection dropped)
+        calls.append(args[0])
+        if len(calls) == 1:
+            raise RuntimeError("connection dropped")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "deliver_webhook", failing_once)
+    assert run_runner(app, job_ids, apps) == 0  # it stopped at the failure ...
+    queued = Queue(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids()
+    assert set(job_ids[1:]) <= set(queued)  # ... and queued the rest at once, one job each
+    assert Job.fetch(job_ids[0], connection=connection).get_status() == "started"  # left to RQ's clean-up
+    StartedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).cleanup(timestamp=time.time() + 1)
+    assert Job.fetch(job_ids[0], connection=connection).get_status() == "scheduled"  # its crash retry
+    move_scheduled_jobs(connection)
+    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+    assert paths(receiver) == sorted(f"/hook/{index}" for index in range(APPS))  # each app once
+
+
+def test_a_runner_leaves_a_crash_retry_to_its_time(app, apps, receiver):
+    respond_all(receiver)
+    job_ids = change(app)
+    connection = app.extensions["redis"]
+    registry = ScheduledJobRegistry(keys.WEBHOOK_QUEUE, connection=connection)
+    connection.zadd(registry.key, {job_ids[0]: time.time() + 10})  # as RQ schedules a delivery's crash retry
+
+    with app.app_context():
+        position, taken = FanOutRunner(connection, "test-worker", None, 60).claim(job_ids[:1])
+    assert taken is None and position == 0
+    assert job_ids[0] in registry.get_job_ids()  # still waiting for its time
+    assert Job.fetch(job_ids[0], connection=connection).get_status() == "scheduled"
+
+
+def test_releasing_queues_only_what_is_still_held_and_through_the_app_cap(app, apps, receiver):
+    from webapp.dispatch.fanout import release_held
+
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    send(app, apps[1])  # app 1's one slot is taken
+    job_ids = change(app)
+    connection = app.extensions["redis"]
+    with app.app_context():
+        FanOutRunner(connection, "test-worker", None, 60).claim(job_ids[:1])  # a runner took app 0's
+
+    released = release_held(connection, keys.WEBHOOK_QUEUE, job_ids)
+
+    assert released == job_ids[1:]  # not the one a runner took
+    assert release_held(connection, keys.WEBHOOK_QUEUE, job_ids) == []  # nothing is taken twice
+    assert Job.fetch(job_ids[1], connection=connection).get_status() == "rate_limited"  # behind app 1's first
+    assert RateLimitRegistry(keys.app_rate_limit(apps[1]), connection).get_rate_limited_job_ids() == [job_ids[1]]
+    assert {Job.fetch(job_id, connection=connection).get_status() for job_id in job_ids[2:]} == {"queued"}
+    assert ScheduledJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).count == 0

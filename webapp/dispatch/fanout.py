@@ -9,7 +9,9 @@ their app, more than the delivery itself costs. So a fan-out to FANOUT_MIN_APPS 
 - a few *runners* (one per FANOUT_PER_RUNNER deliveries), plain jobs on the same queue. A runner takes the
   held deliveries one at a time (``CLAIM_SCRIPT``: out of the scheduled registry, into the app's rate-limit
   slot and the started registry, atomically) and runs each as RQ would, in its own slot, one after another
-  over warm connections with every app loaded in one query.
+  over warm connections, with its share of the apps loaded in one query. When a delivery has taken
+  RELEASE_AFTER_SECONDS (a slow receiver), the runner queues the ones it has not taken at once, one job each,
+  for every free slot to take.
 
 Nothing depends on the runners: a delivery they do not take in time (no free slot, a runner stuck on a
 receiver that hangs, a runner's worker killed) becomes due and is queued by the scheduler like any job. A
@@ -39,12 +41,13 @@ from sqlalchemy.orm import selectinload
 from .. import keys
 from ..extensions import db
 from ..models import SentryApp
+from ..outages import close_session
 from ..outbox import enqueue_after_commit
 from ..redis_store import get_redis
-from .deadlines import watch
 from .batches import REGISTRY_MARGIN, SlotRuns, current_slot
+from .deadlines import watch
 from .events import resource_of
-from .queues import app_caps, delivery_spec, task_spec
+from .queues import app_caps, delivery_spec, job_timeout, task_spec
 from .signing import new_message_id
 
 logger = logging.getLogger(__name__)
@@ -62,21 +65,23 @@ RUNNER_SECONDS = 5.0  # a runner takes no delivery later than this after it bega
 # once, one job each: slow receivers are then served many at a time, by every free slot.
 RELEASE_AFTER_SECONDS = 0.025
 
-# Take the first of ARGV[8..] still held in the scheduled registry KEYS[1] (ZREM: the scheduler or another
-# runner may take it first). Its app's slot: free -> hold it (the allowed set, as RQ's own limiter does); taken
+# Take the first of ARGV[9..] still held in the scheduled registry KEYS[1] (ZREM: the scheduler or another
+# runner may take it first) and due by ARGV[8] (a fan-out's hold; a crash retry of a delivery, scheduled later
+# under the same id, is left to its time). Its app's slot: free -> hold it (the allowed set, as RQ's own limiter does); taken
 # or others waiting -> the delivery waits in the app's rate-limit set like any job, and the next is tried.
 # A taken one is marked started by ARGV[3] at ARGV[2] and enters its queue's started registry as
 # <job id>:<ARGV[4]> expiring at ARGV[1].
-# Returns {position in ARGV[8..] (0-based), job id, job hash as a flat list}, or {position of the last one
+# Returns {position in ARGV[9..] (0-based), job id, job hash as a flat list}, or {position of the last one
 # looked at, false} when none was taken: the caller drops every id up to the position, taken or not.
 # ARGV: expiry score, started_at, worker name, execution id, job key prefix, started registry key prefix,
-#       timestamp, ids...
+#       timestamp, latest due score, ids...
 CLAIM_SCRIPT = """
 local rl_prefix = '""" + RQ_KEY_PREFIX + """:rl:'
 local rl_keys = '""" + RateLimitRegistry.rl_keys_key + """'
-for i = 8, #ARGV do
+for i = 9, #ARGV do
     local job_id = ARGV[i]
-    if redis.call('ZREM', KEYS[1], job_id) == 1 then
+    local due = redis.call('ZSCORE', KEYS[1], job_id)
+    if due and tonumber(due) <= tonumber(ARGV[8]) and redis.call('ZREM', KEYS[1], job_id) == 1 then
         local job_key = ARGV[5] .. job_id
         local fields = redis.call('HMGET', job_key, 'origin', 'status', 'rate_limit_key', 'rate_limit_concurrency')
         if fields[1] and fields[2] == 'scheduled' then
@@ -98,12 +103,63 @@ for i = 8, #ARGV do
                 redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2], 'last_heartbeat', ARGV[2],
                            'worker_name', ARGV[3])
                 redis.call('ZADD', ARGV[6] .. fields[1], ARGV[1], job_id .. ':' .. ARGV[4])
-                return {i - 8, job_id, redis.call('HGETALL', job_key)}
+                return {i - 9, job_id, redis.call('HGETALL', job_key)}
             end
         end
     end
 end
-return {#ARGV - 8, false}
+return {#ARGV - 9, false}
+"""
+
+
+# Queue each of ARGV[5..] that this call takes out of the scheduled registry KEYS[1] (ZREM) and that is still
+# marked scheduled, as RQ's scheduler would: a rate-limited one waits in its limit's set (registered as RQ
+# registers it), and free slots are filled with that limit's waiting jobs, oldest first (RQ's acquire); any
+# other goes on its queue (front if it asks), marked queued. Returns the ids taken and queued or waiting.
+# ARGV: queue key prefix, job key prefix, enqueued_at, timestamp, ids...
+QUEUE_HELD_SCRIPT = """
+local rl_prefix = '""" + RQ_KEY_PREFIX + """:rl:'
+local rl_keys = '""" + RateLimitRegistry.rl_keys_key + """'
+local function push(job_id, origin, at_front)
+    if at_front == '1' then
+        redis.call('LPUSH', ARGV[1] .. origin, job_id)
+    else
+        redis.call('RPUSH', ARGV[1] .. origin, job_id)
+    end
+    redis.call('HSET', ARGV[2] .. job_id, 'status', 'queued', 'enqueued_at', ARGV[3])
+end
+local taken = {}
+for i = 5, #ARGV do
+    local job_id = ARGV[i]
+    if redis.call('ZREM', KEYS[1], job_id) == 1 then
+        local fields = redis.call('HMGET', ARGV[2] .. job_id, 'origin', 'status', 'rate_limit_key',
+                                  'rate_limit_concurrency', 'enqueue_at_front')
+        if fields[1] and fields[2] == 'scheduled' then
+            if fields[3] and fields[4] then
+                local limit = rl_prefix .. fields[3]
+                redis.call('SADD', rl_keys, fields[3])
+                redis.call('HSET', limit, 'concurrency', fields[4])
+                redis.call('ZADD', limit .. ':rate_limited', ARGV[4], job_id)
+                redis.call('HSET', ARGV[2] .. job_id, 'status', 'rate_limited')
+                while redis.call('ZCARD', limit .. ':allowed') < tonumber(fields[4]) do
+                    local popped = redis.call('ZPOPMIN', limit .. ':rate_limited')
+                    if #popped == 0 then
+                        break
+                    end
+                    local waiting = redis.call('HMGET', ARGV[2] .. popped[1], 'origin', 'status', 'enqueue_at_front')
+                    if waiting[1] and waiting[2] == 'rate_limited' then
+                        redis.call('ZADD', limit .. ':allowed', ARGV[4], popped[1])
+                        push(popped[1], waiting[1], waiting[3])
+                    end
+                end
+            else
+                push(job_id, fields[1], fields[5])
+            end
+            table.insert(taken, job_id)
+        end
+    end
+end
+return taken
 """
 
 
@@ -158,27 +214,15 @@ def _hold_for_runners(specs) -> list[str]:
 def release_held(connection, queue_name: str, job_ids: list[str]) -> list[str]:
     """Queue those of ``job_ids`` still held in the queue's scheduled registry now; return the ids queued.
 
-    Each is taken out of the registry first (ZREM): only the side that removed it (this call, the scheduler
-    or a runner) goes on with it, so none runs twice. Rate-limited ones go through their limit, as RQ's
-    scheduler does. A process killed between the two steps leaves a job marked scheduled in no registry,
-    which the orphan sweep queues.
+    One script (``QUEUE_HELD_SCRIPT``) takes each out of the registry and queues it, so the orphan sweep never
+    sees one marked scheduled in no registry, and only the side that removed it (this call, the scheduler or
+    a runner) goes on with it: none runs twice.
     """
-    registry_key = ScheduledJobRegistry.key_template.format(queue_name)
-    with connection.pipeline(transaction=False) as pipeline:
-        for job_id in job_ids:
-            pipeline.zrem(registry_key, job_id)
-        taken = [job_id for job_id, removed in zip(job_ids, pipeline.execute()) if removed]
-    jobs = [job for job in Job.fetch_many(taken, connection=connection) if job]
-    if jobs:
-        queue = Queue(queue_name, connection=connection)
-        with connection.pipeline() as pipeline:
-            for job in jobs:
-                if job.has_rate_limit:
-                    queue._enqueue_rate_limited_job(job, pipeline=pipeline, at_front=job.should_enqueue_at_front())
-                else:
-                    queue._enqueue_job(job, pipeline=pipeline, at_front=job.should_enqueue_at_front())
-            pipeline.execute()
-    return [job.id for job in jobs]
+    queued = connection.register_script(QUEUE_HELD_SCRIPT)(
+        keys=[ScheduledJobRegistry.key_template.format(queue_name)],
+        args=[Queue.redis_queue_namespace_prefix, Job.redis_job_namespace_prefix, utcformat(rq_now()),
+              current_timestamp(), *job_ids])
+    return [job_id.decode() for job_id in queued]
 
 
 def run_fanout(job_ids: list[str], app_ids: list[int]) -> int:
@@ -186,17 +230,19 @@ def run_fanout(job_ids: list[str], app_ids: list[int]) -> int:
     slot = current_slot.get()
     runner_job = get_current_job()
     worker_name, stopping = slot if slot else ((runner_job.worker_name if runner_job else None) or "fanout", None)
-    return FanOutRunner(get_redis(), worker_name, stopping, current_app.config["WEBHOOK_TIMEOUT"]).run(job_ids, app_ids)
+    time_limit = runner_job.timeout if runner_job and runner_job.timeout else job_timeout() + 30
+    return FanOutRunner(get_redis(), worker_name, stopping, time_limit).run(job_ids, app_ids)
 
 
 class FanOutRunner:
     """Take a fan-out's held deliveries one at a time and run each as RQ would; see the module docstring."""
 
-    def __init__(self, connection, worker_name: str, stopping, webhook_timeout: float):
+    def __init__(self, connection, worker_name: str, stopping, time_limit: float):
+        """``time_limit``: the runner job's own (RQ stops it then); what it took is not abandoned before that."""
         self.connection = connection
         self.stopping = stopping
         self.runs = SlotRuns(connection, worker_name, "fanout")
-        self.expiry_seconds = webhook_timeout + REGISTRY_MARGIN
+        self.claims_expire = time.time() + time_limit + REGISTRY_MARGIN
         self._claim = connection.register_script(CLAIM_SCRIPT)
         self.started = time.monotonic()
         self.lock = threading.Lock()  # the candidates: taken from by the runner and, when it is slow, released
@@ -227,7 +273,12 @@ class FanOutRunner:
             try:
                 self.runs.perform(job)
             except Exception:  # noqa: BLE001 - failed as an abandoned job is (SlotRuns.perform); RQ retries it
-                continue
+                # Its database session may be unusable now (a dropped connection): stop here, as a batch does,
+                # and let the rest go one job each at once.
+                watch.cancel(token)
+                close_session()
+                self.release_rest()
+                break
             finally:
                 watch.cancel(token)
             self.runs.finish([job], release_slots=True)
@@ -256,9 +307,9 @@ class FanOutRunner:
     def claim(self, candidates: list[str]) -> tuple[int, Job | None]:
         """Take the first candidate still held (see CLAIM_SCRIPT); return its position and job, or no job."""
         reply = self._claim(keys=[ScheduledJobRegistry.key_template.format(keys.WEBHOOK_QUEUE)], args=[
-            time.time() + self.expiry_seconds, utcformat(rq_now()), self.runs.worker_name, self.runs.execution_id,
+            self.claims_expire, utcformat(rq_now()), self.runs.worker_name, self.runs.execution_id,
             Job.redis_job_namespace_prefix, StartedJobRegistry.key_template.format(""), current_timestamp(),
-            *candidates,
+            time.time() + FANOUT_HOLD_SECONDS + 1, *candidates,
         ])
         position = int(reply[0])
         if len(reply) < 3 or not reply[1]:
