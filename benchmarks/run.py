@@ -46,6 +46,7 @@ import gzip
 import json
 import os
 import signal
+import statistics
 import sys
 import tempfile
 import threading
@@ -73,6 +74,7 @@ FAST_APPS = 8           # apps sharing the fast receiver in the throughput and m
 # (worker processes, WORKER_CONCURRENCY) of the throughput case. With a backlog each slot runs one app's waiting
 # deliveries in turn, so a fast receiver needs few slots: more only contend for the GIL.
 THROUGHPUT_CONFIGS = ((1, 32), (2, 32), (1, 8), (2, 8), (2, 4))
+FANOUT_RUNS = 5         # fan-outs measured (after one that warms the worker up)
 SLOW_APPS = 8           # apps on the 100 ms receiver
 SLOW_MS = 100
 HUNG_APPS = 20
@@ -336,6 +338,7 @@ class Bench:
         record("latency", "enqueue -> receipt p99 ms", p99, None, "<= 100 ms", p99 <= 100)
 
     def case_fanout(self) -> None:
+        """One change to 50 apps: the median of FANOUT_RUNS, after one that warms the worker up (reported too)."""
         from webapp.accounts import get_or_create_organization
         from webapp.dispatch.fanout import notify_resource_change
         from webapp.extensions import db
@@ -351,19 +354,27 @@ class Bench:
                 app_ids = [register_internal_app(org, f"App {i}", url, ["issue"]).id for i in range(50)]
                 org_id = org.id
             reset_redis(self.redis)
+            times = []
             with self.workers(1, WORKER_CONCURRENCY=32) as processes, self.app.app_context():
-                started = time.perf_counter()
-                notify_resource_change(org_id, "issue.created", {"issue": {"id": "1", "title": "fan-out"}})
-                db.session.commit()  # the outbox queues the 50 deliveries on commit
-                wait_delivered(self.redis, app_ids, timeout=60, processes=processes)
-                elapsed = time.perf_counter() - started
+                for _ in range(1 + FANOUT_RUNS):
+                    self.redis.delete(keys.LAST_DELIVERY)
+                    started = time.perf_counter()
+                    notify_resource_change(org_id, "issue.created", {"issue": {"id": "1", "title": "fan-out"}})
+                    db.session.commit()  # the outbox queues the 50 deliveries on commit
+                    wait_delivered(self.redis, app_ids, timeout=60, processes=processes)
+                    times.append(time.perf_counter() - started)
+                    time.sleep(0.5)  # its runners have ended when the next begins
+            first, elapsed = times[0], statistics.median(times[1:])
             if measured:
                 budget = 1.5 * 50 / self.per_worker[1]
-                record("fan-out", "seconds from notify_resource_change + commit to 50 apps delivered (1 process)",
-                       elapsed, budget, "<= 1.5 x 50 / 1-process throughput", elapsed <= budget)
+                record("fan-out", f"seconds from notify_resource_change + commit to 50 apps delivered (1 process), "
+                       f"median of {FANOUT_RUNS}", elapsed, budget, "<= 1.5 x 50 / 1-process throughput",
+                       elapsed <= budget)
+                record("fan-out", "the same, the first one after the worker started (cold)", first, None, "info",
+                       None)
             else:
-                record("fan-out", f"the same to 50 apps answering in {SLOW_MS} ms (1 process x 32: at best "
-                       f"{50 * SLOW_MS / 32 / 1000:.2f} s)", elapsed, None, "info", None)
+                record("fan-out", f"the same to 50 apps answering in {SLOW_MS} ms, median of {FANOUT_RUNS} (1 "
+                       f"process x 32: at best {50 * SLOW_MS / 32 / 1000:.2f} s)", elapsed, None, "info", None)
 
     def case_cost(self) -> None:
         from webapp.dispatch import webhooks

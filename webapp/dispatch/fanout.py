@@ -59,6 +59,8 @@ FANOUT_GROUP = 64  # held deliveries whose ids one runner carries; a bigger fan-
 # A held delivery no runner took becomes due after this (RQ's schedule has whole seconds: 1-2 s later) and is
 # queued within the housekeeper's next second.
 FANOUT_HOLD_SECONDS = 2.0
+# Run deliveries are marked finished (and their app slots given back) this many at a time, in one pipeline.
+FINISH_EVERY = 4
 CLAIM_LOOKAHEAD = 16  # candidate ids sent per claim (none of them still held: the next ones, in another call)
 RUNNER_SECONDS = 5.0  # a runner takes no delivery later than this after it began (the rest become due anyway)
 # When a delivery has taken this long (a slow receiver), the deliveries its runner has not taken are queued at
@@ -254,6 +256,7 @@ class FanOutRunner:
         # their deliveries then find their app without SQL.
         apps = list(db.session.scalars(select(SentryApp).options(selectinload(SentryApp.installation))
                                        .where(SentryApp.id.in_(app_ids[:FANOUT_PER_RUNNER]))))
+        done: list[Job] = []
         while self._has_time():
             with self.lock:
                 if not self.candidates:
@@ -281,7 +284,11 @@ class FanOutRunner:
                 break
             finally:
                 watch.cancel(token)
-            self.runs.finish([job], release_slots=True)
+            done.append(job)
+            if len(done) >= FINISH_EVERY:
+                self.runs.finish(done, release_slots=True)
+                done = []
+        self.runs.finish(done, release_slots=True)
         del apps
         if self.runs.ran:
             logger.info("delivery.fanout runner=%s ran=%s", self.runs.execution_id, self.runs.ran)
