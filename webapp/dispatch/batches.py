@@ -36,10 +36,12 @@ from rq.queue import Queue
 from rq.rate_limit import RELEASE_AND_ENQUEUE_SCRIPT, RateLimitRegistry
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
+from rq.timeouts import JobTimeoutException
 from rq.utils import current_timestamp, now as rq_now, utcformat
 
 from ..extensions import db
 from ..outages import TransientFailure, close_session, is_database_outage
+from .deadlines import SharedTimerDeathPenalty
 
 logger = logging.getLogger(__name__)
 
@@ -215,11 +217,16 @@ class SlotRuns:
         job.restore(dict(zip(flat[0::2], flat[1::2])))  # what Job.fetch does with the hash
         return job
 
-    def perform(self, job: Job):
-        """Run the job's function as RQ would; on an exception, fail it (see ``fail``) and raise."""
+    def perform(self, job: Job, time_limit: int | None = None):
+        """Run the job's function as RQ would (within ``time_limit`` seconds, if given: RQ's time limit for a job
+        of its own); on an exception, fail it (see ``fail``) and raise."""
         job.started_at = rq_now()
         try:
-            result = job.perform()
+            if time_limit:
+                with SharedTimerDeathPenalty(time_limit, JobTimeoutException, job_id=job.id):
+                    result = job.perform()
+            else:
+                result = job.perform()
         except Exception as exc:
             self.fail(job, exc)
             raise

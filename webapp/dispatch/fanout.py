@@ -47,7 +47,7 @@ from ..redis_store import get_redis
 from .batches import REGISTRY_MARGIN, SlotRuns, current_slot
 from .deadlines import watch
 from .events import resource_of
-from .queues import app_caps, delivery_spec, job_timeout, task_spec
+from .queues import app_caps, delivery_spec, task_spec
 from .signing import new_message_id
 
 logger = logging.getLogger(__name__)
@@ -72,10 +72,11 @@ RELEASE_AFTER_SECONDS = 0.025
 # under the same id, is left to its time). Its app's slot: free -> hold it (the allowed set, as RQ's own limiter does); taken
 # or others waiting -> the delivery waits in the app's rate-limit set like any job, and the next is tried.
 # A taken one is marked started by ARGV[3] at ARGV[2] and enters its queue's started registry as
-# <job id>:<ARGV[4]> expiring at ARGV[1].
+# <job id>:<ARGV[4]> expiring ARGV[1] + its time limit (the runner stops it then): as RQ's own heartbeat, a
+# claim outlives the longest the delivery can run.
 # Returns {position in ARGV[9..] (0-based), job id, job hash as a flat list}, or {position of the last one
 # looked at, false} when none was taken: the caller drops every id up to the position, taken or not.
-# ARGV: expiry score, started_at, worker name, execution id, job key prefix, started registry key prefix,
+# ARGV: now + margin, started_at, worker name, execution id, job key prefix, started registry key prefix,
 #       timestamp, latest due score, ids...
 CLAIM_SCRIPT = """
 local rl_prefix = '""" + RQ_KEY_PREFIX + """:rl:'
@@ -85,7 +86,8 @@ for i = 9, #ARGV do
     local due = redis.call('ZSCORE', KEYS[1], job_id)
     if due and tonumber(due) <= tonumber(ARGV[8]) and redis.call('ZREM', KEYS[1], job_id) == 1 then
         local job_key = ARGV[5] .. job_id
-        local fields = redis.call('HMGET', job_key, 'origin', 'status', 'rate_limit_key', 'rate_limit_concurrency')
+        local fields = redis.call('HMGET', job_key, 'origin', 'status', 'rate_limit_key', 'rate_limit_concurrency',
+                                  'timeout')
         if fields[1] and fields[2] == 'scheduled' then
             local run = true
             if fields[3] and fields[4] then
@@ -104,7 +106,8 @@ for i = 9, #ARGV do
             if run then
                 redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2], 'last_heartbeat', ARGV[2],
                            'worker_name', ARGV[3])
-                redis.call('ZADD', ARGV[6] .. fields[1], ARGV[1], job_id .. ':' .. ARGV[4])
+                local expiry = tonumber(ARGV[1]) + (tonumber(fields[5]) or """ + str(Queue.DEFAULT_TIMEOUT) + """)
+                redis.call('ZADD', ARGV[6] .. fields[1], expiry, job_id .. ':' .. ARGV[4])
                 return {i - 9, job_id, redis.call('HGETALL', job_key)}
             end
         end
@@ -232,19 +235,16 @@ def run_fanout(job_ids: list[str], app_ids: list[int]) -> int:
     slot = current_slot.get()
     runner_job = get_current_job()
     worker_name, stopping = slot if slot else ((runner_job.worker_name if runner_job else None) or "fanout", None)
-    time_limit = runner_job.timeout if runner_job and runner_job.timeout else job_timeout() + 30
-    return FanOutRunner(get_redis(), worker_name, stopping, time_limit).run(job_ids, app_ids)
+    return FanOutRunner(get_redis(), worker_name, stopping).run(job_ids, app_ids)
 
 
 class FanOutRunner:
     """Take a fan-out's held deliveries one at a time and run each as RQ would; see the module docstring."""
 
-    def __init__(self, connection, worker_name: str, stopping, time_limit: float):
-        """``time_limit``: the runner job's own (RQ stops it then); what it took is not abandoned before that."""
+    def __init__(self, connection, worker_name: str, stopping=None):
         self.connection = connection
         self.stopping = stopping
         self.runs = SlotRuns(connection, worker_name, "fanout")
-        self.claims_expire = time.time() + time_limit + REGISTRY_MARGIN
         self._claim = connection.register_script(CLAIM_SCRIPT)
         self.started = time.monotonic()
         self.lock = threading.Lock()  # the candidates: taken from by the runner and, when it is slow, released
@@ -274,7 +274,7 @@ class FanOutRunner:
             # so the deliveries left are queued at once, one job each, for every free slot to take.
             token = watch.call_at(time.monotonic() + RELEASE_AFTER_SECONDS, self._release_soon)
             try:
-                self.runs.perform(job)
+                self.runs.perform(job, time_limit=job.timeout or Queue.DEFAULT_TIMEOUT)
             except Exception:  # noqa: BLE001 - failed as an abandoned job is (SlotRuns.perform); RQ retries it
                 # Its database session may be unusable now (a dropped connection): stop here, as a batch does,
                 # and let the rest go one job each at once.
@@ -314,7 +314,7 @@ class FanOutRunner:
     def claim(self, candidates: list[str]) -> tuple[int, Job | None]:
         """Take the first candidate still held (see CLAIM_SCRIPT); return its position and job, or no job."""
         reply = self._claim(keys=[ScheduledJobRegistry.key_template.format(keys.WEBHOOK_QUEUE)], args=[
-            self.claims_expire, utcformat(rq_now()), self.runs.worker_name, self.runs.execution_id,
+            time.time() + REGISTRY_MARGIN, utcformat(rq_now()), self.runs.worker_name, self.runs.execution_id,
             Job.redis_job_namespace_prefix, StartedJobRegistry.key_template.format(""), current_timestamp(),
             time.time() + FANOUT_HOLD_SECONDS + 1, *candidates,
         ])
