@@ -493,6 +493,8 @@ def test_sigkill_of_a_worker_running_a_fan_out_loses_no_app_s_message(app, setti
         assert len(ids) == 1, f"{path} got {ids}"  # re-runs send the same webhook-id
     for app_id in app_ids:  # the killed attempts wrote nothing; each app's log has its one success
         assert [entry["response_code"] for entry in log_entries(app, app_id)] == [200]
-    assert elapsed < 60, f"took {elapsed:.1f} s"
+    # About 40 s: a claim lasts the delivery's time limit + 15 s, then RQ's clean-up and the crash retry (10 s). Up
+    # to a minute more when the killed worker held the maintenance and scheduler locks (30 s and 10 s to lapse).
+    assert elapsed < 120, f"took {elapsed:.1f} s"
     assert {Job.fetch(job_id, connection=redis).get_status() for job_id in job_ids} == {"finished"}
     assert survivor.poll() is None, workers.output(survivor)

@@ -1,6 +1,7 @@
 """Housekeeping and the worker class under faults that leave RQ's state half-written or the database away."""
 
 import json
+import threading
 import time
 
 from rq import Queue, Retry
@@ -54,6 +55,27 @@ def test_a_job_popped_by_a_dead_worker_is_queued_again(app):
     redis.lpop(queue.key)  # a plain pop whose worker died before it ran the job: status queued, in no list
     assert requeue_orphaned_jobs(redis) == [job.id]
     assert queue.job_ids == [job.id]
+
+
+def test_a_job_left_in_the_intermediate_list_by_a_dead_worker_runs_again_within_seconds(app, monkeypatch):
+    from webapp.dispatch import housekeeping
+    from webapp.dispatch.housekeeping import Housekeeper
+
+    redis = app.extensions["redis"]
+    queue = Queue(keys.WEBHOOK_QUEUE, connection=redis)
+    job = queue.enqueue("tests.engine.jobs.fail_like_a_bug", retry=Retry(max=3, interval=[10, 60, 300]))
+    redis.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")  # popped; its worker died at once
+    keeper = Housekeeper(app, "test-keeper", threading.Event())
+
+    with app.app_context():
+        keeper.maintain()  # first seen: a live worker would have started it within milliseconds
+        assert redis.lrange(queue.intermediate_queue_key, 0, -1) == [job.id.encode()]
+        monkeypatch.setattr(housekeeping, "STUCK_SECONDS", 0)  # STUCK_SECONDS (15 s) later, not RQ's minute
+        keeper.maintain()
+
+    assert redis.lrange(queue.intermediate_queue_key, 0, -1) == []
+    assert Job.fetch(job.id, connection=redis).get_status() == JobStatus.SCHEDULED  # its crash retry
+    assert Job.fetch(job.id, connection=redis).retries_left == 2
 
 
 def test_the_outbox_sweep_reads_rows_of_a_newer_release_and_skips_unreadable_ones(app, caplog):

@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Flask
 from redis.exceptions import RedisError
 from rq import Queue
+from rq.intermediate_queue import IntermediateQueue
 from rq.registry import ScheduledJobRegistry, clean_registries
 from rq.scheduler import RQScheduler
 from rq.scripts import acquire_or_refresh_lock, release_lock
-from rq.utils import current_timestamp
+from rq.utils import current_timestamp, now as rq_now
 from rq.worker_registration import clean_worker_registry
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -34,6 +35,8 @@ from .schedule import enqueue_metric_alert_tick
 logger = logging.getLogger(__name__)
 
 SCHEDULER_LOCK_SECONDS = 10
+# A job in a queue's intermediate list (popped) without a started entry this long was popped by a worker that died.
+STUCK_SECONDS = 15
 MAINTENANCE_LOCK_SECONDS = 30  # held only while maintaining; a process killed meanwhile delays the next pass
 
 
@@ -123,6 +126,19 @@ def requeue_orphaned_jobs(connection, batch: int = 1000) -> list[str]:
     return requeued
 
 
+class PromptIntermediateQueue(IntermediateQueue):
+    """RQ's intermediate list, where a job popped by a worker that then died counts as stuck after STUCK_SECONDS.
+
+    A worker moves a job from its queue into this list and, a few milliseconds later, into the started registry.
+    RQ leaves a job seen here without a started entry for a minute before it fails it through its retries;
+    Hookline's workers are threads of long-lived processes, so STUCK_SECONDS of it already means a dead one.
+    """
+
+    def should_be_cleaned_up(self, job_id: str) -> bool:
+        first_seen = self.get_first_seen(job_id)
+        return first_seen is not None and rq_now() - first_seen > timedelta(seconds=STUCK_SECONDS)
+
+
 class Housekeeper:
     """One worker process's housekeeping loop (see the module docstring)."""
 
@@ -188,7 +204,7 @@ class Housekeeper:
                 queue = Queue(name, connection=self.connection)
                 clean_registries(queue)  # abandoned jobs: re-run (their Retry) or failed; leaked rate-limit slots
                 clean_worker_registry(queue)
-                queue.intermediate_queue.cleanup(self.maintenance_worker, queue)  # popped by a dead worker
+                PromptIntermediateQueue(queue.key, self.connection).cleanup(self.maintenance_worker, queue)
             sweep_outbox()
         finally:
             release_lock(self.connection, keys.MAINTENANCE_LOCK, self.name)
