@@ -8,17 +8,30 @@ from pathlib import Path
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from .config import ConfigError, instance_secret_key, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns (PostgreSQL's int4): no row has a larger one
 
 __all__ = ["ConfigError", "create_app"]
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """``<int:...>`` in a URL: every one is a row id, so a number beyond the database's integers matches no route
+    (404) instead of reaching PostgreSQL, which refuses it with an error (SQLite would just find no row)."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ROW_ID, signed=False):  # noqa: A002 - Werkzeug's names
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the Flask app: settings, extensions, Redis, blueprints, CLI commands."""
     app = Flask(__name__, static_folder=str(PROJECT_ROOT / "static"), instance_path=str(PROJECT_ROOT / "instance"))
+    app.url_map.converters["int"] = DatabaseIdConverter  # before any route is added
+    # Any whole number: ingestion answers an SDK's unknown project with 403 "Unknown project", as Sentry does.
+    app.url_map.converters["number"] = IntegerConverter
     settings = load_settings(config)
     os.makedirs(app.instance_path, exist_ok=True)
     if settings["DATABASE_URL"] is None:

@@ -43,6 +43,8 @@ def test_put_status_and_assignee_send_webhooks_as_the_token_user(issue, api, rec
     ({"status": 3}, "status: expected a string."),
     ({"assignedTo": "eve@example.com"}, "assignedTo: must be the id or email of a member"),
     ({"assignedTo": ["x"]}, "assignedTo: expected a string or a whole number."),
+    ({"assignedTo": 2**40}, "assignedTo: must be the id or email of a member"),  # beyond any row id (PostgreSQL)
+    ({"assignedTo": str(2**63)}, "assignedTo: must be the id or email of a member"),
 ])
 def test_bad_issue_updates_are_400_and_change_nothing(issue, api, receiver, run_worker, body, detail):
     group, _ = issue
@@ -60,3 +62,13 @@ def test_members_may_triage_but_other_orgs_get_404(issue, api):
     assert api("GET", f"/api/0/organizations/acme/issues/{group.id}/", who="eve").status_code == 404
     assert api("PUT", f"/api/0/organizations/evil/issues/{group.id}/", who="eve", json={"status": "resolved"}).status_code == 404
     assert api("GET", f"/api/0/organizations/acme/issues/{group.id}/").json["status"] == "ignored"
+
+
+def test_ids_beyond_the_databases_integers_are_not_found_or_refused(issue, api):
+    """PostgreSQL refuses a number larger than its integer columns; SQLite would just find no row."""
+    group, _ = issue
+    assert api("GET", f"/api/0/organizations/acme/issues/{2**31}/").status_code == 404
+    assert api("GET", f"/api/0/organizations/acme/issues/{2**63}/events/").status_code == 404
+    listing = api("GET", "/api/0/organizations/acme/issues/?project=-3860727274724&project=2")
+    assert listing.status_code == 400 and "project: expected project ids" in listing.json["detail"]
+    assert api("GET", f"/api/0/organizations/acme/issues/{group.id}/").status_code == 200

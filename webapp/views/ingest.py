@@ -9,7 +9,7 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
 
-from .. import keys
+from .. import MAX_ROW_ID, keys
 from ..dispatch.intake import queue_event, store_now
 from ..dispatch.signing import USER_AGENT_PREFIX
 from ..cache import get_project_with_keys
@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("ingest", __name__)
 
-MAX_PROJECT_ID = 2**63 - 1
 WRONG_KEY = "Unknown project or wrong project key; check the DSN."
 
 
@@ -33,7 +32,7 @@ def allow_bodies_up_to_the_ingest_limit():
     request.max_content_length = current_app.config["INGEST_MAX_BYTES"] + 1
 
 
-@bp.route("/api/<int:project_id>/envelope/", methods=["POST"])
+@bp.route("/api/<number:project_id>/envelope/", methods=["POST"])
 @csrf.exempt
 def envelope(project_id: int):
     outcomes = Outcomes()
@@ -57,7 +56,7 @@ def envelope(project_id: int):
     return jsonify(id=event_id)
 
 
-@bp.route("/api/<int:project_id>/store/", methods=["POST"])
+@bp.route("/api/<number:project_id>/store/", methods=["POST"])
 @csrf.exempt
 def store(project_id: int):
     outcomes = Outcomes()
@@ -130,7 +129,7 @@ def _read_body() -> bytes:
 def _project_or_403(project_id: int, outcomes: Outcomes):
     """Return the project and its keys (one Redis round trip once cached, no SQL) before the body is read: a
     request for no project costs little."""
-    if project_id > MAX_PROJECT_ID:  # no such row, and more than the database's integers hold
+    if project_id > MAX_ROW_ID:  # no such row, and more than the database's integers hold
         raise IngestError(403, WRONG_KEY)
     project, project_keys = get_project_with_keys(project_id)
     if project is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 from sqlalchemy import select
 
+from ... import MAX_ROW_ID
 from ...audit import EVENTS, describe, event_label
 from ...audit_search import AuditFilterError, audit_statement, parse_filters
 from ...dispatch.serializers import serialize_event, serialize_issue, serialize_issues
@@ -37,6 +38,8 @@ def issues(org_slug):
             project_ids = [int(value) for value in request.args.getlist("project")]
         except ValueError:
             raise ApiError(400, "project: expected project ids (numbers).") from None
+        if any(not 0 < project_id <= MAX_ROW_ID for project_id in project_ids):
+            raise ApiError(400, f"project: expected project ids (whole numbers from 1 to {MAX_ROW_ID}).")
     return _issue_page(organization, project_ids)
 
 
@@ -117,8 +120,10 @@ def _assignee(body: dict, organization_id: int) -> User | None:
     value = field(body, "assignedTo", (str, int), nullable=True)
     if value is None or value == "":
         return None
-    user = db.session.get(User, int(value)) if str(value).isdigit() else db.session.scalar(
-        select(User).where(User.email == str(value).lower()))
+    if str(value).isdigit():
+        user = db.session.get(User, int(value)) if int(value) <= MAX_ROW_ID else None
+    else:
+        user = db.session.scalar(select(User).where(User.email == str(value).lower()))
     if user is None or user.role_in(organization_id) is None:
         raise ApiError(400, "assignedTo: must be the id or email of a member of the organisation.")
     return user
