@@ -31,7 +31,7 @@ import uuid
 from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy import event
 from rq.job import Job, JobStatus
-from rq.defaults import DEFAULT_RESULT_TTL
+from rq.defaults import DEFAULT_RESULT_TTL, RQ_KEY_PREFIX
 from rq.queue import Queue
 from rq.rate_limit import RELEASE_AND_ENQUEUE_SCRIPT, RateLimitRegistry
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
@@ -262,8 +262,9 @@ class SlotRuns:
                 job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)  # the job expires with its result
                 pipeline.zrem(self.started_key(job), self.entry(job))
                 if release_slots and job.has_rate_limit:
-                    registry = RateLimitRegistry(job.rate_limit_key, self.connection)
-                    release = ([registry.allowed_key, registry.rate_limited_key], [
+                    # The limit's keys as RateLimitRegistry names them (making one registers four scripts).
+                    limit = f"{RQ_KEY_PREFIX}:rl:{job.rate_limit_key}"
+                    release = ([f"{limit}:allowed", f"{limit}:rate_limited"], [
                         job.rate_limit_concurrency, current_timestamp(), utcformat(rq_now()),
                         Queue.redis_queue_namespace_prefix, Job.redis_job_namespace_prefix, job.id])
                     releases.append(release)

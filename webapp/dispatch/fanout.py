@@ -193,9 +193,11 @@ def notify_resource_change(organization_id: int, event_type: str, data: dict, ac
              for app_id, cap in caps.items()}
     full = current_app.config["WEBHOOK_APP_CONCURRENCY"]
     held = [app_id for app_id, cap in caps.items() if cap == full]  # not the apps whose last attempt timed out
-    job_ids = [enqueue_after_commit(spec) for spec in specs.values()
-               if len(held) < FANOUT_MIN_APPS or spec.args[0] not in held]
-    if len(held) >= FANOUT_MIN_APPS:
+    if len(held) < FANOUT_MIN_APPS:
+        held = []
+    held_ids = set(held)
+    job_ids = [enqueue_after_commit(spec) for app_id, spec in specs.items() if app_id not in held_ids]
+    if held:
         for start in range(0, len(held), FANOUT_GROUP):
             job_ids += _hold_for_runners([specs[app_id] for app_id in held[start:start + FANOUT_GROUP]])
     return job_ids
@@ -278,7 +280,6 @@ class FanOutRunner:
             except Exception:  # noqa: BLE001 - failed as an abandoned job is (SlotRuns.perform); RQ retries it
                 # Its database session may be unusable now (a dropped connection): stop here, as a batch does,
                 # and let the rest go one job each at once.
-                watch.cancel(token)
                 close_session()
                 self.release_rest()
                 break
