@@ -188,21 +188,22 @@ class Bench:
         Resource webhooks are ``delivery_spec`` jobs (with the app's rate limit); with ``alerts`` every other
         one is an issue alert (``send_alert_event``, a ``task_spec`` job, as the ingestion pipeline queues them).
         """
-        from webapp.dispatch.queues import delivery_spec, task_spec
+        from webapp.dispatch.queues import app_caps, delivery_spec, task_spec
         from webapp.outbox import enqueue_specs
 
         event_pk = self.ids[2]
         specs = []
         with self.app.app_context():
+            caps = app_caps(app_ids)  # once for the batch, as enqueue_delivery_jobs does (a round trip)
             for i in range(count):
                 app_id = app_ids[i % len(app_ids)]
                 if alerts and i % 2 == 0:
                     rule_id = self.alert_rules[app_id]
                     specs.append(task_spec("webapp.dispatch.tasks.send_alert_event", (event_pk, rule_id, app_id, []),
-                                           app_cap=(app_id, self.app_cap)))
+                                           app_cap=(app_id, caps[app_id])))
                 else:
                     specs.append(delivery_spec((app_id, "issue.created", {"issue": {"id": str(i), "title": f"issue {i}"}},
-                                                None, f"{prefix}{uuid.uuid4().hex}")))
+                                                None, f"{prefix}{uuid.uuid4().hex}"), cap=caps[app_id]))
             enqueue_specs(specs, connection=self.redis)
 
     def enqueue_measured(self, app_ids: list[int], sent: dict[str, float], tag: str) -> None:

@@ -1,0 +1,241 @@
+"""Keep-alive connections between deliveries, against a raw HTTP/1.1 server on 127.0.0.1 that counts them."""
+
+import socket
+import threading
+
+import pytest
+
+from webapp.dispatch import http as webhook_http
+from webapp.dispatch.http import post_webhook
+from webapp.netguard import AddressPolicy
+
+OPEN = AddressPolicy(allow_private=True)
+
+
+class KeepAliveServer:
+    """Answers each request on a connection with ``answers[n]`` (raw bytes) in turn, repeating the last one.
+
+    ``after_answer`` says what to do once an answer is sent: "keep" the connection open for the next request,
+    or "close" it.
+    """
+
+    def __init__(self, answers, after_answer="keep"):
+        self.answers, self.after_answer = answers, after_answer
+        self.connections = 0
+        self.requests = 0
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.open = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.open.append(connection)
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection):
+        reader = connection.makefile("rb")
+        try:
+            while True:
+                length = None
+                line = reader.readline()
+                if not line:
+                    return
+                while line not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                    line = reader.readline()
+                reader.read(length or 0)
+                answer = self.answers[min(self.requests, len(self.answers) - 1)]
+                self.requests += 1
+                connection.sendall(answer)
+                if self.after_answer == "close":
+                    connection.close()
+                    return
+        except OSError:
+            return
+
+    def close_idle(self):
+        """Close every connection from the server's side, as a receiver's keep-alive timeout does."""
+        for connection in self.open:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            connection.close()
+        self.open.clear()
+
+    def stop(self):
+        self.close_idle()
+        self.server.close()
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(answers, after_answer="keep"):
+        server = KeepAliveServer(answers, after_answer)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+    webhook_http._pool.clear()
+
+
+def post(url, max_bytes=65536):
+    return post_webhook(url, b'{"a": 1}', {"Content-Type": "application/json"}, policy=OPEN, timeout=2.0,
+                        max_bytes=max_bytes)
+
+
+def test_deliveries_to_one_receiver_reuse_one_connection(serve):
+    server = serve([OK])
+    responses = [post(server.url) for _ in range(5)]
+    assert [(r.status_code, r.body) for r in responses] == [(200, "ok")] * 5
+    assert (server.requests, server.connections) == (5, 1)
+
+
+def test_a_connection_the_receiver_closed_while_idle_is_not_reused(serve):
+    server = serve([OK])
+    assert post(server.url).status_code == 200
+    server.close_idle()  # the receiver's keep-alive timeout ran out between deliveries
+    response = post(server.url)
+    assert (response.status_code, response.failure) == (200, None)
+    assert server.connections == 2
+
+
+def test_a_receiver_that_answers_connection_close_gets_a_new_connection_each_time(serve):
+    server = serve([b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"], after_answer="close")
+    assert [post(server.url).status_code for _ in range(3)] == [200, 200, 200]
+    assert server.connections == 3
+
+
+def test_a_chunked_answer_is_read_whole_and_the_connection_kept(serve):
+    chunked = (b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    server = serve([chunked])
+    assert [(r.status_code, r.body) for r in (post(server.url), post(server.url))] == [(202, "hello world")] * 2
+    assert server.connections == 1
+
+
+def test_an_answer_without_a_length_is_read_until_the_receiver_closes(serve):
+    server = serve([b"HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\nbroken"],
+                   after_answer="close")
+    response = post(server.url)
+    assert (response.status_code, response.body) == (500, "broken")
+
+
+def test_a_body_cut_at_the_size_cap_closes_the_connection(serve):
+    server = serve([b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000, OK])
+    response = post(server.url, max_bytes=100)
+    assert (response.status_code, len(response.body)) == (500, 100)
+    assert post(server.url).status_code == 200  # the rest of the big body is never read as the next answer
+    assert server.connections == 2
+
+
+def test_headers_sent_twice_are_joined_and_folded_lines_kept(serve):
+    server = serve([b"HTTP/1.1 429 Too Many Requests\r\nX-Trace: a\r\nx-trace: b\r\nRetry-After: 7\r\n"
+                    b"X-Long: first\r\n second\r\nContent-Length: 0\r\n\r\n"])
+    response = post(server.url)
+    assert response.status_code == 429
+    assert response.headers["X-Trace"] == "a, b"
+    assert response.headers["Retry-After"] == "7"
+    assert response.headers["X-Long"] == "first second"
+
+
+def test_an_answer_that_is_not_http_is_a_closed_connection(serve):
+    server = serve([b"SSH-2.0-OpenSSH_9.2\r\n"], after_answer="close")
+    response = post(server.url)
+    assert response.status_code == 0 and response.failure.kind == "reset"
+
+
+def test_an_interim_100_continue_is_skipped(serve):
+    server = serve([b"HTTP/1.1 100 Continue\r\n\r\n" + OK])
+    response = post(server.url)
+    assert (response.status_code, response.body) == (200, "ok")
+
+
+@pytest.fixture
+def tls_receiver(tmp_path):
+    """An HTTPS receiver on 127.0.0.1 with a self-signed certificate for "localhost"; yields (port, CA file)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted = []
+
+    def answer(raw):
+        connection = raw
+        try:
+            connection = context.wrap_socket(raw, server_side=True)
+            reader = connection.makefile("rb")
+            while True:
+                line, length = reader.readline(), 0
+                if not line:
+                    return
+                while line not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                    line = reader.readline()
+                reader.read(length)
+                connection.sendall(OK)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            connection.close()
+
+    def serve():
+        while True:
+            try:
+                raw, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(raw)
+            threading.Thread(target=answer, args=(raw,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1], cert, accepted
+    server.close()
+    webhook_http._pool.clear()
+
+
+def test_https_is_verified_against_the_ca_and_the_host_name(tls_receiver, monkeypatch):
+    import ssl
+
+    port, cert, accepted = tls_receiver
+    # Untrusted: the certificate is self-signed, so certifi's bundle refuses it.
+    untrusted = post(f"https://localhost:{port}/hook")
+    assert untrusted.status_code == 0 and untrusted.failure.kind == "tls"
+    trusting = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(webhook_http, "_tls", trusting)
+    responses = [post(f"https://localhost:{port}/hook") for _ in range(3)]
+    assert [(r.status_code, r.body) for r in responses] == [(200, "ok")] * 3
+    assert len(accepted) == 2  # the refused handshake, then one kept-alive connection for the three
+    wrong_name = post(f"https://127.0.0.1:{port}/hook")  # trusted certificate, but not for this name
+    assert wrong_name.status_code == 0 and wrong_name.failure.kind == "tls"
