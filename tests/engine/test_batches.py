@@ -157,3 +157,32 @@ def test_an_app_disabled_during_a_batch_gets_nothing_more_within_the_refresh_per
     assert arrivals[-1] - disabled_at[0] <= REFRESH_SECONDS + 1.0  # the one after the refresh, on a busy machine
     with app.app_context():
         assert missed_delivery_count(pager) == 40 - len(arrivals)  # the rest are kept for a replay, none lost
+
+
+def test_a_batch_finishes_its_jobs_with_the_records_rq_itself_writes(app, pager, receiver):
+    """The lean finish (one script for a chunk) leaves each job as RQ's own success path leaves the leader."""
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    receiver.respond()
+    send(app, pager, 6)
+    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+
+    connection = app.extensions["redis"]
+    finished = FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection)
+    jobs = [Job.fetch(job_id, connection=connection) for job_id in finished.get_job_ids()]
+    assert len(jobs) == 6
+    by_rq = [job for job in jobs if not job.latest_result().execution_id.startswith("batch-")]
+    in_batch = [job for job in jobs if job.latest_result().execution_id.startswith("batch-")]
+    assert len(by_rq) == 1 and len(in_batch) == 5  # the leader ran as RQ's job, the rest in its batch
+
+    def record(job):
+        result = job.latest_result()
+        fields = {field.decode() for field in connection.xrange(f"rq:results:{job.id}")[-1][1]}
+        expiring = [0 < connection.ttl(key) <= 600 for key in (job.key, f"rq:results:{job.id}")]
+        return (job.get_status(), bool(job.worker_name), job.started_at <= job.ended_at, result.type,
+                result.return_value, result.worker_name == job.worker_name, sorted(fields), expiring,
+                finished.get_expiration_time(job) is not None)
+
+    expected = record(by_rq[0])
+    assert expected[0] == "finished" and expected[4] == "success"
+    assert [record(job) for job in in_batch] == [expected] * 5
+    assert StartedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids() == []

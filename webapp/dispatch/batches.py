@@ -27,6 +27,7 @@ import logging
 import random
 import time
 import uuid
+from base64 import b64encode
 
 from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy import event
@@ -98,6 +99,38 @@ while taken < wanted do
     end
 end
 return claimed
+"""
+
+
+# Mark jobs finished as RQ's worker does on success, for any number of jobs in one call. Per job, 14 arguments
+# after ARGV[1] (worker name) and ARGV[2] (execution id): job key, dependents key, dependencies key, results
+# key, finished registry key, started registry key, job id, started_at, ended_at, result ttl (> 0), finished
+# registry score, return value (RQ's serialised, base64; '' for None), execution start and end (timestamps).
+# Writes what RQ's Job, Result and registries write: the job's status fields; a SUCCESSFUL result in the job's
+# results stream (MAXLEN ~ 10) expiring with the ttl; the finished registry entry; the job's keys expiring
+# with the ttl; the job's execution entry <job id>:<execution id> out of the started registry.
+FINISH_SCRIPT = """
+for i = 3, #ARGV, 14 do
+    local job_key, results_key, ttl = ARGV[i], ARGV[i + 3], ARGV[i + 9]
+    redis.call('HSET', job_key, 'status', 'finished', 'started_at', ARGV[i + 7], 'ended_at', ARGV[i + 8],
+               'last_heartbeat', ARGV[i + 8], 'worker_name', ARGV[1])
+    if ARGV[i + 11] == '' then
+        redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '1', 'worker_name', ARGV[1],
+                   'execution_id', ARGV[2], 'execution_started_at', ARGV[i + 12],
+                   'execution_ended_at', ARGV[i + 13])
+    else
+        redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '1', 'worker_name', ARGV[1],
+                   'return_value', ARGV[i + 11], 'execution_id', ARGV[2], 'execution_started_at', ARGV[i + 12],
+                   'execution_ended_at', ARGV[i + 13])
+    end
+    redis.call('EXPIRE', results_key, ttl)
+    redis.call('ZADD', ARGV[i + 4], ARGV[i + 10], ARGV[i + 6])
+    redis.call('EXPIRE', job_key, ttl)
+    redis.call('EXPIRE', ARGV[i + 1], ttl)
+    redis.call('EXPIRE', ARGV[i + 2], ttl)
+    redis.call('ZREM', ARGV[i + 5], ARGV[i + 6] .. ':' .. ARGV[2])
+end
+return (#ARGV - 2) / 14
 """
 
 
@@ -210,6 +243,7 @@ class SlotRuns:
         self.ran = 0
         self._finished_registries: dict[str, FinishedJobRegistry] = {}
         self._release = connection.register_script(RELEASE_AND_ENQUEUE_SCRIPT)
+        self._finish_script = connection.register_script(FINISH_SCRIPT)
 
     def restore(self, raw_id: bytes, flat: list) -> Job:
         """Return the job of a claim script's reply (its id and its hash as a flat field/value list)."""
@@ -239,43 +273,73 @@ class SlotRuns:
         With ``release_slots`` each job also gives back the rate-limit slot it holds of its own (a fan-out's
         jobs do; a batch's run inside their leader's slot), and the oldest waiting job of that limit is queued.
 
-        RQ's own ``_handle_success`` saves the whole job again (its pickled call too); only the fields written
-        here changed, and a chunk's finish is one burst of work for the process, so it is kept lean.
+        RQ's own ``_handle_success`` saves the whole job again (its pickled call too) in about ten commands;
+        here the fields that changed and RQ's records (see FINISH_SCRIPT) are written by one script call for
+        all the jobs, in the same round trip as the slot releases. A job whose result is not kept for a
+        positive time (none of Hookline's) takes RQ's own steps.
         """
         if not jobs:
             return
+        now = current_timestamp()
+        finished_args: list = []
         releases = []
         with self.connection.pipeline(transaction=False) as pipeline:
             for job in jobs:
-                result_ttl = job.get_result_ttl(DEFAULT_RESULT_TTL)
                 job._status = JobStatus.FINISHED
-                pipeline.hset(job.key, mapping={
-                    "status": JobStatus.FINISHED.value, "started_at": utcformat(job.started_at),
-                    "ended_at": utcformat(job.ended_at), "last_heartbeat": utcformat(job.ended_at),
-                    "worker_name": self.worker_name,
-                })
-                if result_ttl != 0:
-                    Result.create(job, Result.Type.SUCCESSFUL, return_value=job._result, ttl=result_ttl,
-                                  worker_name=self.worker_name, pipeline=pipeline, execution_id=self.execution_id,
-                                  execution_started_at=job.started_at, execution_ended_at=job.ended_at)
-                    self._finished_registry(job.origin).add(job, result_ttl, pipeline)
-                job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)  # the job expires with its result
-                pipeline.zrem(self.started_key(job), self.entry(job))
+                result_ttl = job.get_result_ttl(DEFAULT_RESULT_TTL)
+                if result_ttl > 0:
+                    finished_args += self._finished_fields(job, result_ttl, now)
+                else:
+                    self._finish_as_rq(job, result_ttl, pipeline)
                 if release_slots and job.has_rate_limit:
                     # The limit's keys as RateLimitRegistry names them (making one registers four scripts).
                     limit = f"{RQ_KEY_PREFIX}:rl:{job.rate_limit_key}"
-                    release = ([f"{limit}:allowed", f"{limit}:rate_limited"], [
-                        job.rate_limit_concurrency, current_timestamp(), utcformat(rq_now()),
-                        Queue.redis_queue_namespace_prefix, Job.redis_job_namespace_prefix, job.id])
-                    releases.append(release)
-                    # By its SHA: a script object on a pipeline costs a SCRIPT EXISTS round trip per execute.
-                    pipeline.evalsha(self._release.sha, len(release[0]), *release[0], *release[1])
-            try:
-                pipeline.execute()
-            except NoScriptError:  # Redis restarted since the script was loaded: the other commands went through
-                for script_keys, args in releases:
-                    self._release(keys=script_keys, args=args)
+                    releases.append(([f"{limit}:allowed", f"{limit}:rate_limited"], [
+                        job.rate_limit_concurrency, now, utcformat(rq_now()),
+                        Queue.redis_queue_namespace_prefix, Job.redis_job_namespace_prefix, job.id]))
+            calls = []
+            if finished_args:
+                calls.append((self._finish_script, [], [self.worker_name, self.execution_id, *finished_args]))
+            calls += [(self._release, script_keys, args) for script_keys, args in releases]
+            for script, script_keys, args in calls:
+                # By its SHA: a script object on a pipeline costs a SCRIPT EXISTS round trip per execute.
+                pipeline.evalsha(script.sha, len(script_keys), *script_keys, *args)
+            replies = pipeline.execute(raise_on_error=False)
+        for (script, script_keys, args), reply in zip(calls, replies[len(replies) - len(calls):]):
+            if isinstance(reply, NoScriptError):  # Redis restarted since the script was loaded: load and run it
+                script(keys=script_keys, args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+        for reply in replies[:len(replies) - len(calls)]:
+            if isinstance(reply, Exception):
+                raise reply
         self.ran += len(jobs)
+
+    def _finished_fields(self, job: Job, result_ttl: int, now: int) -> list:
+        """The FINISH_SCRIPT arguments of one job (see there), as RQ's Result and registries would write them."""
+        returned = job._result
+        return [
+            job.key, job.dependents_key, job.dependencies_key, Result.get_key(job.id),
+            FinishedJobRegistry.key_template.format(job.origin), self.started_key(job), job.id,
+            utcformat(job.started_at), utcformat(job.ended_at), result_ttl, now + result_ttl,
+            "" if returned is None else b64encode(job.serializer.dumps(returned)).decode(),
+            repr(job.started_at.timestamp()), repr(job.ended_at.timestamp()),
+        ]
+
+    def _finish_as_rq(self, job: Job, result_ttl: int, pipeline) -> None:
+        """RQ's steps for a job whose result is not kept for a positive time (deleted now, or kept forever)."""
+        pipeline.hset(job.key, mapping={
+            "status": JobStatus.FINISHED.value, "started_at": utcformat(job.started_at),
+            "ended_at": utcformat(job.ended_at), "last_heartbeat": utcformat(job.ended_at),
+            "worker_name": self.worker_name,
+        })
+        if result_ttl != 0:
+            Result.create(job, Result.Type.SUCCESSFUL, return_value=job._result, ttl=result_ttl,
+                          worker_name=self.worker_name, pipeline=pipeline, execution_id=self.execution_id,
+                          execution_started_at=job.started_at, execution_ended_at=job.ended_at)
+            self._finished_registry(job.origin).add(job, result_ttl, pipeline)
+        job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+        pipeline.zrem(self.started_key(job), self.entry(job))
 
     def _finished_registry(self, origin: str) -> FinishedJobRegistry:
         registry = self._finished_registries.get(origin)
