@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 
 import redis
 from flask import Flask, current_app
@@ -28,6 +29,9 @@ for _, write in ipairs(writes) do
 end
 return #writes
 """
+
+
+_writes_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class WriteBatch:
@@ -69,6 +73,8 @@ class WriteBatch:
     def execute(self) -> None:
         if not self.writes:
             return
-        script = self.client.register_script(_WRITES_SCRIPT)  # a SHA-1 of the text, no round trip
-        script(keys=list(self.keys), args=[json.dumps(self.writes, ensure_ascii=False)])
+        script = _writes_scripts.get(self.client)
+        if script is None:  # a SHA-1 of the text, no round trip; kept per client, as it is made per delivery
+            script = _writes_scripts[self.client] = self.client.register_script(_WRITES_SCRIPT)
+        script(keys=list(self.keys), args=[json.dumps(self.writes, ensure_ascii=False)], client=self.client)
         self.keys, self.writes = {}, []

@@ -28,6 +28,7 @@ import random
 import time
 import uuid
 from base64 import b64encode
+from datetime import datetime
 
 from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy import event
@@ -38,7 +39,7 @@ from rq.rate_limit import RELEASE_AND_ENQUEUE_SCRIPT, RateLimitRegistry
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.timeouts import JobTimeoutException
-from rq.utils import current_timestamp, now as rq_now, utcformat
+from rq.utils import current_timestamp, now as rq_now, utcformat, utcparse
 
 from ..extensions import db
 from ..outages import TransientFailure, close_session, is_database_outage
@@ -246,9 +247,19 @@ class SlotRuns:
         self._finish_script = connection.register_script(FINISH_SCRIPT)
 
     def restore(self, raw_id: bytes, flat: list) -> Job:
-        """Return the job of a claim script's reply (its id and its hash as a flat field/value list)."""
+        """Return the job of a claim script's reply (its id and its hash as a flat field/value list).
+
+        What ``Job.fetch`` does with the hash, except that the five dates are read with ``fromisoformat``:
+        RQ's ``strptime`` took a third of a claim's CPU.
+        """
         job = Job(raw_id.decode(), connection=self.connection)
-        job.restore(dict(zip(flat[0::2], flat[1::2])))  # what Job.fetch does with the hash
+        fields = dict(zip(flat[0::2], flat[1::2]))
+        dates = {name: fields.pop(name.encode(), None) for name in DATE_FIELDS}
+        job.restore(fields)
+        for name, value in dates.items():
+            setattr(job, name, _parse_date(value) if value else None)
+        if job.created_at is None:
+            job.created_at = rq_now()  # as Job.restore does for a hash without one
         return job
 
     def perform(self, job: Job, time_limit: int | None = None):
@@ -362,6 +373,18 @@ class SlotRuns:
 
     def entry(self, job: Job) -> str:
         return f"{job.id}:{self.execution_id}"
+
+
+DATE_FIELDS = ("created_at", "enqueued_at", "started_at", "ended_at", "last_heartbeat")
+
+
+def _parse_date(value: bytes) -> datetime:
+    """Read a date as RQ writes it (``2026-11-30T23:59:59.123456Z``), aware, in UTC."""
+    text = value.decode()
+    try:
+        return datetime.fromisoformat(text)  # Python 3.11+ reads the trailing Z as UTC
+    except ValueError:
+        return utcparse(text)  # any other form RQ has written
 
 
 class LoadedObjects:
