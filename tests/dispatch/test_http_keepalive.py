@@ -239,3 +239,56 @@ def test_https_is_verified_against_the_ca_and_the_host_name(tls_receiver, monkey
     assert len(accepted) == 2  # the refused handshake, then one kept-alive connection for the three
     wrong_name = post(f"https://127.0.0.1:{port}/hook")  # trusted certificate, but not for this name
     assert wrong_name.status_code == 0 and wrong_name.failure.kind == "tls"
+
+
+def test_slow_dns_counts_against_the_time_limit(serve, monkeypatch):
+    """The limit covers resolving and connecting too: a slow DNS answer leaves less time, not a fresh limit."""
+    import time
+
+    server = serve([b"HTTP/1.1 200 OK\r\n"])  # the status line, then nothing: it would hold a fresh limit
+    resolve = AddressPolicy.check_resolved
+
+    def slow_dns(self, host, port):
+        time.sleep(1.2)  # longer than the whole limit: nothing is left for the connect and the answer
+        return resolve(self, host, port)
+
+    monkeypatch.setattr(AddressPolicy, "check_resolved", slow_dns)
+    started = time.monotonic()
+    response = post_webhook(server.url, b"{}", {}, policy=OPEN, timeout=1.0, max_bytes=100)
+    assert time.monotonic() - started < 1.9  # without the shared limit: 1.2 s + a fresh 1 s per read
+    assert response.status_code == 0 and response.failure.kind == "timeout"
+
+
+def test_a_path_with_spaces_and_accents_is_sent_percent_encoded(serve):
+    server = serve([OK])
+    seen = []
+    original = server._serve
+
+    def recording(connection):
+        peek = connection.recv(4096, socket.MSG_PEEK)
+        seen.append(peek.split(b"\r\n", 1)[0])
+        original(connection)
+
+    server._serve = recording
+    response = post(f"http://127.0.0.1:{server.port}/hooks/a b/café?x=1 2")
+    assert response.status_code == 200
+    assert seen == [b"POST /hooks/a%20b/caf%C3%A9?x=1%202 HTTP/1.1"]
+
+
+def test_an_early_hints_answer_is_skipped_and_never_read_as_the_next_answer(serve):
+    server = serve([b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\nfirst",
+                    b"HTTP/1.1 202 Accepted\r\nContent-Length: 6\r\n\r\nsecond"])
+    assert [(r.status_code, r.body) for r in (post(server.url), post(server.url))] == [(201, "first"), (202, "second")]
+
+
+def test_a_charset_that_cannot_decode_falls_back_to_utf8(serve):
+    server = serve([b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=idna\r\n"
+                    b"Content-Length: 4\r\n\r\noops"])
+    response = post(server.url)
+    assert (response.status_code, response.body) == (500, "oops")
+
+
+def test_an_answer_cut_off_inside_its_headers_is_a_closed_connection_not_a_success(serve):
+    server = serve([b"HTTP/1.1 200 OK\r\nContent-Type: text/pl"], after_answer="close")
+    response = post(server.url)
+    assert response.status_code == 0 and response.failure.kind == "reset"

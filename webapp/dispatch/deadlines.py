@@ -40,9 +40,10 @@ class DeadlineWatch:
                 self._wake.notify()
             return token
 
-    def cancel(self, token: int) -> None:
+    def cancel(self, token: int) -> bool:
+        """Cancel a callback; return True if it had not been called (and now never will be)."""
         with self._wake:
-            self._callbacks.pop(token, None)
+            return self._callbacks.pop(token, None) is not None
 
     def _run(self) -> None:
         while True:

@@ -26,7 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import certifi
 
@@ -45,13 +45,27 @@ def _track(sock) -> None:
     sockets = getattr(_inflight, "sockets", None)
     if sockets is not None and sock is not None:
         sockets.append(sock)
+        if time.monotonic() >= _inflight.deadline:  # the watchdog has been and gone: cut it now
+            _cut([sock])
+
+
+def _remaining() -> float:
+    """Seconds left of the current attempt; TimeoutError when none are."""
+    left = _inflight.deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the attempt's time is up")
+    return left
 
 
 def _cut(sockets: list) -> None:
-    """Shut the attempt's sockets: a receiver trickling bytes cannot hold a worker past the deadline."""
+    """Shut the attempt's sockets: a receiver trickling bytes cannot hold a worker past the deadline.
+
+    ``socket.socket.shutdown`` even for a TLS socket: its own ``shutdown`` would also drop the TLS state under
+    the thread still reading it (from this, the watchdog's thread).
+    """
     for sock in list(sockets):
         try:
-            sock.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
         except OSError:
             pass
 
@@ -94,13 +108,18 @@ def _guarded_connect(policy: AddressPolicy, address: tuple[str, int], timeout, s
     except BlockedDestination as exc:
         raise BlockedConnection(str(exc)) from None
     for index, resolved in enumerate(addresses):
-        try:
-            sock = socket.create_connection((resolved, port), timeout, source_address)
+        try:  # what is left of the attempt's time, not a fresh ``timeout``: DNS and earlier addresses used some
+            sock = socket.create_connection((resolved, port), _remaining(), source_address)
         except OSError:
             if index == len(addresses) - 1:
                 raise
             continue
         _track(sock)
+        try:
+            sock.settimeout(_remaining())
+        except TimeoutError:
+            sock.close()
+            raise
         return sock
     raise UnresolvedConnection(f"{host} resolved to no address")
 
@@ -108,9 +127,10 @@ def _guarded_connect(policy: AddressPolicy, address: tuple[str, int], timeout, s
 class _LeanResponse(http.client.HTTPResponse):
     """``http.client``'s response, with the header block read by ``_read_header_block``.
 
-    ``begin`` is the standard library's (status line, 1xx responses skipped, chunked, length, keep-alive)
-    except that one step: the stock one hands the headers to the ``email`` package's feed parser, which was
-    a third of the CPU of a whole POST.
+    ``begin`` is the standard library's (status line, chunked, length, keep-alive) except for two things: every
+    interim 1xx answer is skipped (the stock one skips only 100, so a 103 would be taken for the answer and
+    the real one read as the next request's), and the headers are read by ``_read_header_block`` (the stock
+    one hands them to the ``email`` package's feed parser, which was a third of the CPU of a whole POST).
     """
 
     def begin(self):
@@ -118,9 +138,9 @@ class _LeanResponse(http.client.HTTPResponse):
             return
         while True:
             version, status, reason = self._read_status()
-            if status != http.client.CONTINUE:
+            if not 100 <= status < 200 or status == http.client.SWITCHING_PROTOCOLS:
                 break
-            http.client._read_headers(self.fp)  # an interim 1xx answer's headers: skipped
+            http.client._read_headers(self.fp)  # an interim answer (100 Continue, 103 Early Hints...): skipped
         self.code = self.status = status
         self.reason = reason.strip()
         if version in ("HTTP/1.0", "HTTP/0.9"):
@@ -154,7 +174,10 @@ class _LeanResponse(http.client.HTTPResponse):
 def _read_header_block(fp) -> http.client.HTTPMessage:
     """Read the header lines (http.client's own limits on line length and count) into an ``HTTPMessage``."""
     message = http.client.HTTPMessage()
-    for raw in http.client._read_headers(fp):
+    lines = http.client._read_headers(fp)
+    if lines[-1] == b"":  # the connection ended (or was cut) before the blank line that ends the headers
+        raise http.client.RemoteDisconnected("the answer ended inside its headers")
+    for raw in lines:
         line = raw.decode("iso-8859-1").rstrip("\r\n")
         if not line:
             continue
@@ -197,8 +220,13 @@ class _TLSConnection(_OneSend, http.client.HTTPSConnection):
         self._create_connection = functools.partial(_guarded_connect, policy)
 
     def connect(self):
-        super().connect()  # the guarded TCP connection, then the handshake (certificate and host name checked)
-        _track(self.sock)  # the TLS socket replaced the tracked plain one
+        http.client.HTTPConnection.connect(self)  # the guarded TCP connection
+        # The handshake (certificate and host name checked) on the TLS socket, tracked first, so the watchdog
+        # can cut a receiver that stalls it.
+        sock = self._context.wrap_socket(self.sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self.sock = sock
+        _track(sock)
+        sock.do_handshake()
 
 
 _tls = None
@@ -289,16 +317,25 @@ def post_webhook(
     """
     started = time.monotonic()
     deadline = started + timeout
-    _inflight.sockets = []
+    _inflight.sockets, _inflight.deadline = [], deadline
     watchdog = deadlines.watch.call_at(deadline, _cut, _inflight.sockets)
+    reusable = None
     try:
-        return _post(url, body, headers, policy, timeout, max_bytes, started, deadline)
+        response, reusable = _post(url, body, headers, policy, timeout, max_bytes, started, deadline)
+        return response
     finally:
-        deadlines.watch.cancel(watchdog)
+        cut_pending = deadlines.watch.cancel(watchdog)
         _inflight.sockets = None
+        if reusable is not None:
+            key, connection = reusable
+            if cut_pending:  # the watchdog will not cut it now: safe to hand to the next attempt
+                _pool.give_back(key, connection)
+            else:
+                connection.close()
 
 
-def _post(url, body, headers, policy, timeout, max_bytes, started, deadline) -> WebhookResponse:
+def _post(url, body, headers, policy, timeout, max_bytes, started, deadline) -> tuple[WebhookResponse, tuple | None]:
+    """Return what came back, and the (pool key, connection) to keep alive, if it can be."""
     def elapsed_ms() -> int:
         return int((time.monotonic() - started) * 1000)
 
@@ -306,7 +343,7 @@ def _post(url, body, headers, policy, timeout, max_bytes, started, deadline) -> 
         # The library's text may quote the URL (and a token in it): only the exception types are logged.
         logger.info("webhook.failed kind=%s request_id=%s causes=%s", kind, headers.get("Request-ID"),
                     ",".join(type(cause).__name__ for cause in _causes(exc)))
-        return WebhookResponse(0, elapsed_ms(), failure=describe(kind, url, timeout=timeout, detail=detail))
+        return WebhookResponse(0, elapsed_ms(), failure=describe(kind, url, timeout=timeout, detail=detail)), None
 
     connection = None
     try:
@@ -330,8 +367,10 @@ def _post(url, body, headers, policy, timeout, max_bytes, started, deadline) -> 
         return failed(kind, exc, detail=blocked.explanation if blocked is not None else None)
 
     content = _read_capped(response, max_bytes, deadline)
-    if response.isclosed() and connection.sock is not None and time.monotonic() < deadline:
-        _pool.give_back(key, connection)  # read to its end and kept open by the receiver: reused
+    reusable = None
+    if response.isclosed() and connection.sock is not None and response.status >= 200 \
+            and time.monotonic() < deadline:
+        reusable = (key, connection)  # read to its end and kept open by the receiver: kept for the next attempt
     else:
         response.close()
         connection.close()
@@ -345,7 +384,7 @@ def _post(url, body, headers, policy, timeout, max_bytes, started, deadline) -> 
         body=_decode(content, _charset(response.headers.get("Content-Type"))),
         headers=response_headers,
         failure=redirect,
-    )
+    ), reusable
 
 
 def _destination(url: str, policy: AddressPolicy) -> tuple[tuple, str]:
@@ -355,8 +394,14 @@ def _destination(url: str, policy: AddressPolicy) -> tuple[tuple, str]:
     if scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http(s) URL with a host")
     port = parts.port or (443 if scheme == "https" else 80)  # a port out of range raises ValueError
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # Characters a request line cannot carry (spaces, non-ASCII, quotes...) percent-encoded, as urllib3 and
+    # browsers send them; what is already encoded stays as it is.
+    target = quote(parts.path or "/", safe=PATH_SAFE) + (f"?{quote(parts.query, safe=QUERY_SAFE)}" if parts.query else "")
     return (scheme, parts.hostname, port, policy), target
+
+
+PATH_SAFE = "/%:@!$&'()*+,;=~-._"
+QUERY_SAFE = PATH_SAFE + "?"
 
 
 def _merged(message: http.client.HTTPMessage) -> dict[str, str]:
@@ -390,6 +435,8 @@ def failure_kind(exc: BaseException) -> str:
         return "refused"
     if found(TimeoutError):
         return "timeout"
+    if found(http.client.InvalidURL):  # a host or path the request line cannot carry
+        return "other"
     # RemoteDisconnected (closed before answering) is a ConnectionResetError; a status line or headers that are
     # not HTTP are an HTTPException: the receiver (or something in front of it) broke off the exchange.
     if found(ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.HTTPException):
@@ -416,7 +463,7 @@ def _decode(content: bytes, encoding: str | None) -> str:
     """Decode with the receiver's declared charset, or UTF-8 when it declares one Python does not know."""
     try:
         return content.decode(encoding or "utf-8", errors="replace")
-    except LookupError:
+    except (LookupError, UnicodeError):  # an unknown charset, or one that cannot replace (idna): as UTF-8
         return content.decode("utf-8", errors="replace")
 
 
