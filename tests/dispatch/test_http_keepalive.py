@@ -23,6 +23,7 @@ class KeepAliveServer:
         self.answers, self.after_answer = answers, after_answer
         self.connections = 0
         self.requests = 0
+        self.drop_next = False  # read the next request on any connection, then close it without answering
         self.server = socket.socket()
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.server.bind(("127.0.0.1", 0))
@@ -56,6 +57,11 @@ class KeepAliveServer:
                         length = int(value)
                     line = reader.readline()
                 reader.read(length or 0)
+                if self.drop_next:
+                    self.drop_next = False
+                    self.requests += 1
+                    connection.close()
+                    return
                 answer = self.answers[min(self.requests, len(self.answers) - 1)]
                 self.requests += 1
                 connection.sendall(answer)
@@ -292,3 +298,22 @@ def test_an_answer_cut_off_inside_its_headers_is_a_closed_connection_not_a_succe
     server = serve([b"HTTP/1.1 200 OK\r\nContent-Type: text/pl"], after_answer="close")
     response = post(server.url)
     assert response.status_code == 0 and response.failure.kind == "reset"
+
+
+def test_a_kept_connection_the_receiver_drops_as_the_request_goes_out_is_tried_once_more(serve):
+    """The receiver's keep-alive ran out just as the next delivery was sent: it gets a new connection, not a
+    "closed" failure counted against the app."""
+    server = serve([OK])
+    assert post(server.url).status_code == 200
+    server.drop_next = True  # the kept connection: read the next request, close without answering
+    response = post(server.url)
+    assert (response.status_code, response.failure) == (200, None)
+    assert (server.requests, server.connections) == (3, 2)
+
+
+def test_a_new_connection_closed_without_an_answer_is_not_tried_again(serve):
+    server = serve([OK])
+    server.drop_next = True
+    response = post(server.url)
+    assert response.status_code == 0 and response.failure.kind == "reset"
+    assert server.requests == 1

@@ -349,14 +349,24 @@ def _post(url, body, headers, policy, timeout, max_bytes, started, deadline) -> 
     try:
         key, target = _destination(url, policy)
         connection = _pool.take(key)
+        if connection is not None:
+            _track(connection.sock)  # a reused keep-alive connection: the watchdog must be able to cut it too
+            connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            try:
+                connection.request("POST", target, body=body, headers=headers)
+                response = connection.getresponse()
+            except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):  # RemoteDisconnected too
+                # The receiver closed the idle connection as the request went out (its keep-alive time ran
+                # out between the check and the send): not an answer. Once more, on a connection of its own.
+                connection.close()
+                connection = None
+                if time.monotonic() >= deadline:
+                    raise
         if connection is None:
             scheme, host, port, _ = key
             connection = (_TLSConnection if scheme == "https" else _Connection)(host, port, policy, timeout)
-        else:
-            _track(connection.sock)  # a reused keep-alive connection: the watchdog must be able to cut it too
-            connection.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        connection.request("POST", target, body=body, headers=headers)
-        response = connection.getresponse()
+            connection.request("POST", target, body=body, headers=headers)
+            response = connection.getresponse()
     except (http.client.HTTPException, OSError, ValueError) as exc:  # ValueError: a URL or header refused
         if connection is not None:
             connection.close()
