@@ -186,3 +186,26 @@ def test_a_batch_finishes_its_jobs_with_the_records_rq_itself_writes(app, pager,
     assert expected[0] == "finished" and expected[4] == "success"
     assert [record(job) for job in in_batch] == [expected] * 5
     assert StartedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids() == []
+
+
+def test_a_finish_after_redis_lost_its_scripts_still_finishes_the_jobs(app, pager, receiver):
+    """Redis restarted between a chunk's runs and its finish: the scripts are loaded again, nothing is left
+    started (where RQ's clean-up would run them a second time)."""
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    receiver.respond()
+    send(app, pager, 4)
+    connection = app.extensions["redis"]
+    leader = Job.fetch(Queue(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids()[0], connection=connection)
+    batch = Batch(leader, "worker", time.monotonic(), webhook_timeout=1.0)
+    batch.chunk = 3
+    claimed = [job for job, _ in batch.claim()]
+    with app.app_context():
+        for job in claimed:
+            batch.runs.perform(job)
+    connection.script_flush()  # what a restarted Redis without persistence of scripts looks like
+    batch.runs.finish(claimed)
+
+    assert [job.get_status() for job in claimed] == ["finished"] * 3
+    assert [job.latest_result().return_value for job in claimed] == ["success"] * 3
+    assert StartedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids(cleanup=False) == []
+    assert len(receiver.received) == 3
