@@ -275,7 +275,10 @@ class Bench:
             baselines.append(bare_loop())
             bests.append(hookline(*best_config)[0])
         baseline, best = statistics.median(baselines), statistics.median(bests)
-        runs = lambda rates: ", ".join(f"{rate:.0f}" for rate in rates)  # noqa: E731
+
+        def runs(rates: list[float]) -> str:
+            return ", ".join(f"{rate:.0f}" for rate in rates)
+
         record("delivery throughput", f"baseline, median of {len(baselines)} runs ({runs(baselines)})", baseline, None,
                "info", None)
         record("delivery throughput", f"best configuration ({best_config[0]} x {best_config[1]}), median of "

@@ -115,15 +115,16 @@ for i = 3, #ARGV, 14 do
     local job_key, results_key, ttl = ARGV[i], ARGV[i + 3], ARGV[i + 9]
     redis.call('HSET', job_key, 'status', 'finished', 'started_at', ARGV[i + 7], 'ended_at', ARGV[i + 8],
                'last_heartbeat', ARGV[i + 8], 'worker_name', ARGV[1])
-    if ARGV[i + 11] == '' then
-        redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '1', 'worker_name', ARGV[1],
-                   'execution_id', ARGV[2], 'execution_started_at', ARGV[i + 12],
-                   'execution_ended_at', ARGV[i + 13])
-    else
-        redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', 'type', '1', 'worker_name', ARGV[1],
-                   'return_value', ARGV[i + 11], 'execution_id', ARGV[2], 'execution_started_at', ARGV[i + 12],
-                   'execution_ended_at', ARGV[i + 13])
+    local result = {'type', '1', 'worker_name', ARGV[1]}
+    if ARGV[i + 11] ~= '' then
+        table.insert(result, 'return_value')
+        table.insert(result, ARGV[i + 11])
     end
+    for _, field in ipairs({'execution_id', ARGV[2], 'execution_started_at', ARGV[i + 12],
+                            'execution_ended_at', ARGV[i + 13]}) do
+        table.insert(result, field)
+    end
+    redis.call('XADD', results_key, 'MAXLEN', '~', '10', '*', unpack(result))
     redis.call('EXPIRE', results_key, ttl)
     redis.call('ZADD', ARGV[i + 4], ARGV[i + 10], ARGV[i + 6])
     redis.call('EXPIRE', job_key, ttl)

@@ -283,6 +283,10 @@ class ConnectionPool:
         for extra in dropped:
             extra.close()
 
+    def forget(self) -> None:
+        """Drop every idle connection without closing it (a forked child: they stay its parent's)."""
+        self._idle, self._lock = OrderedDict(), threading.Lock()
+
     def clear(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, OrderedDict()
@@ -302,8 +306,7 @@ def _readable(sock) -> bool:
 
 
 _pool = ConnectionPool()
-# A forked child starts with no connections of its parent's (they stay the parent's) and a fresh lock.
-os.register_at_fork(after_in_child=lambda: _pool.__init__(_pool.hosts, _pool.per_host))
+os.register_at_fork(after_in_child=_pool.forget)
 
 
 def post_webhook(
