@@ -11,7 +11,7 @@ webapp/dispatch/engine.py); deliveries are queued as production queues them (``e
 ``delivery_spec``), so each carries its app's RQ rate limit (WEBHOOK_APP_CONCURRENCY, 4: at most 4 attempts
 of one app queued or running; the rest wait in RQ's rate-limit registry).
 
-Cases (default sizes: ``-n 1000``, ``--throughput-n 3000``, ``--memory-deliveries 10000``, ``--hung-seconds 15``; about 5 minutes):
+Cases (default sizes: ``-n 1000``, ``--throughput-n 3000``, ``--memory-deliveries 10000``, ``--hung-seconds 15``; about 3 minutes):
 
 1. Throughput to a fast receiver: a bare ``requests.Session`` loop (baseline), then Hookline with 1 and 2
    worker processes at WORKER_CONCURRENCY 32, 8 and 4, ``--throughput-n`` deliveries (3,000: a sustained rate,
