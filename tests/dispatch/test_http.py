@@ -145,3 +145,17 @@ def test_an_https_receiver_that_does_not_speak_tls_is_a_tls_failure():
     thread.join(5)
     server.close()
     assert response.status_code == 0 and response.failure.kind == "tls"
+
+
+def test_a_proxy_in_the_environment_is_never_used(httpserver, monkeypatch):
+    """A worker's http_proxy (set for pip or apt) must not carry webhooks: they go straight to the receiver."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    httpserver.expect_request("/hook").respond_with_data("direct")
+    response = post(httpserver.url_for("/hook"))
+    assert (response.status_code, response.body) == (200, "direct")
+
+
+def test_only_http_and_https_urls_are_sent():
+    response = post("file:///etc/passwd")
+    assert response.status_code == 0 and response.failure.kind == "other"

@@ -17,6 +17,7 @@ LABELS = {
     "redirect": "redirect",
     "blocked": "blocked",
     "reset": "closed",
+    "invalid": "invalid answer",
     "other": "failed",
 }
 LOCATION_LIMIT = 200
@@ -36,7 +37,7 @@ def describe(kind: str, url: str, *, timeout: float | None = None, status: int |
              location: str | None = None, detail: str | None = None) -> Failure:
     """Return the plain explanation of a failure of ``kind`` when sending to ``url``.
 
-    ``detail`` is Hookline's own wording of a refused destination (never a library's text); ``location`` is
+    ``detail`` is Hookline's own wording of a refused destination or an invalid answer (never a library's text); ``location`` is
     a redirect's target as the receiver sent it (shown escaped, cut to LOCATION_LIMIT characters).
     """
     parts = urlsplit(url)
@@ -70,6 +71,11 @@ def describe(kind: str, url: str, *, timeout: float | None = None, status: int |
         return Failure(kind, f"Blocked destination: {reason}.",
                        "Use a public address, or allow this one with WEBHOOK_ALLOW_PRIVATE or "
                        "WEBHOOK_ALLOWED_NETWORKS.")
+    if kind == "invalid":
+        what = f" ({detail})" if detail else ""
+        return Failure(kind, f"Invalid answer: {host} answered with something that is not valid HTTP{what}.",
+                       "Check the receiver's framework or any proxy in front of it: it must send one well-formed "
+                       "HTTP/1.1 answer.")
     if kind == "reset":
         return Failure(kind, f"Connection closed: {host} closed the connection without answering.",
                        "Check the receiver's log for a crash, and any proxy in front of it.")
