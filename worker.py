@@ -5,7 +5,8 @@
     python worker.py --verbose  # also log every job RQ starts and finishes
 
 It waits for Redis and the database when they do not answer (a restart, a blip) and carries on when they
-come back; it exits non-zero only on a configuration error (2: a bad setting, Redis older than 6.2), or with
+come back; it exits non-zero only on a configuration error (2: a bad setting, Redis older than 6.2, no room in
+Redis's maxclients or the open-file limit for WORKER_CONCURRENCY), or with
 --burst when they are down (1).
 """
 
@@ -21,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp import ConfigError, create_app
-from webapp.dispatch.engine import WorkerProcess
+from webapp.dispatch.engine import WorkerProcess, capacity_problem
 from webapp.extensions import db
 
 logger = logging.getLogger("hookline.worker")
@@ -96,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_services(app)
         except KeyboardInterrupt:
             return 0
-    too_old = redis_too_old(app)
-    if too_old:
-        print(f"hookline worker: {too_old}", file=sys.stderr)
+    problem = redis_too_old(app) or capacity_problem(app.config, app.extensions["redis"])
+    if problem:
+        print(f"hookline worker: {problem}", file=sys.stderr)
         return 2
     return WorkerProcess(app, burst=args.burst, verbose=args.verbose, name=args.name).run()
 

@@ -43,6 +43,16 @@ def _positive_int(value: str) -> int:
     return number
 
 
+MAX_WORKER_CONCURRENCY = 1024  # slots of one process; more processes beyond that
+
+
+def _concurrency(value: str) -> int:
+    number = _positive_int(value)
+    if number > MAX_WORKER_CONCURRENCY:
+        raise ValueError(f"must be at most {MAX_WORKER_CONCURRENCY} (run more worker processes for more)")
+    return number
+
+
 def _count(value: str) -> int:
     number = int(value)
     if number < 0:
@@ -118,8 +128,14 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "BROKEN_WARNING_DAY": (_positive_int, 3),
     # The delivery engine: deliveries in flight per worker process, and attempts of one app in flight
     # (or queued) across all workers; the rest of that app's deliveries wait their turn.
-    "WORKER_CONCURRENCY": (_positive_int, 32),
+    "WORKER_CONCURRENCY": (_concurrency, 32),
     "WEBHOOK_APP_CONCURRENCY": (_positive_int, 4),
+    # Attempts of one organisation in flight across all workers while others need slots (dispatch/orgs.py);
+    # unset: a quarter of WORKER_CONCURRENCY.
+    "WEBHOOK_ORG_CONCURRENCY": (_positive_int, None),
+    # An app whose answer took this long (successful or not) is held to one attempt in flight, as one that
+    # timed out is; unset: half of WEBHOOK_TIMEOUT.
+    "WEBHOOK_SLOW_SECONDS": (_positive_float, None),
     # Mail: its own slots in each worker, and a socket timeout for SMTP (a silent server cannot hold a slot).
     "MAIL_CONCURRENCY": (_positive_int, 2),
     "MAIL_TIMEOUT": (_positive_float, 10.0),
@@ -175,6 +191,10 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
             shown = name if name in SECRET_SETTINGS else f"{name}={raw!r}"
             raise ConfigError(f"{shown} is not valid: {exc}") from None
     settings.update(overrides)
+    if settings["WEBHOOK_ORG_CONCURRENCY"] is None:
+        settings["WEBHOOK_ORG_CONCURRENCY"] = max(1, settings["WORKER_CONCURRENCY"] // 4)
+    if settings["WEBHOOK_SLOW_SECONDS"] is None:
+        settings["WEBHOOK_SLOW_SECONDS"] = settings["WEBHOOK_TIMEOUT"] / 2
     return settings
 
 

@@ -136,6 +136,25 @@ def app_rate_limit_config(app_id: int) -> str:
     return f"rq:rl:{app_rate_limit(app_id)}"
 
 
+# The organisations' gate (dispatch/orgs.py), all sorted sets whose members expire at their score.
+#   hookline:org-gate:<org id>:inflight   tokens of attempts in flight: "<app id or fanout>/<job id>"
+#   hookline:org-gate:<org id>:parked     jobs waiting for a place, by when they were parked (same members)
+#   hookline:org-gate:inflight            every organisation's tokens: "<org id>:<member>"
+#   hookline:org-gate:parked-orgs         (a set) organisations with parked jobs, for the housekeeper's sweep
+#   hookline:worker-slots                 live worker processes' delivery slots: "<process>|<slots>"
+ORG_GATE_INFLIGHT = "hookline:org-gate:inflight"
+ORG_GATES_PARKED = "hookline:org-gate:parked-orgs"
+WORKER_SLOTS = "hookline:worker-slots"
+
+
+def org_inflight(organization_id: int) -> str:
+    return f"hookline:org-gate:{organization_id}:inflight"
+
+
+def org_parked(organization_id: int) -> str:
+    return f"hookline:org-gate:{organization_id}:parked"
+
+
 # Housekeeping locks: one worker process at a time maintains RQ's registries and sweeps the outbox (owner
 # token, 30 s), and sweeps the orphaned jobs (SET NX EX, once a minute).
 #   hookline:lock:maintenance   hookline:lock:orphan-sweep

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import socket
 import threading
@@ -25,10 +26,12 @@ import time
 import uuid
 
 from flask import Flask
+from redis.exceptions import RedisError
 from rq.worker import WorkerStatus
 
 from .. import keys
 from .housekeeping import Housekeeper
+from .http import FILES_PER_SLOT
 from .queues import HooklineWorker, make_worker
 from .schedule import TICK_SECONDS
 
@@ -37,6 +40,11 @@ logger = logging.getLogger(__name__)
 # RQ's worker key expires this long after the last heartbeat; an idle slot wakes every 15 s (TTL - 15).
 WORKER_TTL = 30
 MAX_RESTART_DELAY = 5.0
+# Redis connections a process uses beside one per slot: the housekeeper and RQ's scheduler lock, a fan-out's
+# release threads, the start-up checks.
+REDIS_SPARE_CONNECTIONS = 16
+# Open files a process needs beside its slots' deliveries and its Redis and database connections.
+SPARE_FILES = 64
 
 
 def slot_plan(config) -> list[str]:
@@ -45,6 +53,45 @@ def slot_plan(config) -> list[str]:
     retries = max(1, first_attempts // 4)
     return ([keys.PERIODIC_QUEUE] + [keys.MAIL_QUEUE] * config["MAIL_CONCURRENCY"]
             + [keys.RETRY_QUEUE] * retries + [keys.WEBHOOK_QUEUE] * first_attempts)
+
+
+def redis_connections_needed(config) -> int:
+    """Return the Redis connections one worker process may hold at once: one per slot, and the spare ones."""
+    return len(slot_plan(config)) + REDIS_SPARE_CONNECTIONS
+
+
+def open_files_needed(config) -> int:
+    """Return the open files one worker process may need: deliveries, Redis, the database pool, the rest."""
+    database = config["WORKER_CONCURRENCY"] + config["MAIL_CONCURRENCY"] + 10  # pool_size + max_overflow
+    return len(slot_plan(config)) * FILES_PER_SLOT + redis_connections_needed(config) + database + SPARE_FILES
+
+
+def capacity_problem(config, redis) -> str | None:
+    """Make room for WORKER_CONCURRENCY (the open-file limit raised up to its hard limit); say why not, or None.
+
+    1. Open files: raise the soft limit to what the slots need, if the hard limit allows it.
+    2. Redis: the server must have room for this process's connections (``maxclients`` less those connected).
+    """
+    concurrency = config["WORKER_CONCURRENCY"]
+    files = open_files_needed(config)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < files:
+        if hard != resource.RLIM_INFINITY and hard < files:
+            return (f"WORKER_CONCURRENCY={concurrency} needs about {files} open files per worker process, and this "
+                    f"process may open only {hard} (ulimit -n, LimitNOFILE= in a systemd unit): lower "
+                    f"WORKER_CONCURRENCY or raise the limit")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (files, hard))
+    needed = redis_connections_needed(config)
+    try:
+        clients = redis.info("clients")
+    except Exception:  # noqa: BLE001 - INFO may be renamed or refused (managed Redis): nothing to check against
+        return None
+    maxclients, connected = int(clients.get("maxclients") or 0), int(clients.get("connected_clients") or 0)
+    if maxclients and needed > maxclients - connected + 1:  # +1: the connection asking is one of them
+        return (f"WORKER_CONCURRENCY={concurrency} needs {needed} Redis connections per worker process, and the "
+                f"Redis server has room for {max(0, maxclients - connected)} more (maxclients {maxclients}, "
+                f"{connected} connected): lower WORKER_CONCURRENCY or raise Redis's maxclients")
+    return None
 
 
 class WorkerProcess:
@@ -59,13 +106,17 @@ class WorkerProcess:
         self.stopping = threading.Event()
         self._stop_requested_at = 0.0
         self.workers: dict[int, HooklineWorker] = {}
-        self.housekeeper = Housekeeper(app, self.name, self.stopping)
+        self.delivery_slots = sum(queue in (keys.WEBHOOK_QUEUE, keys.RETRY_QUEUE) for queue in self.plan)
+        self.housekeeper = Housekeeper(app, self.name, self.stopping, slots=self.delivery_slots)
         # Making the housekeeper's RQ worker raised the pool's socket timeout past the slots' 15 s BLMOVE, but
         # only for connections opened from now on: drop older ones (worker.py's start-up ping), or the slot that
         # blocks on one times out every 5 s, logs a Redis error and stops listening for a second or two.
         pool = self.housekeeper.connection.connection_pool
         pool.disconnect(inuse_connections=False)
         pool.reset()
+        # redis-py caps a client at 100 connections unless told otherwise; each slot holds one while it waits
+        # for a job, so the pool is sized to the plan (the server's room for it is checked at start-up).
+        pool.max_connections = max(pool.max_connections, redis_connections_needed(app.config))
 
     def run(self) -> int:
         """Work until stopped; return the exit status (0: stopped on request)."""
@@ -83,6 +134,10 @@ class WorkerProcess:
         while not self.stopping.is_set() and any(thread.is_alive() for thread in threads):
             self.stopping.wait(0.5)
         self._finish_busy_slots(threads)
+        try:
+            self.housekeeper.gate.unregister_slots(self.name, self.delivery_slots)
+        except RedisError:
+            pass  # its entry expires within seconds
         if threading.current_thread() is threading.main_thread():
             # Stopped: a late duplicate of the stop signal (Ctrl-C beside a supervisor's SIGTERM) must not kill
             # the exiting interpreter with a signal status. SIG_IGN survives the interpreter's own clean-up.

@@ -1,7 +1,8 @@
 """What keeps the queues moving, run by every worker process in a thread of its own (``Housekeeper``).
 
-Every second: promote due scheduled jobs (retries, crash retries) under a 10-second lock, and queue the
-minute tick. Every few seconds: RQ's registry maintenance (abandoned jobs re-run or failed, jobs stuck in
+Every second: promote due scheduled jobs (retries, crash retries) under a 10-second lock, give parked
+deliveries the places the organisations' gate has free (orgs.py), count this process's slots there, and queue
+the minute tick. Every few seconds: RQ's registry maintenance (abandoned jobs re-run or failed, jobs stuck in
 an intermediate list after their worker died, rate-limit slots leaked by dead workers), and the outbox
 sweep. Every minute: the orphan sweep. Each takes a short Redis lock, so with many worker processes one
 does it, and a killed process holds nothing for longer than the lock's few seconds.
@@ -29,7 +30,7 @@ from .. import keys
 from ..extensions import db
 from ..outbox import sweep_outbox
 from .fanout import release_held
-from .queues import make_worker
+from .queues import make_worker, org_gate
 from .schedule import enqueue_metric_alert_tick
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 SCHEDULER_LOCK_SECONDS = 10
 # A job in a queue's intermediate list (popped) without a started entry this long was popped by a worker that died.
 STUCK_SECONDS = 15
+SLOTS_TTL = 10  # a process's slots count toward the organisations' gate this long after its last second
 MAINTENANCE_LOCK_SECONDS = 30  # held only while maintaining; a process killed meanwhile delays the next pass
 
 
@@ -79,8 +81,11 @@ class ShortLockScheduler(RQScheduler):
 # (its worker died between RQ marking it and registering it). A scheduled one becomes due now.
 # KEYS: job key; ARGV: job id, queue key prefix, scheduled registry key prefix, now (unix seconds)
 REQUEUE_ORPHAN_SCRIPT = """
-local fields = redis.call('HMGET', KEYS[1], 'status', 'origin')
+local fields = redis.call('HMGET', KEYS[1], 'status', 'origin', 'hookline_parked_key', 'hookline_parked_member')
 if not fields[2] then return 0 end
+if fields[3] and fields[4] and redis.call('ZSCORE', fields[3], fields[4]) then
+    return 0  -- parked by the organisations' gate (orgs.py): its place is the parked set
+end
 if fields[1] == 'queued' then
     local queue_key = ARGV[2] .. fields[2]
     if redis.call('LPOS', queue_key, ARGV[1]) or redis.call('LPOS', queue_key .. ':intermediate', ARGV[1]) then
@@ -143,7 +148,7 @@ class Housekeeper:
     """One worker process's housekeeping loop (see the module docstring)."""
 
     def __init__(self, app: Flask, name: str, stopping: threading.Event, maintenance_every: float = 5.0,
-                 orphans_every: float = 60.0):
+                 orphans_every: float = 60.0, slots: int = 0):
         self.app = app
         self.connection = app.extensions["redis"]
         self.stopping = stopping
@@ -153,6 +158,8 @@ class Housekeeper:
         self.maintenance_worker = make_worker(app, keys.ALL_QUEUES, name=f"{name}.maintenance", worker_ttl=30,
                                               prepare_for_work=False)
         self.name = name
+        self.gate = org_gate(app)
+        self.slots = slots
         self.maintenance_every = maintenance_every
         self.orphans_every = orphans_every
         self._last_maintenance = 0.0
@@ -169,6 +176,9 @@ class Housekeeper:
         try:
             with self.app.app_context():
                 self.promote_due_jobs()
+                self.gate.promote_parked()
+                if self.slots:
+                    self.gate.register_slots(self.name, self.slots, SLOTS_TTL)
                 enqueue_metric_alert_tick()
                 now = time.monotonic()
                 if now - self._last_maintenance >= self.maintenance_every:

@@ -27,6 +27,7 @@ from ..outbox import JobSpec
 from ..redis_store import get_redis
 from .batches import GO_ON, Batch, current_slot, is_batch_leader
 from .deadlines import SharedTimerDeathPenalty
+from .orgs import OrgGate
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ def get_queue(name: str = keys.WEBHOOK_QUEUE) -> Queue:
 
 
 def app_caps(app_ids) -> dict[int, int]:
-    """Return each app's cap on attempts in flight: WEBHOOK_APP_CONCURRENCY, or 1 while its last attempt timed out.
+    """Return each app's cap on attempts in flight: WEBHOOK_APP_CONCURRENCY, or 1 while its last attempt timed out
+    or was slow (WEBHOOK_SLOW_SECONDS).
 
-    A receiver that hangs holds a slot for WEBHOOK_TIMEOUT per attempt; one at a time is enough to find out
-    when it answers again. One round trip for any number of apps.
+    A receiver that hangs or crawls holds a slot for seconds per attempt; one at a time is enough to find out
+    when it answers promptly again. One round trip for any number of apps.
     """
     app_ids = list(dict.fromkeys(app_ids))
     if not app_ids:
@@ -60,8 +62,12 @@ def app_caps(app_ids) -> dict[int, int]:
         values = get_redis().hmget(keys.LAST_DELIVERY, [str(app_id) for app_id in app_ids])
     except RedisError:  # the change still commits (the outbox); its jobs take the full cap
         return {app_id: full for app_id in app_ids}
-    return {app_id: 1 if value and json.loads(value).get("response_code") == 0 else full
-            for app_id, value in zip(app_ids, values)}
+    return {app_id: 1 if value and _held_to_one(json.loads(value)) else full for app_id, value in zip(app_ids, values)}
+
+
+def _held_to_one(last_delivery: dict) -> bool:
+    """An app whose last attempt got no answer, or a slow one, gets one attempt in flight at a time."""
+    return last_delivery.get("response_code") == 0 or bool(last_delivery.get("slow"))
 
 
 def delivery_spec(args: tuple, queue: str = keys.WEBHOOK_QUEUE, cap: int | None = None) -> JobSpec:
@@ -109,6 +115,22 @@ class HooklineWorker(SimpleWorker):
 
     # Set by the worker process: once it is set, an idle worker stops within DEQUEUE_SLICE seconds.
     stopping: threading.Event | None = None
+
+    def execute_job(self, job, queue):
+        # The organisations' gate (orgs.py): a delivery of an organisation without room is parked, and this
+        # slot takes its next job at once; one let in gives its place back when it ends, however it ends.
+        gate = org_gate(self.flask_app)
+        admission = gate.admission(job)
+        if admission is not None and not gate.enter(job, queue, admission):
+            return
+        try:
+            super().execute_job(job, queue)
+        finally:
+            if admission is not None:
+                try:
+                    gate.leave(admission)
+                except RedisError as exc:  # the token expires by itself; the housekeeper hands out its place
+                    logger.warning("org_gate.leave_failed job=%s reason=%s", job.id, exc.__class__.__name__)
 
     def perform_job(self, job, queue, *args, **kwargs):
         with self.flask_app.app_context():
@@ -241,6 +263,14 @@ class HooklineWorker(SimpleWorker):
     def _install_signal_handlers(self):
         if threading.current_thread() is threading.main_thread():
             super()._install_signal_handlers()
+
+
+def org_gate(app: Flask) -> OrgGate:
+    """Return the app's organisations' gate (one per process: it keeps the apps' organisations it has read)."""
+    gate = app.extensions.get("hookline_org_gate")
+    if gate is None:
+        gate = app.extensions["hookline_org_gate"] = OrgGate(app, app.extensions["redis"])
+    return gate
 
 
 def make_worker(app: Flask, queue_names=keys.ALL_QUEUES, *, name: str | None = None, **kwargs) -> HooklineWorker:

@@ -92,11 +92,14 @@ def send_and_save_webhook_request(
         request_headers=headers, request_body=body.decode("utf-8"), response_body=response.body,
         failure=response.failure.as_dict() if response.failure else None, extra=extra, pipe=writes,
     )
-    writes.hset(keys.LAST_DELIVERY, str(sentry_app.id), json.dumps({"date": entry["date"], "response_code": response.status_code}))
+    slow = response.duration_ms >= config["WEBHOOK_SLOW_SECONDS"] * 1000
+    last = {"date": entry["date"], "response_code": response.status_code, **({"slow": True} if slow else {})}
+    writes.hset(keys.LAST_DELIVERY, str(sentry_app.id), json.dumps(last))
     count_delivery(writes, outcome.kind, event_type, response.duration_ms / 1000)
     # The app's cap on attempts in flight follows its latest answer (see ``app_caps``): one at a time while it
-    # times out, the full cap again as soon as it answers, also for the deliveries already waiting their turn.
-    cap = 1 if response.status_code == 0 else config["WEBHOOK_APP_CONCURRENCY"]
+    # times out or answers slowly (WEBHOOK_SLOW_SECONDS), the full cap again as soon as it answers in time, also
+    # for the deliveries already waiting their turn.
+    cap = 1 if response.status_code == 0 or slow else config["WEBHOOK_APP_CONCURRENCY"]
     writes.hset(keys.app_rate_limit_config(sentry_app.id), "concurrency", cap)
     today = clock.today()
     if count_health:
