@@ -40,9 +40,12 @@ def create_app(config: dict | None = None) -> Flask:
         settings["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
     app.config.update(settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = settings["DATABASE_URL"]
-    # A worker process holds a database connection per busy slot; connections open only when used.
+    # A worker process may use a database connection in each slot at once (the slot plan: deliveries, retries,
+    # mail, the tick), and the organisations' gate a few more; connections open only when used, and a delivery
+    # gives its connection back while it waits for the receiver.
+    slots = settings["WORKER_CONCURRENCY"] + max(1, settings["WORKER_CONCURRENCY"] // 4) + settings["MAIL_CONCURRENCY"] + 1
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
-        "pool_size": settings["WORKER_CONCURRENCY"] + settings["MAIL_CONCURRENCY"] + 2, "max_overflow": 8,
+        "pool_size": slots + 2, "max_overflow": 8,
         # A connection a database server dropped (a restart) is replaced, not handed to a job. A SQLite file has
         # no server to drop it: the ping would only cost every session a statement.
         "pool_pre_ping": not settings["DATABASE_URL"].startswith("sqlite"),

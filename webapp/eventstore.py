@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,9 +13,12 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from redis.exceptions import LockError, RedisError
 from sqlalchemy.exc import IntegrityError
 
+from . import keys
 from .extensions import db
+from .redis_store import get_redis
 from .models import LEVELS, Activity, Event, Group, GroupEnvironment, utcnow
 
 DEFAULT_FINGERPRINT = {"{{ default }}", "{{default}}"}
@@ -196,12 +201,53 @@ def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None =
     return event["event_id"], stored
 
 
-def _get_or_create_group(project, event: dict, hash_: str, attempts: int = 5) -> tuple[Group, bool]:
-    """Return the group of ``hash_`` and whether it is new; a new one commits with its "first seen" activity."""
-    for _ in range(attempts):
-        group = db.session.scalar(select(Group).where(Group.project_id == project.id, Group.fingerprint_hash == hash_))
-        if group is not None:
-            return group, False
+def _get_or_create_group(project, event: dict, hash_: str) -> tuple[Group, bool]:
+    """Return the group of ``hash_`` and whether it is new; a new one commits with its "first seen" activity.
+
+    A new error often arrives as a burst (twenty events in a second, stored by as many worker slots at once).
+    The first to find no group takes a short Redis lock on the fingerprint and creates it; the others wait for
+    that lock (milliseconds) and then read the group, instead of racing for the next short id.
+    """
+    group = _find_group(project.id, hash_)
+    if group is not None:
+        return group, False
+    try:
+        lock = get_redis().lock(keys.group_creation_lock(project.id, hash_), timeout=10, sleep=0.005,
+                                blocking_timeout=5)
+        locked = lock.acquire()
+    except RedisError:  # no Redis: the unique short id still settles a race (see _create_group)
+        lock, locked = None, False
+    try:
+        if locked:
+            db.session.rollback()  # end the read snapshot: a group the lock's last holder committed is seen
+            group = _find_group(project.id, hash_)
+            if group is not None:
+                return group, False
+        return _create_group(project, event, hash_)
+    finally:
+        if locked:
+            try:
+                lock.release()
+            except (RedisError, LockError):  # expired meanwhile: nothing of ours to release
+                pass
+
+
+def _find_group(project_id: int, hash_: str) -> Group | None:
+    return db.session.scalar(select(Group).where(Group.project_id == project_id, Group.fingerprint_hash == hash_))
+
+
+def _create_group(project, event: dict, hash_: str, attempts: int = 50) -> tuple[Group, bool]:
+    """Create the group of ``hash_`` (or return it, if another made it meanwhile); retry on a short id taken.
+
+    Concurrent new issues of one project race for the next short id: each round one of them wins it, so as
+    many rounds as racers may be needed; a short random pause after a lost round spreads the racers out.
+    """
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+            group = _find_group(project.id, hash_)
+            if group is not None:
+                return group, False
         next_short_id = (db.session.scalar(select(func.max(Group.short_id)).where(Group.project_id == project.id)) or 0) + 1
         group = Group(project_id=project.id, short_id=next_short_id, fingerprint_hash=hash_, title=event["title"][:255],
                       culprit=event["culprit"][:255], level=event["level"], platform=event["platform"],

@@ -155,6 +155,13 @@ def org_parked(organization_id: int) -> str:
     return f"hookline:org-gate:{organization_id}:parked"
 
 
+# Held while a worker creates a new issue, so the other events of its first burst wait and find it rather
+# than race for the next short id (eventstore._get_or_create_group); 10 s at most.
+#   hookline:lock:group:<project id>:<fingerprint hash>
+def group_creation_lock(project_id: int, fingerprint_hash: str) -> str:
+    return f"hookline:lock:group:{project_id}:{fingerprint_hash}"
+
+
 # Housekeeping locks: one worker process at a time maintains RQ's registries and sweeps the outbox (owner
 # token, 30 s), and sweeps the orphaned jobs (SET NX EX, once a minute).
 #   hookline:lock:maintenance   hookline:lock:orphan-sweep

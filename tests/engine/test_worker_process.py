@@ -13,13 +13,18 @@ from tests.lifecycle import log_entries, send
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def start_worker(settings, **overrides) -> subprocess.Popen:
+def start_worker(settings, output=None, **overrides) -> subprocess.Popen:
+    """Start ``worker.py``; its log goes to a pipe (read it with ``stop``), or to the file ``output`` for a test
+    whose worker logs more than a pipe holds (a full pipe would block the worker's logging)."""
     env = dict(os.environ)
     for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "BASE_URL", "WEBHOOK_ALLOW_PRIVATE", "WEBHOOK_TIMEOUT"):
         env[name] = str(settings[name])
     env.update({name: str(value) for name, value in overrides.items()})
-    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    if output is None:
+        return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    with open(output, "w") as log:
+        return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05):
@@ -38,9 +43,9 @@ def children_of(pid: int) -> list[int]:
 
 
 @contextmanager
-def running_worker(settings, **overrides):
+def running_worker(settings, output=None, **overrides):
     """Run ``worker.py``; the test stops it (``stop``), and it is killed if the test fails before that."""
-    worker = start_worker(settings, **overrides)
+    worker = start_worker(settings, output, **overrides)
     try:
         yield worker
     finally:

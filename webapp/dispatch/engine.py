@@ -106,7 +106,7 @@ class WorkerProcess:
         self.stopping = threading.Event()
         self._stop_requested_at = 0.0
         self.workers: dict[int, HooklineWorker] = {}
-        self.delivery_slots = sum(queue in (keys.WEBHOOK_QUEUE, keys.RETRY_QUEUE) for queue in self.plan)
+        self.delivery_slots = self.plan.count(keys.WEBHOOK_QUEUE)  # what the organisations' gate shares out
         self.housekeeper = Housekeeper(app, self.name, self.stopping, slots=self.delivery_slots)
         # Making the housekeeper's RQ worker raised the pool's socket timeout past the slots' 15 s BLMOVE, but
         # only for connections opened from now on: drop older ones (worker.py's start-up ping), or the slot that

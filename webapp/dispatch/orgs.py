@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import NamedTuple
 
 from flask import Flask
 from rq.job import Job
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 TOKEN_MARGIN = 15  # seconds a token outlives its job's time limit (as RQ's own heartbeat margin)
 FAIREST_AMONG = 64  # parked jobs looked at when choosing the next one (the oldest first)
-RUNNER_FUNC = "webapp.dispatch.tasks.run_fanout"
+RUNNER_FUNC = "webapp.dispatch.fanout.run_fanout"  # fanout.RUNNER_JOB (fanout imports this module's importers)
 APP_KEY_PREFIX = keys.app_rate_limit(0)[:-1]  # "hookline-app-": the app's rate-limit key names the app
 
 # A place for one more attempt of the organisation: below its cap (ARGV[1]), or, above it, only while more than
@@ -105,11 +106,40 @@ local function promote()
 end
 """
 
-# Let a job in (1) or park it (0). It runs if it holds a token (given when it was promoted) or there is room
-# and none of its organisation is parked before it; else it leaves the queue's intermediate list KEYS[6] for the
-# parked set. KEYS: org in-flight, org parked, parked organisations, all in-flight, worker slots, intermediate
-# list, job key.  ARGV: cap, now, token expiry, organisation id, queue key prefix, job key prefix, member, job id
+# Let a job in (1), park it (0), or send it back to its app's waiting line (2).
+# 1. A delivery whose app has more jobs let in (RQ's allowed set KEYS[8]) than its cap now allows goes back to
+#    the app's waiting set KEYS[9], with its place, marked rate_limited, as RQ's own limiter keeps it: the app
+#    slowed down or hung since the job was let in (its last answer in KEYS[11] says so, or the cap in KEYS[10]).
+#    RQ lets it in again when one of the app's attempts ends. A token it held is given back.
+# 2. It runs if it holds a token (given when it was promoted) or there is room and none of its organisation is
+#    parked before it; else it leaves the queue's intermediate list KEYS[6] for the parked set.
+# KEYS: org in-flight, org parked, parked organisations, all in-flight, worker slots, intermediate list, job key,
+#       app allowed, app waiting, app rate-limit config, last deliveries
+# ARGV: cap, now, token expiry, organisation id, queue key prefix, job key prefix, member, job id, app id (or ''),
+#       the app's full cap
 ENTER_SCRIPT = PROMOTE + """
+if ARGV[9] ~= '' then
+    local cap = tonumber(redis.call('HGET', KEYS[10], 'concurrency') or ARGV[10]) or tonumber(ARGV[10])
+    local last = redis.call('HGET', KEYS[11], ARGV[9])
+    if last then
+        local ok, answer = pcall(cjson.decode, last)
+        if ok and type(answer) == 'table' and (answer['response_code'] == 0 or answer['slow']) then
+            cap = 1
+        end
+    end
+    local place = redis.call('ZSCORE', KEYS[8], ARGV[8])
+    if place and redis.call('ZCARD', KEYS[8]) > cap then
+        redis.call('ZREM', KEYS[8], ARGV[8])
+        redis.call('ZADD', KEYS[9], place, ARGV[8])
+        redis.call('HSET', KEYS[7], 'status', 'rate_limited')
+        redis.call('LREM', KEYS[6], 1, ARGV[8])
+        if redis.call('ZREM', KEYS[1], ARGV[7]) == 1 then
+            redis.call('ZREM', KEYS[4], ARGV[4] .. ':' .. ARGV[7])
+            promote()
+        end
+        return 2
+    end
+end
 if redis.call('ZSCORE', KEYS[1], ARGV[7]) then
     take(ARGV[7])
     return 1
@@ -138,6 +168,13 @@ return promote()
 PROMOTE_SCRIPT = PROMOTE + "\nreturn promote()\n"
 
 
+class Admission(NamedTuple):
+    organization_id: int
+    member: str  # "<app id>/<job id>", or "fanout/<job id>" for a runner
+    limit: int  # the job's time limit, seconds
+    app_id: int | None  # the app of a delivery (None for a runner)
+
+
 class OrgGate:
     """The organisations' gate as one worker process uses it (see the module docstring)."""
 
@@ -145,26 +182,33 @@ class OrgGate:
         self.app = app
         self.connection = connection
         self.cap = app.config["WEBHOOK_ORG_CONCURRENCY"]
+        self.app_cap = app.config["WEBHOOK_APP_CONCURRENCY"]
         self._enter = connection.register_script(ENTER_SCRIPT)
         self._leave = connection.register_script(LEAVE_SCRIPT)
         self._promote = connection.register_script(PROMOTE_SCRIPT)
         self._orgs: dict[int, tuple[int | None, float]] = {}  # app id -> (organisation id, read at)
 
-    def admission(self, job: Job) -> tuple[int, str, int] | None:
-        """Return (organisation id, member, time limit) of a job the gate bounds, or None for any other job."""
-        app_id = None
+    def admission(self, job: Job) -> Admission | None:
+        """Return what the gate needs of a job it bounds (a first attempt, a fan-out runner), or None for any other.
+
+        Retries are not gated: they have slots of their own (engine.slot_plan), each app's cap, and a schedule
+        that spaces them out anyway; the gate's reserve is counted in the first attempts' slots.
+        """
+        if job.origin != keys.WEBHOOK_QUEUE:
+            return None
         if job.rate_limit_key and job.rate_limit_key.startswith(APP_KEY_PREFIX):
             app_id = int(job.rate_limit_key[len(APP_KEY_PREFIX):])
-            member = f"{app_id}/{job.id}"
+            member, delivery = f"{app_id}/{job.id}", True
         elif job.func_name == RUNNER_FUNC and len(job.args) > 1 and job.args[1]:
             app_id = int(job.args[1][0])  # the apps of one fan-out are of one organisation
-            member = f"fanout/{job.id}"
-        if app_id is None:
+            member, delivery = f"fanout/{job.id}", False
+        else:
             return None
         organization_id = self.organization_of(app_id)
         if organization_id is None:
             return None  # a deleted app: the job finds that out itself
-        return organization_id, member, int(job.timeout or Queue.DEFAULT_TIMEOUT)
+        return Admission(organization_id, member, int(job.timeout or Queue.DEFAULT_TIMEOUT),
+                         app_id if delivery else None)
 
     def organization_of(self, app_id: int) -> int | None:
         """Return the app's organisation, read once a minute at most (an app never changes organisation)."""
@@ -181,16 +225,24 @@ class OrgGate:
         self._orgs[app_id] = (organization_id, time.monotonic())
         return organization_id
 
-    def enter(self, job: Job, queue: Queue, admission: tuple[int, str, int]) -> bool:
-        """Return True if the job may run now (it holds a token), False if it was parked."""
-        organization_id, member, limit = admission
-        return bool(self._enter(keys=self._keys(organization_id) + [queue.intermediate_queue_key, job.key],
-                                args=self._args(organization_id, limit) + [member, job.id]))
+    def enter(self, job: Job, queue: Queue, admission: Admission) -> bool:
+        """Return True if the job may run now (it holds a token), False if it was parked or sent back to wait."""
+        app_id = admission.app_id
+        app_keys = ([f"rq:rl:{keys.app_rate_limit(app_id)}:allowed", f"rq:rl:{keys.app_rate_limit(app_id)}:rate_limited",
+                     keys.app_rate_limit_config(app_id)] if app_id is not None else ["", "", ""])
+        verdict = self._enter(
+            keys=self._keys(admission.organization_id) + [queue.intermediate_queue_key, job.key, *app_keys,
+                                                          keys.LAST_DELIVERY],
+            args=self._args(admission.organization_id, admission.limit) + [
+                admission.member, job.id, "" if app_id is None else app_id, self.app_cap])
+        if verdict == 2:
+            logger.info("delivery.app_slowed job=%s app=%s: back in the app's line", job.id, app_id)
+        return verdict == 1
 
-    def leave(self, admission: tuple[int, str, int]) -> int:
+    def leave(self, admission: Admission) -> int:
         """Drop the job's token; return how many parked jobs were given a place."""
-        organization_id, member, limit = admission
-        return self._leave(keys=self._keys(organization_id), args=self._args(organization_id, limit) + [member])
+        return self._leave(keys=self._keys(admission.organization_id),
+                           args=self._args(admission.organization_id, admission.limit) + [admission.member])
 
     def promote_parked(self) -> int:
         """Give every organisation's free places to its parked jobs (the housekeeper's second); return how many."""

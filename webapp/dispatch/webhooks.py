@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from .. import clock, keys
+from ..extensions import db
 from ..models import SentryApp, utcnow
 from ..metrics import count_delivery
 from ..netguard import AddressPolicy
@@ -52,6 +53,22 @@ def record_response_for_disabling_integration(buffer: IntegrationRequestBuffer, 
         buffer.record(outcome.kind, today, pipe)
 
 
+def give_back_database_connection() -> None:
+    """End the session's read-only transaction, keeping what it loaded: a receiver's seconds hold no connection.
+
+    Hundreds of attempts in flight would otherwise hold hundreds of database connections (PostgreSQL allows 100
+    by default) while they wait on the network. A session with changes of its own keeps its transaction.
+    """
+    session = db.session()
+    if session.new or session.dirty or session.deleted or session.info or not session.in_transaction():
+        return  # (session.info: jobs or cache changes waiting for this transaction's commit)
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
 def send_and_save_webhook_request(
     sentry_app: SentryApp,
     event_type: str,
@@ -74,6 +91,7 @@ def send_and_save_webhook_request(
     config = current_app.config
     body = json.dumps(envelope).encode("utf-8")
     headers = build_headers(resource_of(event_type), body, signing_secrets(sentry_app), message_id or new_message_id())
+    give_back_database_connection()
     response = post_webhook(
         sentry_app.webhook_url, body, headers, policy=AddressPolicy.from_config(config),
         timeout=config["WEBHOOK_TIMEOUT"], max_bytes=config["WEBHOOK_MAX_RESPONSE_BYTES"],
