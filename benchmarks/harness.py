@@ -209,7 +209,7 @@ def wait_received(connection: redis.Redis, message_ids, timeout: float,
 
 def reset_redis(connection: redis.Redis) -> None:
     """Forget every RQ key (queues, registries, rate limits, scheduled retries, workers) and the receipts."""
-    for pattern in ("rq:*", "bench:*"):
+    for pattern in ("rq:*", "bench:*", "hookline:org-gate:*", "hookline:worker-slots"):
         batch = []
         for key in connection.scan_iter(match=pattern, count=1000):
             batch.append(key)

@@ -66,6 +66,7 @@ from benchmarks.harness import (  # noqa: E402
     BenchError, RoundTrips, cpu_seconds, env_for, percentile, reset_redis, rss_kib, running_workers, start_gunicorn, stop,
     wait_delivered, wait_finished, wait_received,
 )
+from benchmarks.hostile import EndlessTrailersServer  # noqa: E402
 from benchmarks.hung import HungServer  # noqa: E402
 from webapp import keys  # noqa: E402
 from webapp.embedded_redis import answers, free_port, start_embedded_redis  # noqa: E402
@@ -75,7 +76,8 @@ RESULTS: list[dict] = []
 FAST_APPS = 8           # apps sharing the fast receiver in the throughput and memory cases
 # (worker processes, WORKER_CONCURRENCY) of the throughput case. With a backlog each slot runs one app's waiting
 # deliveries in turn, so a fast receiver needs few slots: more only contend for the GIL.
-THROUGHPUT_CONFIGS = ((1, 32), (2, 32), (1, 8), (2, 8), (2, 4))
+THROUGHPUT_CONFIGS = ((1, 32), (2, 32), (1, 8), (2, 8), (2, 4), (1, 256))
+CPU_CONFIGS = ((1, 32), (1, 256))  # whose worker CPU per delivery is held to its target
 THROUGHPUT_ROUNDS = 3   # runs of the baseline and of the best configuration, whose medians are compared
 FANOUT_RUNS = 5         # fan-outs measured (after one that warms the worker up)
 SLOW_APPS = 8           # apps on the 100 ms receiver
@@ -84,6 +86,12 @@ HUNG_APPS = 20
 HUNG_CONCURRENCY = 32  # the default: hung apps are held to one attempt each once they time out
 NOISY_MS = 20
 NEIGHBOUR_DELIVERIES = 20
+HOSTILE_APPS = 8        # one organisation's apps on slow (1.9 s) or hostile (endless trailers) receivers
+HOSTILE_SLOW_MS = 1900
+HOSTILE_SECONDS = 10.0  # how long the victim app of another organisation is measured beside them
+WIDE_CONCURRENCY = 256  # the 100 ms receiver at 256 slots: 64 apps in 4 organisations (cap 4 each)
+WIDE_APPS = 64
+FANOUT_HUNG = 20        # of the 50 apps of the second fan-out row, hung
 PREVIOUS_RSS_KIB = 89_492  # the single-threaded worker's RSS after 10,000 deliveries, measured on main before the engine
 
 
@@ -250,9 +258,26 @@ class Bench:
                 cpu = sum(cpu_seconds(process.pid) for process in processes) - cpu_before
             return count / elapsed, cpu
 
+        def pycurl_loop() -> float:
+            import pycurl
+
+            curl = pycurl.Curl()
+            curl.setopt(pycurl.URL, url)
+            curl.setopt(pycurl.WRITEFUNCTION, lambda chunk: None)
+            started = time.perf_counter()
+            for body, headers in bodies:
+                curl.setopt(pycurl.POSTFIELDS, body)
+                curl.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in headers.items()])
+                curl.perform()
+            curl.close()
+            return count / (time.perf_counter() - started)
+
         baselines = [bare_loop()]
         record("delivery throughput", "baseline: one requests.Session posting in a loop, deliveries/s (first run)",
                baselines[0], None, "info", None)
+        curl_rate = pycurl_loop()
+        record("delivery throughput", "for information: one pycurl handle posting in a loop (the nearest to the "
+               "physical limit here), deliveries/s", curl_rate, baselines[0], "info", None)
         rates = {}
         spread = (f"spread over {FAST_APPS} apps on one receiver, since the per-app cap ({self.app_cap}) would hold a "
                   f"single app to {self.app_cap} in flight; {FAST_APPS} x {self.app_cap} = {FAST_APPS * self.app_cap} at most")
@@ -264,9 +289,11 @@ class Bench:
             record("delivery throughput", f"deliveries/s, {workers} worker process(es) x WORKER_CONCURRENCY {concurrency}, "
                    + (spread if workers == 1 else f"same {FAST_APPS} apps"),
                    rate, baselines[0], "info (one run each)", None)
-            if (workers, concurrency) == (1, 32):  # CPU time is steadier than wall time on a shared machine
-                record("delivery throughput", "worker process CPU ms per delivery (1 process; user + system, all threads)",
-                       cpu * 1000 / count, None, "info", None)
+            if (workers, concurrency) in CPU_CONFIGS:  # CPU time is steadier than wall time on a shared machine
+                per_delivery = cpu * 1000 / count
+                record("delivery throughput", f"worker process CPU ms per delivery (1 process x WORKER_CONCURRENCY "
+                       f"{concurrency}; user + system, all threads)", per_delivery, None, "<= 0.5 ms",
+                       per_delivery <= 0.5)
         # One run of each is at the mercy of a noisy neighbour for its second or so: the best configuration and
         # the baseline are measured THROUGHPUT_ROUNDS times in all, alternately, and their medians compared.
         best_config = max(rates, key=rates.get)
@@ -284,8 +311,10 @@ class Bench:
         record("delivery throughput", f"best configuration ({best_config[0]} x {best_config[1]}), median of "
                f"{len(bests)} runs taken alternately with the baseline's ({runs(bests)})", best, baseline,
                "info", None)
-        record("delivery throughput", "best configuration / baseline (medians)", best / baseline, 1.0,
-               ">= 1.0 (stretch 2.0)", best / baseline >= 1.0, ratio=best / baseline)
+        record("delivery throughput", "best configuration / baseline (medians)", best / baseline, 1.5,
+               ">= 1.5 (stretch 2.0)", best / baseline >= 1.5, ratio=best / baseline)
+        record("delivery throughput", "for information: best configuration / the bare pycurl loop", best / curl_rate,
+               None, "info", None, ratio=best / curl_rate)
 
     def signed_bodies(self, count: int):
         from webapp.dispatch.payloads import build_envelope
@@ -304,6 +333,35 @@ class Bench:
         record("slow receiver", f"deliveries/s to a receiver answering in {SLOW_MS} ms, 1 process x "
                f"WORKER_CONCURRENCY 32, {SLOW_APPS} apps (cap {self.app_cap} each)", rate, target,
                f">= 0.7 x 32 / {SLOW_MS / 1000:g} s = {target:.0f}/s", rate >= target)
+        self.slow_receiver_wide()
+
+    def slow_receiver_wide(self) -> None:
+        """The same receiver at WIDE_CONCURRENCY slots: WIDE_APPS apps in 4 organisations, a receiver of 2 x 256 threads."""
+        from webapp.accounts import get_or_create_organization
+        from webapp.integrations import register_internal_app
+
+        port = free_port()
+        self.processes.append(start_gunicorn("benchmarks.receiver:app", port, self.env, workers=2, threads=256,
+                                             log=self.work / "wide-receiver.log"))
+        url = f"http://127.0.0.1:{port}/hook?delay_ms={SLOW_MS}"
+        with self.app.app_context():
+            orgs = [get_or_create_organization(f"wide-{index}") for index in range(4)]
+            app_ids = [register_internal_app(orgs[index % 4], f"Wide {index}", url, ["issue"]).id
+                       for index in range(WIDE_APPS)]
+        target = 0.7 * WIDE_CONCURRENCY / (SLOW_MS / 1000)
+        count = 4 * self.n
+        with self.workers(1, WORKER_CONCURRENCY=WIDE_CONCURRENCY) as processes:
+            cpu_before = cpu_seconds(processes[0].pid)
+            started = time.perf_counter()
+            self.enqueue_deliveries(count, app_ids, alerts=False)
+            wait_finished(self.redis, keys.WEBHOOK_QUEUE, count, timeout=60 + count / 10, processes=processes)
+            elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(processes[0].pid) - cpu_before
+        rate = count / elapsed
+        record("slow receiver", f"deliveries/s to a receiver answering in {SLOW_MS} ms, 1 process x WORKER_CONCURRENCY "
+               f"{WIDE_CONCURRENCY}, {WIDE_APPS} apps in 4 organisations; the worker used {cpu / elapsed:.0%} of a core "
+               f"(2 cores shared with the receiver and Redis)", rate, target,
+               f">= 0.7 x {WIDE_CONCURRENCY} / {SLOW_MS / 1000:g} s = {target:.0f}/s if the cores allow", rate >= target)
 
     def case_hung(self) -> None:
         from webapp.dispatch.engine import slot_plan
@@ -356,6 +414,54 @@ class Bench:
         record("noisy neighbour", "backlog deliveries still unsent when the neighbour's last one arrived", left, None,
                "info", None)
 
+    def case_hostile_neighbours(self) -> None:
+        """One organisation's 8 apps on slow (1.9 s) or hostile (endless trailers) receivers; a victim in another."""
+        from webapp.accounts import get_or_create_organization
+        from webapp.integrations import register_internal_app
+
+        trailers = EndlessTrailersServer().start()
+        try:
+            with self.app.app_context():
+                slow_org, trailers_org = get_or_create_organization("hostile-slow"), get_or_create_organization("hostile")
+                slow = [register_internal_app(slow_org, f"Slow {i}", f"http://127.0.0.1:{self.receiver_port}/hook?"
+                                              f"delay_ms={HOSTILE_SLOW_MS}", ["issue"]).id for i in range(HOSTILE_APPS)]
+                hostile = [register_internal_app(trailers_org, f"Trailers {i}", f"http://127.0.0.1:{trailers.port}/hook",
+                                                 ["issue"]).id for i in range(HOSTILE_APPS)]
+            for label, app_ids in (("answering 200 after 1.9 s", slow), ("sending endless trailers", hostile)):
+                reset_redis(self.redis)
+                self.redis.delete(keys.LAST_DELIVERY)
+                p99, cpu_share = self.victim_beside(app_ids)
+                record("hostile neighbours", f"victim app of another organisation, enqueue -> receipt p99 ms, beside "
+                       f"{HOSTILE_APPS} apps of one organisation {label} (20 deliveries each queued, then more every "
+                       f"second); 1 process x 32, WEBHOOK_TIMEOUT 5", p99, None, "<= 250 ms", p99 <= 250)
+                if app_ids is hostile:
+                    record("hostile neighbours", "worker CPU over that time, share of one core (endless trailers)",
+                           cpu_share * 100, None, "<= 20 %", cpu_share <= 0.20)
+        finally:
+            trailers.stop()
+
+    def victim_beside(self, app_ids: list[int]) -> tuple[float, float]:
+        """Measure the victim (``neighbour_app``) every 100 ms while ``app_ids`` get a backlog and a stream."""
+        from webapp.dispatch.delivery import enqueue_delivery_jobs
+
+        sent: dict[str, float] = {}
+        with self.workers(1, WORKER_CONCURRENCY=32) as processes, self.app.app_context():
+            enqueue_delivery_jobs([(app_id, "issue.created", {"issue": {"id": str(i)}}, None, f"msg_h_{uuid.uuid4().hex}")
+                                   for i in range(20) for app_id in app_ids])
+            cpu_before, started = cpu_seconds(processes[0].pid), time.monotonic()
+            ticks = int(HOSTILE_SECONDS * 10)
+            for tick in range(ticks):
+                self.enqueue_measured([self.neighbour_app], sent, "victim")
+                if tick % 10 == 0:
+                    enqueue_delivery_jobs([(app_id, "issue.created", {"issue": {"id": "t"}}, None,
+                                            f"msg_h_{uuid.uuid4().hex}") for app_id in app_ids])
+                pause = started + (tick + 1) * 0.1 - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+            cpu_share = (cpu_seconds(processes[0].pid) - cpu_before) / (time.monotonic() - started)
+            received = wait_received(self.redis, sent, timeout=30, processes=processes)
+        return percentile(self.latencies(sent, received), 99), cpu_share
+
     def case_latency(self) -> None:
         sent: dict[str, float] = {}
         with self.workers(1, WORKER_CONCURRENCY=32) as processes, self.app.app_context():
@@ -406,6 +512,41 @@ class Bench:
             else:
                 record("fan-out", f"the same to 50 apps answering in {SLOW_MS} ms, median of {FANOUT_RUNS} (1 "
                        f"process x 32: at best {50 * SLOW_MS / 32 / 1000:.2f} s)", elapsed, None, "info", None)
+        self.fanout_with_hung()
+
+    def fanout_with_hung(self) -> None:
+        """One change to 50 apps of which FANOUT_HUNG hang (not known to hang: their last delivery forgotten)."""
+        from datetime import datetime
+
+        from webapp.accounts import get_or_create_organization
+        from webapp.dispatch.fanout import notify_resource_change
+        from webapp.extensions import db
+        from webapp.integrations import register_internal_app
+
+        with self.app.app_context():
+            org = get_or_create_organization("fanout-hung")
+            hung_url, url = f"http://127.0.0.1:{self.hung.port}/hook", f"http://127.0.0.1:{self.receiver_port}/hook"
+            app_ids = [register_internal_app(org, f"App {i}", hung_url if i % 5 < 2 else url, ["issue"]).id
+                       for i in range(50)]  # every 5 apps: 2 hung, 3 healthy, so hung ones come first in line
+            healthy = [app_id for i, app_id in enumerate(app_ids) if i % 5 >= 2]
+            org_id = org.id
+        reset_redis(self.redis)
+        latencies = []
+        with self.workers(1, WORKER_CONCURRENCY=32, WEBHOOK_TIMEOUT=1) as processes, self.app.app_context():
+            for _ in range(FANOUT_RUNS):
+                self.redis.delete(keys.LAST_DELIVERY)
+                started = time.time()
+                notify_resource_change(org_id, "issue.created", {"issue": {"id": "1", "title": "fan-out"}})
+                db.session.commit()
+                wait_delivered(self.redis, healthy, timeout=60, processes=processes)
+                for value in self.redis.hmget(keys.LAST_DELIVERY, [str(app_id) for app_id in healthy]):
+                    date = datetime.fromisoformat(json.loads(value)["date"].replace("Z", "+00:00"))
+                    latencies.append((date.timestamp() - started) * 1000)
+                time.sleep(1.5)  # the hung attempts end (WEBHOOK_TIMEOUT 1) before the next fan-out
+        p99 = percentile(latencies, 99)
+        record("fan-out", f"{FANOUT_HUNG} of the 50 apps hang (not yet known to): the 30 healthy apps' notify -> "
+               f"delivered p99 ms over {FANOUT_RUNS} fan-outs (1 process x 32, WEBHOOK_TIMEOUT 1)", p99, None,
+               "<= 250 ms", p99 <= 250)
 
     def case_cost(self) -> None:
         from webapp.dispatch import webhooks
@@ -638,6 +779,8 @@ CASES = [
           "WEBHOOK_TIMEOUT 1)", "case_hung"),
     ("4", "Noisy neighbour: one app's backlog vs another organisation's app", "case_noisy_neighbour"),
     ("5", "Latency, enqueue to receipt (1 process, light load)", "case_latency"),
+    ("11", "Slow and hostile neighbours: one organisation's 8 apps vs another's victim (1 process)",
+     "case_hostile_neighbours"),
     ("6", "Fan-out: one change to 50 apps (1 process)", "case_fanout"),
     ("7", "Cost per delivery (in-process burst worker)", "case_cost"),
     ("8", "Worker memory (1 process x WORKER_CONCURRENCY 32)", "case_memory"),
