@@ -23,7 +23,7 @@ Cases (default sizes: ``-n 1000``, ``--throughput-n 3000``, ``--memory-deliverie
 2. A receiver answering in 100 ms: 1 process at WORKER_CONCURRENCY 32, ``n`` deliveries over 8 apps.
    Target: >= 0.7 x 32 / 0.1 s = 224 deliveries/s.
 3. 20 hung apps (1 delivery/s each) and a healthy app (a delivery every 100 ms) for ``--hung-seconds``:
-   1 process at WORKER_CONCURRENCY 32 (the default), WEBHOOK_TIMEOUT 1. Target: the healthy app's p99 enqueue -> receipt
+   1 process at WORKER_CONCURRENCY 32, WEBHOOK_TIMEOUT 1. Target: the healthy app's p99 enqueue -> receipt
    <= 250 ms.
 4. Noisy neighbour: ``n`` deliveries queued for one organisation's app (20 ms receiver), then another
    organisation's app gets 20 deliveries 100 ms apart. Target: their p99 enqueue -> receipt <= 1 s.
@@ -83,7 +83,7 @@ FANOUT_RUNS = 5         # fan-outs measured (after one that warms the worker up)
 SLOW_APPS = 8           # apps on the 100 ms receiver
 SLOW_MS = 100
 HUNG_APPS = 20
-HUNG_CONCURRENCY = 32  # the default: hung apps are held to one attempt each once they time out
+HUNG_CONCURRENCY = 32  # hung apps are held to one attempt each once they time out
 NOISY_MS = 20
 NEIGHBOUR_DELIVERIES = 20
 HOSTILE_APPS = 8        # one organisation's apps on slow (1.9 s) or hostile (endless trailers) receivers

@@ -107,7 +107,7 @@ def test_a_redis_without_room_for_the_slots_is_a_configuration_error_naming_the_
             if answers(f"redis://127.0.0.1:{port}/0"):
                 break
             time.sleep(0.05)
-        result = run_worker_process(settings, REDIS_URL=f"redis://127.0.0.1:{port}/0")
+        result = run_worker_process(settings, REDIS_URL=f"redis://127.0.0.1:{port}/0", WORKER_CONCURRENCY="32")
     finally:
         server.kill()
         server.wait()

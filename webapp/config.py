@@ -128,7 +128,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "BROKEN_WARNING_DAY": (_positive_int, 3),
     # The delivery engine: deliveries in flight per worker process, and attempts of one app in flight
     # (or queued) across all workers; the rest of that app's deliveries wait their turn.
-    "WORKER_CONCURRENCY": (_concurrency, 32),
+    # 64: a first burst of deliveries to receivers not yet known to hang (ten apps at their cap of 4, and a
+    # fan-out's runners) must leave slots for the healthy ones; a slot is a thread and a libcurl handle.
+    "WORKER_CONCURRENCY": (_concurrency, 64),
     "WEBHOOK_APP_CONCURRENCY": (_positive_int, 4),
     # Attempts of one organisation in flight across all workers while others need slots (dispatch/orgs.py);
     # unset: a quarter of WORKER_CONCURRENCY.

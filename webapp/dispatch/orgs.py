@@ -31,6 +31,7 @@ from flask import Flask
 from rq.job import Job
 from rq.queue import Queue
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import keys
 from ..extensions import db
@@ -219,6 +220,9 @@ class OrgGate:
         with self.app.app_context():
             try:
                 organization_id = db.session.scalar(select(SentryApp.organization_id).where(SentryApp.id == app_id))
+            except SQLAlchemyError:  # the database is away: the job runs ungated and meets the outage itself
+                logger.warning("org_gate.no_database app=%s: the delivery runs without the gate", app_id)
+                return None
             finally:
                 db.session.remove()
         if len(self._orgs) > 100_000:

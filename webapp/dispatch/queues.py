@@ -121,8 +121,12 @@ class HooklineWorker(SimpleWorker):
         # slot takes its next job at once; one let in gives its place back when it ends, however it ends.
         gate = org_gate(self.flask_app)
         admission = gate.admission(job)
-        if admission is not None and not gate.enter(job, queue, admission):
-            return
+        try:
+            if admission is not None and not gate.enter(job, queue, admission):
+                return
+        except RedisError as exc:  # Redis is away: the job runs without a token and meets the fault itself
+            logger.warning("org_gate.enter_failed job=%s reason=%s", job.id, exc.__class__.__name__)
+            admission = None
         try:
             super().execute_job(job, queue)
         finally:
