@@ -543,6 +543,8 @@ class Bench:
                     date = datetime.fromisoformat(json.loads(value)["date"].replace("Z", "+00:00"))
                     latencies.append((date.timestamp() - started) * 1000)
                 time.sleep(1.5)  # the hung attempts end (WEBHOOK_TIMEOUT 1) before the next fan-out
+        if os.environ.get("BENCH_DEBUG"):
+            print(sorted(round(latency) for latency in latencies))
         p99 = percentile(latencies, 99)
         record("fan-out", f"{FANOUT_HUNG} of the 50 apps hang (not yet known to): the 30 healthy apps' notify -> "
                f"delivered p99 ms over {FANOUT_RUNS} fan-outs (1 process x 32, WEBHOOK_TIMEOUT 1)", p99, None,

@@ -162,6 +162,13 @@ def group_creation_lock(project_id: int, fingerprint_hash: str) -> str:
     return f"hookline:lock:group:{project_id}:{fingerprint_hash}"
 
 
+# Set (NX, 30 s) by the first runner of a fan-out group that hands the deliveries it has not taken to new
+# runners (dispatch/fanout.py), so the group's other runners do not hand them on again.
+#   hookline:fanout-released:<sha1 of the group's job ids>
+def fanout_released(group: str) -> str:
+    return f"hookline:fanout-released:{group}"
+
+
 # Housekeeping locks: one worker process at a time maintains RQ's registries and sweeps the outbox (owner
 # token, 30 s), and sweeps the orphaned jobs (SET NX EX, once a minute).
 #   hookline:lock:maintenance   hookline:lock:orphan-sweep
