@@ -50,7 +50,7 @@ CONNECTIONS_PER_THREAD = 4  # idle keep-alive connections one thread's handle ke
 # Open files one slot's deliveries may hold: its kept connections, the one in use and libcurl's wake-up pair.
 FILES_PER_SLOT = CONNECTIONS_PER_THREAD + 3
 IDLE_SECONDS = 30  # a kept connection idle this long is closed instead of reused
-MAX_HEADER_BYTES = 64 * 1024  # header lines of one attempt in all: status lines, 1xx answers, headers, trailers
+MAX_HEADER_BYTES = 32 * 1024  # header lines of one attempt in all: status lines, 1xx answers, headers, trailers
 CA_BUNDLE = certifi.where()  # HTTPS receivers are verified the same on a host without system CAs
 
 PATH_SAFE = "/%:@!$&'()*+,;=~-._"
@@ -87,33 +87,45 @@ class WebhookResponse:
 class _Attempt:
     """What libcurl's callbacks collect during one attempt (the easy handle's callbacks write here)."""
 
-    __slots__ = ("host", "policy", "max_bytes", "body", "body_cut", "header_lines", "header_bytes", "in_headers",
-                 "headers_ended", "headers_overflowed", "blocked", "sockets")
+    __slots__ = ("host", "policy", "max_bytes", "body", "body_cut", "raw_headers", "header_bytes",
+                 "headers_overflowed", "blocked", "sockets")
 
     def __init__(self, host: str, policy: AddressPolicy, max_bytes: int):
         self.host, self.policy, self.max_bytes = host, policy, max_bytes
         self.body = bytearray()
         self.body_cut = False  # more body came than max_bytes: the transfer was stopped there on purpose
-        self.header_lines: list[str] = []  # the final answer's header lines (interim answers and trailers left out)
+        self.raw_headers: list[bytes] = []  # every header line libcurl passed, as it came
         self.header_bytes = 0
-        self.in_headers = False
-        self.headers_ended = False  # the blank line that ends the headers came (libcurl takes a close as the end)
         self.headers_overflowed = False
         self.blocked: str | None = None  # the guard's own words for the address it refused
         self.sockets: list[socket.socket] = []  # opened for libcurl, which connects a dup() of each
 
     def on_header(self, line: bytes):
+        # Called by libcurl for every header line (1xx answers and trailers too), holding the GIL: kept to a
+        # count and an append, the lines are read once the transfer is over (``final_headers``).
         self.header_bytes += len(line)
         if self.header_bytes > MAX_HEADER_BYTES:
             self.headers_overflowed = True
             return -1  # libcurl stops the transfer (CURLE_WRITE_ERROR)
-        if line.startswith(b"HTTP/"):  # a status line: an interim 1xx answer's lines are dropped with it
-            self.header_lines, self.in_headers, self.headers_ended = [], True, False
-        elif line in (b"\r\n", b"\n"):
-            self.in_headers, self.headers_ended = False, True
-        elif self.in_headers:
-            self.header_lines.append(line.decode("iso-8859-1").rstrip("\r\n"))
-        return None  # trailers (after the body) are counted, not kept
+        self.raw_headers.append(line)
+        return None
+
+    def final_headers(self) -> tuple[list[str], bool]:
+        """Return the final answer's header lines, and whether the blank line that ends them came.
+
+        An interim 1xx answer's lines are dropped with it (each answer starts with a status line); trailers,
+        after the body, are not kept. libcurl takes a connection closed inside the headers as their end.
+        """
+        lines: list[str] = []
+        ended = False
+        for raw in self.raw_headers:
+            if raw.startswith(b"HTTP/"):
+                lines, ended = [], False
+            elif raw in (b"\r\n", b"\n"):
+                ended = True
+            elif not ended:
+                lines.append(raw.decode("iso-8859-1").rstrip("\r\n"))
+        return lines, ended
 
     def on_body(self, chunk: bytes):
         room = self.max_bytes - len(self.body)
@@ -225,10 +237,11 @@ def post_webhook(
     finally:
         curl.setopt(pycurl.POSTFIELDS, b"")  # the handle keeps no reference to this delivery's body
         attempt.close_sockets()
-    if not attempt.headers_ended:  # the receiver closed the connection inside the answer's headers
+    header_lines, headers_ended = attempt.final_headers()
+    if not headers_ended:  # the receiver closed the connection inside the answer's headers
         return _failed("reset", url, headers, timeout, elapsed_ms(), ConnectionResetError(), attempt)
     status = curl.getinfo(pycurl.RESPONSE_CODE)
-    response_headers = _header_dict(attempt.header_lines)
+    response_headers = _header_dict(header_lines)
     redirect = None
     if 300 <= status <= 399:
         redirect = describe("redirect", url, status=status, location=_get(response_headers, "Location"))
@@ -255,7 +268,7 @@ def _kind(code: int, attempt: _Attempt) -> str:
         return "refused"
     if code in _TLS:
         return "tls"
-    if code == pycurl.E_RECV_ERROR and attempt.headers_ended:
+    if code == pycurl.E_RECV_ERROR and attempt.final_headers()[1]:
         return "invalid"  # the answer's body broke off or was malformed (a bad chunk size): not a success
     if code in _RESET:
         return "reset"
