@@ -192,29 +192,36 @@ DNS_CHILD = textwrap.dedent("""
     from webapp.dispatch.http import post_webhook
     from webapp.netguard import AddressPolicy
 
-    delay = float(sys.argv[1])
+    delay, private_answer = float(sys.argv[1]), sys.argv[2] == "private"
     resolver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     resolver.bind(("127.0.0.1", 53))
 
-    def serve():  # answer every query after ``delay`` s (NXDOMAIN), or never (delay < 0)
+    def answer(query):  # NXDOMAIN, or (private_answer) one A record 10.0.0.7 for the question asked
+        if not private_answer:
+            return query[:2] + bytes([0x81, 0x83]) + query[4:]
+        record = bytes([0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 7])
+        return query[:2] + bytes([0x81, 0x80]) + query[4:6] + bytes([0, 1, 0, 0, 0, 0]) + query[12:] + record
+
+    def serve():  # answer every query after ``delay`` s, or never (delay < 0)
         while True:
             query, peer = resolver.recvfrom(512)
             if delay >= 0:
                 def reply(query=query, peer=peer):
                     time.sleep(delay)
-                    resolver.sendto(query[:2] + bytes([0x81, 0x83]) + query[4:], peer)
+                    resolver.sendto(answer(query), peer)
                 threading.Thread(target=reply, daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     started = time.monotonic()
-    response = post_webhook("http://receiver.slow-dns.test/hook", b"{}", {}, policy=AddressPolicy(allow_private=True),
+    response = post_webhook("http://receiver.slow-dns.test/hook", b"{}", {}, policy=AddressPolicy(allow_private=not private_answer),
                             timeout=1.0, max_bytes=100)
     print(json.dumps({"elapsed": time.monotonic() - started, "code": response.status_code,
-                      "kind": response.failure.kind if response.failure else None}))
+                      "kind": response.failure.kind if response.failure else None,
+                      "message": response.failure.message if response.failure else None}))
 """)
 
 
-def _in_namespace_with_resolver(tmp_path, delay: float) -> dict:
+def _in_namespace_with_resolver(tmp_path, delay: float, answer: str = "nxdomain") -> dict:
     import json
 
     if os.geteuid() != 0 or shutil.which("unshare") is None:
@@ -224,7 +231,7 @@ def _in_namespace_with_resolver(tmp_path, delay: float) -> dict:
     script = tmp_path / "child.py"
     script.write_text(DNS_CHILD)
     command = (f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf && "
-               f"exec {sys.executable} {script} {delay}")
+               f"exec {sys.executable} {script} {delay} {answer}")
     done = subprocess.run(["unshare", "--net", "--mount", "sh", "-c", command], capture_output=True, text=True,
                           timeout=30, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if done.returncode != 0 and "unshare failed" in done.stderr:
@@ -238,6 +245,13 @@ def test_slow_dns_is_bounded_by_the_time_limit(tmp_path, delay):
     result = _in_namespace_with_resolver(tmp_path, delay)
     assert result["code"] == 0 and result["kind"] == "timeout"
     assert result["elapsed"] < ON_TIME  # before: 4 s and 10 s with a 1 s limit
+
+
+def test_a_host_that_resolves_to_a_private_address_at_send_time_is_blocked_on_the_connect(tmp_path):
+    """DNS rebinding: the URL was saved while it resolved to a public address; now it answers 10.0.0.7."""
+    result = _in_namespace_with_resolver(tmp_path, 0.0, "private")
+    assert result["code"] == 0 and result["kind"] == "blocked"
+    assert "receiver.slow-dns.test resolves to 10.0.0.7, which webhooks may not reach" in result["message"]
 
 
 # 1,000 receiver hosts (250 ports on each of four loopback addresses) from a process limited to 256 open files:
