@@ -5,8 +5,9 @@ app, not an organisation with many: eight apps whose receivers are slow take eig
 bounds the organisation, across every worker process:
 
 - A slot that takes a delivery (or a fan-out runner) first asks the gate (``enter``). There is room below the
-  cap; above it only while more than half a cap's worth of all live processes' slots are free, so an
-  organisation alone still uses most slots but never the last ones. With room, the job gets a *token*: its entry in the organisation's in-flight set, with an expiry (the job's time limit and a margin),
+  cap; above it only while more than an eighth of a cap's worth (at least one) of all live processes' slots
+  are free, so an organisation alone still uses most slots but never the last ones. With room, the job gets a
+  *token*: its entry in the organisation's in-flight set, with an expiry (the job's time limit and a margin),
   so a token of a killed worker frees itself. Without room, the job is *parked*: it leaves RQ's intermediate
   list for the organisation's parked set, still marked queued, and the slot takes its next job at once.
 - When an attempt ends (``leave``), its token is dropped and parked jobs are given the free places, each
@@ -45,7 +46,7 @@ RUNNER_FUNC = "webapp.dispatch.fanout.run_fanout"  # fanout.RUNNER_JOB (fanout i
 APP_KEY_PREFIX = keys.app_rate_limit(0)[:-1]  # "hookline-app-": the app's rate-limit key names the app
 
 # A place for one more attempt of the organisation: below its cap (ARGV[1]), or, above it, only while more than
-# half a cap's worth of the first-attempt slots of all live worker processes (KEYS[5]: members
+# an eighth of a cap's worth (at least one) of the first-attempt slots of all live worker processes (KEYS[5]: members
 # "<process>|<slots>" expiring at their score) are free: the gate is work-conserving (an organisation alone
 # uses most of the slots), but some always stay free for the others. Tokens of killed workers (expired) are
 # dropped first.
@@ -61,7 +62,7 @@ local function room()
     for _, member in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
         slots = slots + (tonumber(string.match(member, '|(%d+)$')) or 0)
     end
-    return slots - redis.call('ZCARD', KEYS[4]) > math.max(1, math.floor(tonumber(ARGV[1]) / 2))
+    return slots - redis.call('ZCARD', KEYS[4]) > math.max(1, math.floor(tonumber(ARGV[1]) / 8))
 end
 local function take(member)
     redis.call('ZADD', KEYS[1], ARGV[3], member)
