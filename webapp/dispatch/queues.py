@@ -127,14 +127,20 @@ class HooklineWorker(SimpleWorker):
         except RedisError as exc:  # Redis is away: the job runs without a token and meets the fault itself
             logger.warning("org_gate.enter_failed job=%s reason=%s", job.id, exc.__class__.__name__)
             admission = None
+        self._gate_admission = admission
         try:
             super().execute_job(job, queue)
         finally:
-            if admission is not None:
-                try:
-                    gate.leave(admission)
-                except RedisError as exc:  # the token expires by itself; the housekeeper hands out its place
-                    logger.warning("org_gate.leave_failed job=%s reason=%s", job.id, exc.__class__.__name__)
+            self._leave_gate()
+
+    def _leave_gate(self) -> None:
+        """Give the running job's place at the organisations' gate back (once), if it holds one."""
+        admission, self._gate_admission = getattr(self, "_gate_admission", None), None
+        if admission is not None:
+            try:
+                org_gate(self.flask_app).leave(admission)
+            except RedisError as exc:  # the token expires by itself; the housekeeper hands out its place
+                logger.warning("org_gate.leave_failed member=%s reason=%s", admission.member, exc.__class__.__name__)
 
     def perform_job(self, job, queue, *args, **kwargs):
         with self.flask_app.app_context():
@@ -177,6 +183,9 @@ class HooklineWorker(SimpleWorker):
             job._status = JobStatus.FINISHED
             self.cleanup_execution(job, pipeline=pipeline, execution=execution)
             pipeline.execute()
+        # The organisation's place first, then the app's slot: the app's next delivery, which the slot's release
+        # queues, finds the place free instead of being parked behind this job's token.
+        self._leave_gate()
         release_slot(job)
 
     def handle_exception(self, job, *exc_info):
