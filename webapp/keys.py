@@ -136,6 +136,16 @@ def app_rate_limit_config(app_id: int) -> str:
     return f"rq:rl:{app_rate_limit(app_id)}"
 
 
+# RQ's sets of that rate limit: the app's jobs let in (queued or running), and those waiting their turn.
+#   rq:rl:hookline-app-<app id>:allowed      rq:rl:hookline-app-<app id>:rate_limited
+def app_rate_limit_allowed(app_id: int) -> str:
+    return f"{app_rate_limit_config(app_id)}:allowed"
+
+
+def app_rate_limit_waiting(app_id: int) -> str:
+    return f"{app_rate_limit_config(app_id)}:rate_limited"
+
+
 # The organisations' gate (dispatch/orgs.py), all sorted sets whose members expire at their score.
 #   hookline:org-gate:<org id>:inflight   tokens of attempts in flight: "<app id or fanout>/<job id>"
 #   hookline:org-gate:<org id>:parked     jobs waiting for a place, by when they were parked (same members)

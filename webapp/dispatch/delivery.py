@@ -75,9 +75,7 @@ def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict
         delay = retry_delay(attempt, result.outcome.retry_after)
         next_attempt = (sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay,
                         sentry_app.organization_id, resend, test)
-        slow = result.response.duration_ms >= current_app.config["WEBHOOK_SLOW_SECONDS"] * 1000
-        cap = 1 if result.outcome.kind == "timeout" or slow else current_app.config["WEBHOOK_APP_CONCURRENCY"]
-        spec = delivery_spec(next_attempt, keys.RETRY_QUEUE, cap=cap)
+        spec = delivery_spec(next_attempt, keys.RETRY_QUEUE, cap=result.app_cap)
         # A re-run of this attempt schedules the same job; a resend's attempts have ids of their own, so they
         # never take the place of the original's retries still waiting.
         spec.job_id = f"{message_id}-{'resend-' if resend else ''}attempt-{attempt + 1}"

@@ -234,7 +234,7 @@ class OrgGate:
     def enter(self, job: Job, queue: Queue, admission: Admission) -> bool:
         """Return True if the job may run now (it holds a token), False if it was parked or sent back to wait."""
         app_id = admission.app_id
-        app_keys = ([f"rq:rl:{keys.app_rate_limit(app_id)}:allowed", f"rq:rl:{keys.app_rate_limit(app_id)}:rate_limited",
+        app_keys = ([keys.app_rate_limit_allowed(app_id), keys.app_rate_limit_waiting(app_id),
                      keys.app_rate_limit_config(app_id)] if app_id is not None else ["", "", ""])
         verdict = self._enter(
             keys=self._keys(admission.organization_id) + [queue.intermediate_queue_key, job.key, *app_keys,

@@ -31,6 +31,7 @@ class Attempt:
     outcome: Outcome
     will_retry: bool
     disabled_app: bool = False  # this attempt's failure made the app broken, and this worker disabled it
+    app_cap: int = 1  # the app's cap on attempts in flight after this answer (see ``app_caps``)
 
 
 def signing_secrets(sentry_app: SentryApp) -> list[str]:
@@ -137,4 +138,4 @@ def send_and_save_webhook_request(
     disabled = False
     if count_health and outcome.counted and outcome.kind != "success":
         disabled = check_broken(sentry_app, today)
-    return Attempt(response, outcome, will_retry, disabled)
+    return Attempt(response, outcome, will_retry, disabled, cap)
