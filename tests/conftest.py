@@ -222,8 +222,21 @@ def receiver(httpserver):
 
 @pytest.fixture
 def live_server(app):
-    """Serve ``app`` on a free loopback port from a thread; return its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    """Serve ``app`` on a free loopback port from a thread; return its base URL.
+
+    Answers are read whole before they are written: werkzeug's development server leaves a static file open
+    when the browser drops the connection mid-answer, and the test run treats that ResourceWarning as an error.
+    """
+
+    def buffered(environ, start_response):
+        answer = app(environ, start_response)
+        try:
+            return [b"".join(answer)]
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
+
+    server = make_server("127.0.0.1", 0, buffered, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
