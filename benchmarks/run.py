@@ -17,9 +17,9 @@ Cases (default sizes: ``-n 1000``, ``--throughput-n 3000``, ``--memory-deliverie
    worker processes at WORKER_CONCURRENCY 32, 8 and 4, ``--throughput-n`` deliveries (3,000: a sustained rate,
    not the first second's start-up) (half resource webhooks, half issue
    alerts) spread over 8 apps on the same receiver (the per-app cap would hold one app to 4 in flight), and the
-   1-process run's worker CPU ms per delivery (steadier than wall time on a shared machine). The best
+   1-process runs' worker CPU ms per delivery at 32 and 256 slots (a median of three runs each). The best
    configuration and the baseline are then run twice more, alternately, and their medians compared. Target:
-   best / baseline >= 1.0 (stretch 2.0).
+   best / baseline >= 1.5 (stretch 2.0).
 2. A receiver answering in 100 ms: 1 process at WORKER_CONCURRENCY 32, ``n`` deliveries over 8 apps.
    Target: >= 0.7 x 32 / 0.1 s = 224 deliveries/s.
 3. 20 hung apps (1 delivery/s each) and a healthy app (a delivery every 100 ms) for ``--hung-seconds``:
@@ -279,6 +279,7 @@ class Bench:
         record("delivery throughput", "for information: one pycurl handle posting in a loop (the nearest to the "
                "physical limit here), deliveries/s", curl_rate, baselines[0], "info", None)
         rates = {}
+        cpu_runs: dict[tuple[int, int], list[float]] = {}  # worker CPU ms per delivery, per run
         spread = (f"spread over {FAST_APPS} apps on one receiver, since the per-app cap ({self.app_cap}) would hold a "
                   f"single app to {self.app_cap} in flight; {FAST_APPS} x {self.app_cap} = {FAST_APPS * self.app_cap} at most")
         for workers, concurrency in THROUGHPUT_CONFIGS:
@@ -289,11 +290,8 @@ class Bench:
             record("delivery throughput", f"deliveries/s, {workers} worker process(es) x WORKER_CONCURRENCY {concurrency}, "
                    + (spread if workers == 1 else f"same {FAST_APPS} apps"),
                    rate, baselines[0], "info (one run each)", None)
-            if (workers, concurrency) in CPU_CONFIGS:  # CPU time is steadier than wall time on a shared machine
-                per_delivery = cpu * 1000 / count
-                record("delivery throughput", f"worker process CPU ms per delivery (1 process x WORKER_CONCURRENCY "
-                       f"{concurrency}; user + system, all threads)", per_delivery, None, "<= 0.5 ms",
-                       per_delivery <= 0.5)
+            if (workers, concurrency) in CPU_CONFIGS:
+                cpu_runs[workers, concurrency] = [cpu * 1000 / count]
         # One run of each is at the mercy of a noisy neighbour for its second or so: the best configuration and
         # the baseline are measured THROUGHPUT_ROUNDS times in all, alternately, and their medians compared.
         best_config = max(rates, key=rates.get)
@@ -301,6 +299,17 @@ class Bench:
         for _ in range(THROUGHPUT_ROUNDS - 1):
             baselines.append(bare_loop())
             bests.append(hookline(*best_config)[0])
+        # CPU per delivery swings between runs as much as the rate does (0.19 to 0.68 ms at 32 slots in one quiet
+        # hour: how often 32 threads hand the GIL over depends on how their waits line up): a median of
+        # THROUGHPUT_ROUNDS runs each, not one.
+        for config, runs_ms in cpu_runs.items():
+            for _ in range(THROUGHPUT_ROUNDS - 1):
+                runs_ms.append(hookline(*config)[1] * 1000 / count)
+            per_delivery = statistics.median(runs_ms)
+            record("delivery throughput", f"worker process CPU ms per delivery (1 process x WORKER_CONCURRENCY "
+                   f"{config[1]}; user + system, all threads), median of {len(runs_ms)} runs "
+                   f"({', '.join(f'{ms:.2f}' for ms in runs_ms)})", per_delivery, None, "<= 0.5 ms",
+                   per_delivery <= 0.5)
         baseline, best = statistics.median(baselines), statistics.median(bests)
 
         def runs(rates: list[float]) -> str:
