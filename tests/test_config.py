@@ -49,6 +49,20 @@ def test_secret_key_of_32_bytes_is_accepted():
     assert load_settings(environ={"SECRET_KEY": "k" * 32})["SECRET_KEY"] == "k" * 32
 
 
+def test_short_metrics_token_stops_start_up_without_repeating_it():
+    token = "a" * 31
+    with pytest.raises(ConfigError, match="METRICS_TOKEN is not valid: must be at least 32 characters") as raised:
+        create_app({"METRICS_TOKEN": token})
+    assert token not in str(raised.value)
+    with pytest.raises(ConfigError, match="METRICS_TOKEN"):
+        load_settings(environ={"METRICS_TOKEN": "x"})
+
+
+def test_metrics_token_of_32_characters_is_accepted_and_empty_means_unset():
+    assert load_settings(environ={"METRICS_TOKEN": "t" * 32})["METRICS_TOKEN"] == "t" * 32
+    assert load_settings(environ={"METRICS_TOKEN": ""})["METRICS_TOKEN"] is None
+
+
 def _start_like_a_process(instances: list[str], start, results) -> None:
     """Be one of several starting processes: for each fresh instance, wait for the others, then read its key."""
     for instance in instances:

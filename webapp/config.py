@@ -29,6 +29,19 @@ def _secret_key(value: str) -> str:
     return value
 
 
+MIN_METRICS_TOKEN_CHARACTERS = 32
+
+
+def _metrics_token(value: str) -> str | None:
+    # /metrics shows queue depths and failure counts; a short bearer token could be guessed. Empty: unset.
+    if not value:
+        return None
+    if len(value) < MIN_METRICS_TOKEN_CHARACTERS:
+        raise ValueError(f"must be at least {MIN_METRICS_TOKEN_CHARACTERS} characters long (it has {len(value)}); "
+                         "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return value
+
+
 def _positive_float(value: str) -> float:
     number = float(value)
     if not number > 0:
@@ -162,13 +175,13 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # oldest job waiting in a queue is older than this many seconds.
     # A dashboard session ends after this many minutes without a request.
     "SESSION_IDLE_MINUTES": (_positive_int, 120),
-    "METRICS_TOKEN": (_text, None),
+    "METRICS_TOKEN": (_metrics_token, None),
     "READY_MAX_QUEUE_AGE": (_positive_float, 300.0),
     # The demo's mail catcher keeps emails in this folder; when set, the dashboard shows them under Outbox.
     "DEMO_MAILBOX": (_text, None),
 }
 # Settings whose values an error message must not repeat.
-SECRET_SETTINGS = frozenset({"SECRET_KEY", "MAIL_PASSWORD"})
+SECRET_SETTINGS = frozenset({"SECRET_KEY", "MAIL_PASSWORD", "METRICS_TOKEN"})
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict:
