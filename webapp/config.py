@@ -132,7 +132,6 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "WEBHOOK_ALLOWED_NETWORKS": (_networks, ()),
     "WEBHOOK_RETRY_SCHEDULE": (_schedule, (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)),
     # How long POST …/test-alert/ waits for the worker before answering 202.
-    "TEST_ALERT_WAIT_SECONDS": (_positive_float, 5.0),
     # Retry-After from a receiver is honoured up to this many seconds.
     "WEBHOOK_RETRY_AFTER_CAP": (_positive_float, 3600.0),
     # Broken detection (SPEC section 7).

@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         ("the demo receiver", [python, "-m", "webapp.demo_receiver", "--port", str(args.receiver_port),
                                "--secret-file", str(secret_file)]),
         ("the web server", [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2",
+                            "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
                             "--access-logfile", str(logs / "access.log"), "--error-logfile", str(logs / "web.log"),
                             "--no-control-socket", "webapp:create_app()"]),
         ("the worker", [python, str(PROJECT_ROOT / "worker.py")]),

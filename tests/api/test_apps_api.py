@@ -115,30 +115,40 @@ def test_webhook_requests_filters_and_error_details(app, api, pager_api, receive
     assert api("GET", "/api/0/sentry-apps/pager/webhook-requests/?errorsOnly=maybe").status_code == 400
 
 
-def test_test_alert_waits_for_the_outcome(app, api, pager_api, receiver, run_worker):
-    """The API call waits while a worker (here: this thread, as another process would) sends the alert."""
-    import threading
-
-    from tests.browser.test_walkthrough import wait_for_queued_job
-
+def test_test_alert_answers_at_once_and_its_outcome_is_read_where_location_says(app, api, pager_api, receiver,
+                                                                                 run_worker):
+    """No request waits for a receiver: 202 at once, then the outcome at ``Location`` once a worker sent it."""
     receiver.answer(200, '{"pong": true}')
-    answers = []
-    caller = threading.Thread(target=lambda: answers.append(api("POST", "/api/0/sentry-apps/pager/test-alert/")))
-    caller.start()
-    wait_for_queued_job(app)
+    queued = api("POST", "/api/0/sentry-apps/pager/test-alert/")
+    assert queued.status_code == 202 and queued.json["outcome"] == "queued" and queued.json["jobId"]
+    location = queued.headers["Location"]
+    assert location == queued.json["resultUrl"] == f"/api/0/sentry-apps/pager/test-alert/{queued.json['jobId']}/"
+    assert receiver.received == []  # nothing was sent from the request itself
+    waiting = api("GET", location)
+    assert waiting.status_code == 202 and waiting.json["outcome"] == "queued"
+    assert waiting.headers["Retry-After"] == "1"
+
     run_worker()
-    caller.join(10)
-    [response] = answers
-    assert response.status_code == 200, response.json
-    assert response.json["outcome"] == "success" and response.json["responseCode"] == 200
-    assert response.json["excerpt"] == '{"pong": true}'
+    done = api("GET", location)
+    assert done.status_code == 200, done.json
+    assert done.json["outcome"] == "success" and done.json["responseCode"] == 200 and done.json["failure"] is None
+    assert done.json["excerpt"] == '{"pong": true}'
     assert receiver.received[0].sentry_signature_ok
+    assert api("GET", "/api/0/sentry-apps/pager/test-alert/not-a-job/").status_code == 404
 
 
-def test_test_alert_without_a_worker_answers_202(app, api, pager_api):
-    app.config["TEST_ALERT_WAIT_SECONDS"] = 0.2
-    response = api("POST", "/api/0/sentry-apps/pager/test-alert/")
-    assert response.status_code == 202 and response.json["outcome"] == "queued" and response.json["jobId"]
+def test_test_alert_to_a_refused_address_says_refused_not_timeout(app, api, pager_api, run_worker):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on: the connection is refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert api("PUT", "/api/0/sentry-apps/pager/", json={"webhookUrl": f"http://127.0.0.1:{port}/hook"}).status_code == 200
+    location = api("POST", "/api/0/sentry-apps/pager/test-alert/").headers["Location"]
+    run_worker()
+    result = api("GET", location).json
+    assert result["outcome"] == "error" and result["responseCode"] == 0
+    assert result["failure"]["kind"] == "refused"
 
 
 def test_rotate_secret_and_health(app, api, pager_api, receiver, run_worker):

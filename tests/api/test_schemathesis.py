@@ -20,7 +20,6 @@ def populated(world, sdk, api, pager_api, run_worker):
 
 def test_the_api_matches_its_openapi_document(populated, live_server, app, tmp_path):
     api, issue_id, event_id, key_id = populated
-    app.config["TEST_ALERT_WAIT_SECONDS"] = 0.2
     config = tmp_path / "schemathesis.toml"
     # Point the path parameters at real objects, so operations are exercised beyond their 404s.
     config.write_text(

@@ -54,7 +54,10 @@ def send_test_alert(sentry_app_id: int) -> dict:
             _forget_pending_test_alert(sentry_app_id, job.id)
     failure = response.failure
     return {
-        "outcome": "success" if response.is_success else ("timeout" if response.status_code == 0 else "error"),
+        # "timeout" only when the receiver was reached and kept silent: a refused, blocked or unresolvable address
+        # is an error, with the failure saying which.
+        "outcome": "success" if response.is_success else ("timeout" if failure and failure.kind == "timeout"
+                                                          else "error"),
         "response_code": response.status_code,
         "duration_ms": response.duration_ms,
         "excerpt": (response.body or (failure.message if failure else ""))[:EXCERPT_CHARS],

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from flask import current_app, jsonify, request
+from flask import jsonify, request, url_for
 from sqlalchemy import select
 
 from ...dispatch.delivery import ResendRefused, missed_delivery_count, resend_logged_request
@@ -205,19 +203,40 @@ def resend_request(app_slug, request_id):
 
 @bp.route("/sentry-apps/<app_slug>/test-alert/", methods=["POST"])
 def test_alert(app_slug):
-    """Queue a test alert and wait a few seconds for the worker: 200 with the outcome, or 202 while queued."""
+    """Queue a test alert and answer at once: 202 with the job, and ``Location`` where its outcome appears.
+
+    No request waits for a receiver: a test alert to an address that never answers would hold a web worker for
+    the whole timeout, and thirty of them every worker of the web tier.
+    """
     sentry_app, role = app_or_404(app_slug)
     require_manager(role)
     job_id = enqueue_test_alert(sentry_app, api_user().id)
-    deadline = time.monotonic() + current_app.config["TEST_ALERT_WAIT_SECONDS"]
-    while True:
+    return _test_alert_answer(sentry_app, job_id, None)
+
+
+@bp.route("/sentry-apps/<app_slug>/test-alert/<job_id>/")
+def test_alert_result(app_slug, job_id):
+    """The outcome of a test alert: 200 once the worker sent it, 202 (with ``Retry-After``) while it waits."""
+    sentry_app, _ = app_or_404(app_slug)
+    try:
         result = get_test_alert_result(sentry_app, job_id)
-        if result is not None:
-            return jsonify(outcome=result["outcome"], responseCode=result.get("response_code"),
-                           durationMs=result.get("duration_ms"), excerpt=result.get("excerpt") or "", jobId=job_id)
-        if time.monotonic() >= deadline:
-            return jsonify(outcome="queued", responseCode=None, durationMs=None, excerpt="", jobId=job_id), 202
-        time.sleep(0.1)
+    except LookupError:
+        raise ApiError(404, "No test alert of this app has that id (results are kept for an hour).") from None
+    return _test_alert_answer(sentry_app, job_id, result)
+
+
+def _test_alert_answer(sentry_app: SentryApp, job_id: str, result: dict | None):
+    location = url_for("api.test_alert_result", app_slug=sentry_app.slug, job_id=job_id)
+    if result is None:
+        answer = jsonify(outcome="queued", responseCode=None, durationMs=None, excerpt="", failure=None,
+                         jobId=job_id, resultUrl=location)
+        answer.status_code = 202
+        answer.headers["Location"] = location
+        answer.headers["Retry-After"] = "1"
+        return answer
+    return jsonify(outcome=result["outcome"], responseCode=result.get("response_code"),
+                   durationMs=result.get("duration_ms"), excerpt=result.get("excerpt") or "",
+                   failure=result.get("failure"), jobId=job_id, resultUrl=location)
 
 
 @bp.route("/sentry-apps/<app_slug>/enable/", methods=["POST"])

@@ -138,6 +138,9 @@ SCHEMAS = {
             "outcome": {"type": "string", "enum": ["success", "error", "timeout", "failed", "missing", "queued"]},
             "responseCode": {"type": ["integer", "null"]}, "durationMs": {"type": ["integer", "null"]},
             "excerpt": {"type": "string"}, "jobId": {"type": "string"},
+            "failure": {"type": ["object", "null"], "required": ["kind", "message", "hint"], "properties": {
+                "kind": {"type": "string"}, "message": {"type": "string"}, "hint": {"type": "string"}}},
+            "resultUrl": {"type": "string"},
         },
     },
     "HealthDay": {
@@ -285,11 +288,18 @@ PATHS = {
         "responses": {"202": _json(_ref("ResendResult"), "Queued; the worker sends it."), "409": ERROR,
                       **_errors(403)}}},
     "/api/0/sentry-apps/{sentry_app_slug}/test-alert/": {"post": {
-        "operationId": "sendTestAlert", "summary": "Send a test alert; wait a few seconds for its outcome.",
+        "operationId": "sendTestAlert",
+        "summary": "Queue a test alert; the answer comes at once, its outcome at `Location` (`resultUrl`).",
         "parameters": [APP],
-        "responses": {"200": _json(_ref("TestAlertResult"), "The worker sent it."),
-                      "202": _json(_ref("TestAlertResult"), "Queued; the worker has not sent it yet."),
+        "responses": {"202": _json(_ref("TestAlertResult"), "Queued (or the one already waiting)."),
                       **_errors(403)}}},
+    "/api/0/sentry-apps/{sentry_app_slug}/test-alert/{job_id}/": {"get": {
+        "operationId": "getTestAlertResult", "summary": "A test alert's outcome once the worker has sent it.",
+        "parameters": [APP, _path("job_id", "The `jobId` the test alert was queued as.")],
+        "responses": {"200": _json(_ref("TestAlertResult"), "The worker sent it (or could not)."),
+                      "202": _json(_ref("TestAlertResult"), "Still waiting for the worker; ask again after "
+                                                            "`Retry-After` seconds."),
+                      **_errors()}}},
     "/api/0/sentry-apps/{sentry_app_slug}/enable/": {"post": {
         "operationId": "enableSentryApp", "summary": "Re-enable a disabled app, optionally replaying what it missed.",
         "parameters": [APP],
