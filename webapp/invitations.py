@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from flask import current_app, render_template
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
-from .accounts import EMAIL_RE
 from .audit import record_audit
+from .email_address import EmailAddressError, normalize_email
 from .extensions import db
 from .members import ROLE_NAMES, MemberError, check_role
 from .models import Invitation, Membership, Organization, User, find_user_by_email, utcnow
@@ -49,9 +50,10 @@ def invite(organization: Organization, email: str, role: str, inviter: User) -> 
     Inviting an email again renews its pending invitation (new link, role and expiry; the old link stops
     working) instead of adding a second one.
     """
-    email = (email or "").strip().lower()
-    if not EMAIL_RE.match(email) or has_control_characters(email) or len(email) > 254:
-        raise MemberError("Enter an email address, such as name@example.com.")
+    try:
+        email = normalize_email(email)
+    except EmailAddressError as exc:
+        raise MemberError(str(exc)) from None
     check_role(role)
     member = find_user_by_email(email)
     if member is not None and member.role_in(organization.id) is not None:
@@ -106,6 +108,12 @@ def invitation_for_token(token: str) -> Invitation:
     invitation = db.session.scalar(select(Invitation).where(Invitation.token_hash == hash_token(token)))
     if invitation is None:
         raise InvitationGone("This invitation link is not valid. Ask the person who invited you for a new one.", 404)
+    _check_usable(invitation)
+    return invitation
+
+
+def _check_usable(invitation: Invitation) -> None:
+    """Raise InvitationGone (410) if the invitation was accepted, revoked or has expired."""
     if invitation.accepted_at is not None:
         raise InvitationGone("This invitation has already been used. Log in to open the organisation.", 410)
     if invitation.revoked_at is not None:
@@ -113,7 +121,6 @@ def invitation_for_token(token: str) -> Invitation:
                              410)
     if invitation.is_expired:
         raise InvitationGone("This invitation has expired (links work for 7 days). Ask for a new one.", 410)
-    return invitation
 
 
 def who_accepts(invitation: Invitation, current: User | None) -> str:
@@ -130,8 +137,12 @@ def accept(invitation: Invitation, current: User | None, name: str = "", passwor
 
     1. An email that has an account joins only as that account (its person logged in), so an invitation
        never lets someone act as an existing user.
-    2. Otherwise the account is created with the name and password given.
-    3. The link is claimed with one ``UPDATE … WHERE`` still pending and unexpired: used once, ever.
+    2. Otherwise the name and password are checked, and the password hashed, before anything is written.
+    3. The link is claimed first, with one ``UPDATE … WHERE`` still pending and unexpired. Of requests that
+       race with one link, one claims it; the others (on PostgreSQL they wait for its row lock) find it used,
+       write nothing and raise InvitationGone (410).
+    4. The new account, the membership and the audit entry follow in the same transaction; if the email got
+       an account meanwhile by another way, all of it is rolled back and the link stays usable.
     """
     existing = find_user_by_email(invitation.email)
     if existing is not None:
@@ -142,17 +153,18 @@ def accept(invitation: Invitation, current: User | None, name: str = "", passwor
         user = existing
     else:
         user = _new_user(invitation.email, name, password, confirmation)
-    claimed = db.session.execute(
-        update(Invitation).where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None),
-                                 Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow())
-        .values(accepted_at=utcnow())
-    ).rowcount == 1
-    if not claimed:
+    _claim(invitation)
+    try:
+        if existing is None:
+            db.session.add(user)
+            db.session.flush()
+        membership = Membership(user_id=user.id, organization_id=invitation.organization_id, role=invitation.role)
+        db.session.add(membership)
+        db.session.flush()
+    except IntegrityError:
         db.session.rollback()
-        raise InvitationGone("This invitation is no longer valid (used, revoked or expired).", 410)
-    membership = Membership(user_id=user.id, organization_id=invitation.organization_id, role=invitation.role)
-    db.session.add(membership)
-    db.session.flush()
+        raise MemberError(f"An account with {invitation.email} was just created: log in as {invitation.email} "
+                          "and open this link again to join.") from None
     record_audit(invitation.organization_id, "member.join", actor_id=user.id, target_object=membership.id,
                  target_label=user.email, data={"email": user.email, "role": invitation.role,
                                                 "invitation": invitation.id})
@@ -161,7 +173,21 @@ def accept(invitation: Invitation, current: User | None, name: str = "", passwor
     return user
 
 
+def _claim(invitation: Invitation) -> None:
+    """Mark the invitation accepted if it is still pending and unexpired, else roll back and raise InvitationGone."""
+    claimed = db.session.execute(
+        update(Invitation).where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None),
+                                 Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow())
+        .values(accepted_at=utcnow())
+    ).rowcount == 1
+    if not claimed:
+        db.session.rollback()  # also expires ``invitation``: the next read sees what ended it
+        _check_usable(invitation)
+        raise InvitationGone("This invitation is no longer valid (used, revoked or expired).", 410)
+
+
 def _new_user(email: str, name: str, password: str, confirmation: str) -> User:
+    """Return a new account (not yet added to the session) after checking the name and password."""
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise MemberError("Give your name (at most 100 characters).")
@@ -170,6 +196,4 @@ def _new_user(email: str, name: str, password: str, confirmation: str) -> User:
     check_new_password(password, confirmation)
     user = User(email=email, name=name)
     user.set_password(password)
-    db.session.add(user)
-    db.session.flush()
     return user

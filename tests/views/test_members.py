@@ -234,3 +234,25 @@ def test_posts_without_a_csrf_token_are_refused(app, owner):
     assert response.status_code == 400
     with app.app_context():
         assert db.session.scalars(select(Invitation)).all() == []
+
+
+def test_an_email_that_smtp_would_read_differently_is_refused_and_nothing_is_sent(app, owner, smtp, run_worker):
+    """What the page would show and where the mail would go must be one address (else a link reaches a stranger)."""
+    for email in ["<svg/onload=alert(12)>@x.test", "bob@x.test <eve@y.test>", "bob@x.test,eve@y.test",
+                  "bob@x.test;eve@y.test", '"bob eve"@x.test', "bob eve@x.test", "bob@eve@x.test", "(eve)bob@x.test",
+                  "bob@x", "bób@x.test"]:
+        response = invite(owner, email)
+        assert response.status_code == 400, email
+        assert "Enter an email address, such as name@example.com" in response.get_data(as_text=True), email
+    run_worker()
+    assert smtp.envelopes == [] and audit_events(app) == []
+    with app.app_context():
+        assert db.session.scalars(select(Invitation)).all() == []
+
+
+def test_an_unusual_but_plain_address_is_mailed_exactly_as_shown(app, owner, smtp, run_worker):
+    assert invite(owner, "O'Brien+hooks@Mail.Example.com").status_code == 303
+    page = owner.get("/orgs/acme/members").get_data(as_text=True)
+    assert "Invitation sent to o&#39;brien+hooks@mail.example.com" in page
+    run_worker()
+    assert [recipients for _, recipients in smtp.envelopes] == [["o'brien+hooks@mail.example.com"]]
