@@ -36,3 +36,12 @@ def test_bad_role_and_bad_org_slug_are_refused(runner):
     assert result.exit_code != 0 and "king" in result.output
     result = runner.invoke(args=["create-user", "--email", "a@example.com", "--password", "s3cret-pass", "--org", "Not A Slug"])
     assert result.exit_code != 0 and "slug" in result.output
+
+
+def test_an_email_that_smtp_would_read_differently_is_refused(app, runner):
+    for email in ["<svg/onload=alert(12)>@x.test", "ann@x.test, eve@y.test", "ann eve@x.test"]:
+        result = runner.invoke(args=["create-user", "--email", email, "--password", "s3cret-pass", "--org", "acme"])
+        assert result.exit_code != 0 and "is not an email address Hookline can send to" in result.output
+    with app.app_context():
+        assert db.session.scalars(select(User)).all() == []
+        assert db.session.scalar(select(Organization).where(Organization.slug == "acme")) is None

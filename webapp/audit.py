@@ -83,6 +83,8 @@ FIELD_LABELS = {
     "warning_threshold": "warning threshold",
     "resolve_threshold": "resolve threshold",
     "apps": "sends to",
+    "api_tokens_ended": "API tokens ended",
+    "api_tokens_kept": "API tokens kept",
 }
 
 
@@ -103,11 +105,11 @@ def changed_fields(old: dict, new: dict) -> dict[str, list]:
     return {field: [old.get(field), value] for field, value in new.items() if old.get(field) != value}
 
 
-def record_login(email: str, address: str, failure: str | None = None) -> None:
+def record_login(email: str, address: str, failure: str | None = None, at: datetime | None = None) -> None:
     """Record a login (``failure`` None) or a failed one in every organisation of the person with ``email``; commit.
 
     An email without an account is in no organisation: it gets a log line only (without the email, which may be
-    a mistyped password).
+    a mistyped password). ``at`` is when the attempt was made (a failed one is recorded later, by a job).
     """
     user = find_user_by_email(email or "")
     if user is None:
@@ -117,8 +119,10 @@ def record_login(email: str, address: str, failure: str | None = None) -> None:
     data = {"ip_address": address, **({"reason": failure} if failure else {})}
     memberships = db.session.scalars(select(Membership).where(Membership.user_id == user.id))
     for membership in memberships:
-        record_audit(membership.organization_id, event, actor_id=None if failure else user.id,
-                     target_object=user.id, target_label=user.email, data=data)
+        entry = record_audit(membership.organization_id, event, actor_id=None if failure else user.id,
+                             target_object=user.id, target_label=user.email, data=data)
+        if at is not None:
+            entry.datetime = at
     db.session.commit()
 
 

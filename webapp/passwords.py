@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import timedelta
 
@@ -12,7 +13,9 @@ from .audit import record_audit
 from .extensions import db
 from .models import PasswordReset, User, find_user_by_email, utcnow
 from .notifications import send_async
-from .tokens import hash_token
+from .tokens import count_tokens, end_tokens, hash_token
+
+logger = logging.getLogger(__name__)
 
 MIN_LENGTH = 8
 RESET_VALID_FOR = timedelta(hours=1)
@@ -38,26 +41,29 @@ def check_new_password(password: str, confirmation: str) -> None:
         raise PasswordError("The two passwords are not the same.")
 
 
-def change_password(user: User, current: str, new: str, confirmation: str) -> None:
+def change_password(user: User, current: str, new: str, confirmation: str, keep_tokens: bool = False) -> None:
     """Check the current password, set the new one, end every session of the person; audit; commit.
 
-    Unused reset links end too: they were asked for before this password existed.
+    Unused reset links end too: they were asked for before this password existed. The person's API tokens
+    end as well unless ``keep_tokens``.
     """
     if not user.check_password(current or ""):
         raise PasswordError("The current password is wrong.")
     check_new_password(new, confirmation)
-    _set_password(user, new, "user.password-change")
+    _set_password(user, new, "user.password-change", keep_tokens=keep_tokens)
     db.session.commit()
 
 
-def request_reset(email: str) -> None:
+def send_reset_link(email: str) -> None:
     """Email a one-time reset link to the account with this email, if there is one; commit.
 
-    The caller answers the same either way, so the form does not tell who has an account. A new link
-    replaces the person's earlier unused ones.
+    Run by a job (``account_jobs``): the request that asked only queued it, the same for every email, so
+    neither its answer nor its time tells who has an account. A new link replaces the person's earlier
+    unused ones.
     """
     user = find_user_by_email(email or "")
     if user is None:
+        logger.info("password_reset.unknown_email: no email sent")
         return
     db.session.execute(delete(PasswordReset).where(PasswordReset.user_id == user.id))
     token = secrets.token_urlsafe(32)
@@ -81,8 +87,9 @@ def reset_for_token(token: str) -> PasswordReset:
     return reset
 
 
-def reset_password(reset: PasswordReset, password: str, confirmation: str) -> User:
-    """Set the new password through the link, once; end every session of the person; audit; commit.
+def reset_password(reset: PasswordReset, password: str, confirmation: str, keep_tokens: bool = False) -> User:
+    """Set the new password through the link, once; end every session (and, unless ``keep_tokens``, every API
+    token) of the person; audit; commit.
 
     The link is claimed with one ``UPDATE … WHERE used_at IS NULL``, so two requests with the same link
     cannot both set a password.
@@ -96,19 +103,26 @@ def reset_password(reset: PasswordReset, password: str, confirmation: str) -> Us
         db.session.rollback()
         raise ResetLinkGone("This password reset link has already been used or has expired. Ask for a new one.", 410)
     user = reset.user
-    _set_password(user, password, "user.password-reset", keep_reset_id=reset.id)
+    _set_password(user, password, "user.password-reset", keep_reset_id=reset.id, keep_tokens=keep_tokens)
     db.session.commit()
     return user
 
 
-def _set_password(user: User, password: str, event: str, keep_reset_id: int | None = None) -> None:
-    """Set the password, end the person's sessions and other reset links, audit in each of their organisations."""
+def _set_password(user: User, password: str, event: str, keep_reset_id: int | None = None,
+                  keep_tokens: bool = False) -> None:
+    """Set the password, end the person's sessions, other reset links and (unless ``keep_tokens``) API tokens;
+    audit in each of their organisations, saying how many tokens ended or stayed.
+
+    A password is reset or changed when someone else may know the old one; a token they made with it would
+    otherwise outlive the change.
+    """
     user.set_password(password)
     user.end_sessions()
     stale = delete(PasswordReset).where(PasswordReset.user_id == user.id)
     if keep_reset_id is not None:  # the used link stays, so opening it again says "already used"
         stale = stale.where(PasswordReset.id != keep_reset_id)
     db.session.execute(stale)
+    tokens = {"api_tokens_kept": count_tokens(user)} if keep_tokens else {"api_tokens_ended": end_tokens(user)}
     for membership in user.memberships:
         record_audit(membership.organization_id, event, actor_id=user.id, target_object=user.id,
-                     target_label=user.email)
+                     target_label=user.email, data=tokens)

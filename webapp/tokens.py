@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 
 from .audit import record_audit
 from .extensions import db
@@ -54,6 +54,18 @@ def revoke_token(user: User, token_id: int) -> bool:
     db.session.delete(row)
     db.session.commit()
     return True
+
+
+def count_tokens(user: User) -> int:
+    return db.session.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user.id))
+
+
+def end_tokens(user: User) -> int:
+    """Delete every API token of ``user`` (requests with them get 401 from the commit on); return how many.
+
+    The caller audits and commits (a password reset says in its own entry how many tokens ended).
+    """
+    return db.session.execute(delete(ApiToken).where(ApiToken.user_id == user.id)).rowcount
 
 
 def _audit(user: User, row: ApiToken, event: str) -> None:

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 from werkzeug.security import check_password_hash
 
@@ -166,3 +168,44 @@ def test_a_session_from_before_session_tokens_must_log_in_again(app, owner):
     with owner.client.session_transaction() as session:
         session["_user_id"] = session["_user_id"].split(":")[0]  # what an older release kept
     assert owner.get("/orgs/acme/apps").status_code == 302
+
+
+def copy_of_login_cookie(app, response):
+    """A client holding only the cookie the login answered with (a copy taken then, and never used since)."""
+    thief = app.test_client()
+    for header in response.headers.getlist("Set-Cookie"):
+        name, _, rest = header.partition("=")
+        thief.set_cookie(name, rest.split(";")[0], domain="localhost")
+    return thief
+
+
+def test_the_cookie_a_login_answers_with_ends_after_the_idle_time(app, make_user, session):
+    """A copy of the login's own cookie, never used since, counts idle time from the login (it was never ended)."""
+    app.config["SESSION_IDLE_MINUTES"] = 1
+    make_user()
+    before = int(time.time())
+    response = session.login()
+    assert response.status_code == 302
+    early, late = copy_of_login_cookie(app, response), copy_of_login_cookie(app, response)
+    assert early.get("/orgs/acme/apps").status_code == 200
+    with late.session_transaction() as cookie:
+        assert before <= cookie.get("seen", 0) <= int(time.time()), "the login's cookie carries no login time"
+        cookie["seen"] -= 35 * 60  # as if the copy were used 35 minutes after the login
+    answer = late.get("/orgs/acme/apps")
+    assert answer.status_code == 302 and "/login" in answer.headers["Location"]
+    assert "logged out after 1 minute without activity" in late.get(answer.headers["Location"]).get_data(as_text=True)
+
+
+def test_a_session_without_a_time_is_ended(app, owner):
+    with owner.client.session_transaction() as session:
+        del session["seen"]  # what a login before this release left
+    assert owner.get("/orgs/acme/apps").status_code == 302
+
+
+def test_login_refuses_what_is_not_an_email_address_without_counting_it(make_user, session):
+    make_user()
+    for _ in range(6):
+        response = session.post("/login", {"email": "owner@example.com <eve@y.test>", "password": PASSWORD})
+        assert response.status_code == 400
+        assert "Enter an email address, such as name@example.com" in response.get_data(as_text=True)
+    assert session.login().status_code == 302  # six refusals counted nothing against the real email

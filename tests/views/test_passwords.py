@@ -7,6 +7,7 @@ from tests.mail import link_in_last_mail
 from webapp.accounts import get_or_create_organization
 from webapp.extensions import db
 from webapp.models import AuditLogEntry, Membership, PasswordReset, find_user_by_email
+from webapp.tokens import create_token
 
 NEW = "a-brand-new-password"
 
@@ -144,3 +145,79 @@ def test_reset_requests_are_throttled_per_email_whether_or_not_it_exists(session
             assert request_reset(session, email).status_code == 200
         response = request_reset(session, email)
         assert response.status_code == 429 and "Too many attempts" in response.get_data(as_text=True)
+
+
+API_APPS = "/api/0/organizations/acme/sentry-apps/"
+
+
+def make_token(app, email="owner@example.com", name="ci") -> str:
+    with app.app_context():
+        return create_token(find_user_by_email(email), name)[1]
+
+
+def api_status(app, token) -> int:
+    return app.test_client().get(API_APPS, headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def reset_link(session, smtp, run_worker) -> str:
+    request_reset(session)
+    run_worker()
+    return link_in_last_mail(smtp, "owner@example.com", "reset-password")
+
+
+def test_a_password_reset_ends_the_api_tokens_unless_the_owner_keeps_them(app, make_user, session, smtp,
+                                                                           run_worker):
+    """Someone who knew the old password may have made a token: by default the reset ends it."""
+    make_user()
+    stolen, other = make_token(app), make_token(app, name="deploy")
+    assert api_status(app, stolen) == 200
+    link = reset_link(session, smtp, run_worker)
+    page = session.get(link).get_data(as_text=True)
+    assert 'name="keep_tokens" value="1">' in page and "Keep my 2 API tokens working" in page  # unticked
+    response = session.post(link, {"password": NEW, "confirmation": NEW})
+    assert response.status_code == 303
+    assert "Your 2 API tokens no longer work" in session.get("/login").get_data(as_text=True)
+    assert api_status(app, stolen) == api_status(app, other) == 401
+    with app.app_context():
+        entry = db.session.scalar(select(AuditLogEntry).where(AuditLogEntry.event == "user.password-reset"))
+        assert entry.data == {"api_tokens_ended": 2}
+
+    kept = make_token(app)
+    link = reset_link(session, smtp, run_worker)
+    response = session.post(link, {"password": "third-password", "confirmation": "third-password", "keep_tokens": "1"})
+    assert response.status_code == 303
+    assert "Your API token still works." in session.get("/login").get_data(as_text=True)
+    assert api_status(app, kept) == 200
+
+
+def test_a_refused_reset_keeps_the_tokens(app, make_user, session, smtp, run_worker):
+    make_user()
+    token = make_token(app)
+    link = reset_link(session, smtp, run_worker)
+    response = session.post(link, {"password": "short", "confirmation": "short"})
+    assert response.status_code == 400
+    assert api_status(app, token) == 200
+
+
+def test_changing_the_password_offers_the_same_choice(app, owner):
+    token = make_token(app)
+    page = owner.get("/settings/password").get_data(as_text=True)
+    assert "Keep my API token working" in page
+    assert change(owner, current="wrong-password").status_code == 400
+    assert api_status(app, token) == 200  # a refused change ends nothing
+    owner.post("/settings/password", {"current": PASSWORD, "password": NEW, "confirmation": NEW, "keep_tokens": "1"})
+    assert "Your API token still works." in owner.get("/settings/password").get_data(as_text=True)
+    assert api_status(app, token) == 200
+    assert change(owner, current=NEW, new=PASSWORD, confirmation=PASSWORD).status_code == 303
+    assert "Your API token no longer works" in owner.get("/settings/password").get_data(as_text=True)
+    assert api_status(app, token) == 401
+    assert "Keep my" not in owner.get("/settings/password").get_data(as_text=True)  # no tokens left to keep
+
+
+def test_forgot_password_refuses_what_is_not_an_email_address_and_sends_nothing(app, session, smtp, run_worker):
+    for email in ["", "<svg/onload=alert(12)>@x.test", "owner@example.com, eve@y.test"]:
+        response = request_reset(session, email)
+        assert response.status_code == 400
+        assert "Enter an email address, such as name@example.com" in response.get_data(as_text=True)
+    run_worker()
+    assert smtp.envelopes == []

@@ -7,10 +7,12 @@ import math
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from ..account_jobs import queue_reset_email
+from ..email_address import EmailAddressError, normalize_email
 from ..extensions import db
 from ..login_throttle import PASSWORD_RESET, count_attempt, record_success
-from ..passwords import (MIN_LENGTH, PasswordError, ResetLinkGone, change_password, request_reset, reset_for_token,
-                         reset_password)
+from ..passwords import MIN_LENGTH, PasswordError, ResetLinkGone, change_password, reset_for_token, reset_password
+from ..tokens import count_tokens
 from .helpers import link_gone
 
 bp = Blueprint("passwords", __name__)
@@ -18,6 +20,21 @@ bp = Blueprint("passwords", __name__)
 
 def _address() -> str:
     return request.remote_addr or ""
+
+
+def _keep_tokens() -> bool:
+    """The person's choice on the form; without the box ticked (the default) their API tokens end."""
+    return request.form.get("keep_tokens") == "1"
+
+
+def _tokens_note(had: int) -> str:
+    """What became of the person's API tokens, for the message after the change ("" if they had none)."""
+    if not had:
+        return ""
+    if _keep_tokens():
+        return " Your API token still works." if had == 1 else f" Your {had} API tokens still work."
+    ended = "API token no longer works" if had == 1 else f"{had} API tokens no longer work"
+    return f" Your {ended}: make new ones under API tokens if you need them."
 
 
 def _too_many(template: str, wait: int, **context):
@@ -36,9 +53,10 @@ def change():
         wait = count_attempt(user.email, _address())  # wrong current passwords count as failed logins
         if wait:
             return _too_many("passwords/change.html", wait)
+        had_tokens = count_tokens(user)
         try:
             change_password(user, request.form.get("current", ""), request.form.get("password", ""),
-                            request.form.get("confirmation", ""))
+                            request.form.get("confirmation", ""), keep_tokens=_keep_tokens())
         except PasswordError as exc:
             db.session.rollback()
             error = str(exc)
@@ -46,9 +64,10 @@ def change():
             record_success(user.email, _address())
             logout_user()
             login_user(user)  # the session names the new session token
-            flash("Password changed. You are logged out everywhere else.", "success")
+            flash("Password changed. You are logged out everywhere else." + _tokens_note(had_tokens), "success")
             return redirect(url_for("passwords.change"), 303)
-    return render_template("passwords/change.html", error=error, min_length=MIN_LENGTH), 400 if error else 200
+    return render_template("passwords/change.html", error=error, min_length=MIN_LENGTH,
+                           tokens=count_tokens(current_user)), 400 if error else 200
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
@@ -56,13 +75,14 @@ def forgot():
     """Ask for a reset link; the answer is the same whether or not the email has an account."""
     if request.method == "GET":
         return render_template("passwords/forgot.html", sent_to=None, error=None)
-    email = request.form.get("email", "").strip()
-    if not email:
-        return render_template("passwords/forgot.html", sent_to=None, error="Enter your email address."), 400
+    try:
+        email = normalize_email(request.form.get("email", ""))
+    except EmailAddressError as exc:
+        return render_template("passwords/forgot.html", sent_to=None, error=str(exc)), 400
     wait = count_attempt(email, _address(), PASSWORD_RESET)
     if wait:
         return _too_many("passwords/forgot.html", wait, sent_to=None)
-    request_reset(email)
+    queue_reset_email(email)  # a job looks the email up: this request does the same for every email
     return render_template("passwords/forgot.html", sent_to=email, error=None)
 
 
@@ -74,16 +94,19 @@ def reset(token):
         return link_gone("This reset link cannot be used", exc, exc.status)
     error = None
     if request.method == "POST":
+        had_tokens = count_tokens(password_reset.user)
         try:
-            user = reset_password(password_reset, request.form.get("password", ""), request.form.get("confirmation", ""))
+            user = reset_password(password_reset, request.form.get("password", ""), request.form.get("confirmation", ""),
+                                  keep_tokens=_keep_tokens())
         except PasswordError as exc:
             error = str(exc)
         except ResetLinkGone as exc:
             return link_gone("This reset link cannot be used", exc, exc.status)
         else:
             record_success(user.email, _address())  # failed logins before the reset no longer hold the account back
-            flash("Your password is changed and every session of yours has ended. Log in with the new password.",
-                  "success")
+            flash("Your password is changed and every session of yours has ended." + _tokens_note(had_tokens)
+                  + " Log in with the new password.", "success")
             return redirect(url_for("auth.login"), 303)
     return render_template("passwords/reset.html", email=password_reset.user.email, error=error,
-                           min_length=MIN_LENGTH, no_org_nav=True), 400 if error else 200
+                           min_length=MIN_LENGTH, tokens=count_tokens(password_reset.user),
+                           no_org_nav=True), 400 if error else 200
