@@ -62,6 +62,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXIES"])
 
     from . import cache, cli, outages, redis_store, web_protections  # noqa: F401  (cache: invalidation listeners)
+    from . import input_guard
     from .extensions import csrf, db, login_manager, mail, migrate
 
     db.init_app(app)
@@ -75,6 +76,7 @@ def create_app(config: dict | None = None) -> Flask:
     cli.init_app(app)
     outages.init_app(app)
     web_protections.init_app(app)
+    input_guard.init_app(app)  # after CSRF's check: a forged form is refused as forged
 
     from . import templating
     from .views import (account, api, apps, auth, errors, health, incidents, ingest, invitations, issues, members,

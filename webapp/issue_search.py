@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from sqlalchemy import exists, func, select
 
 from .extensions import db
+from .input_guard import parse_row_id
 from .models import ISSUE_STATUSES, LEVELS, Group, GroupEnvironment, Organization, Project
 
 PAGE_SIZE = 25
@@ -40,7 +41,7 @@ class IssueQuery:
             level=args.get("level") if args.get("level") in LEVELS else "",
             environment=args.get("environment", "").strip()[:64],
             sort=args.get("sort") if args.get("sort") in SORTS else default.sort,
-            page=max(int(page), 1) if page.isdigit() else 1,
+            page=parse_row_id(page) or 1,  # ASCII digits only ("²" is a digit to isdigit(), not to int())
         )
 
     def args(self, **changes) -> dict:

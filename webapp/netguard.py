@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .names import has_control_characters
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -209,6 +211,8 @@ def validate_webhook_url(url: str, policy: AddressPolicy, own: OwnEndpoints | No
     url = (url or "").strip()
     if len(url) > 2048:
         raise InvalidWebhookURL("The URL is too long (at most 2048 characters).")
+    if has_control_characters(url):  # urlsplit drops tabs and line breaks, so the saved URL would keep them
+        raise InvalidWebhookURL("The URL must not contain line breaks, tabs or other control characters.")
     try:
         parts = urlsplit(url)
         port = parts.port or DEFAULT_PORTS.get(parts.scheme, 80)

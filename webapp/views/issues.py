@@ -10,6 +10,7 @@ from ..charts import count_bars_svg
 from ..dispatch.serializers import serialize_event
 from ..event_display import display_event, exception_chain
 from ..extensions import db
+from ..input_guard import parse_row_id
 from ..issue_history import CHART_DAYS, activity_of, events_per_day
 from ..issue_search import (
     SORT_LABELS,
@@ -88,7 +89,8 @@ def change_assignee(org_slug, group_id):
     organization, _ = get_org_or_404(org_slug)
     group = get_group_or_404(organization, group_id)
     raw = request.form.get("assignee", "")
-    assignee = db.session.get(User, int(raw)) if raw.isdigit() else None
+    user_id = parse_row_id(raw)
+    assignee = db.session.get(User, user_id) if user_id is not None else None
     if raw and assignee is None:
         abort(400, description="Unknown assignee.")
     return _act(org_slug, group, lambda: assign(group, assignee, current_user),

@@ -10,6 +10,7 @@ from ...audit import EVENTS, describe, event_label
 from ...audit_search import AuditFilterError, audit_statement, parse_filters
 from ...dispatch.serializers import serialize_event, serialize_issue, serialize_issues
 from ...extensions import db
+from ...input_guard import parse_row_id
 from ...sentry_search import SearchError, issue_search
 from ...models import ISSUE_STATUSES, Event, User
 from ...workflow import WorkflowError, assign, set_status
@@ -34,11 +35,8 @@ def issues(org_slug):
     organization, _ = org_for(org_slug)
     project_ids = None
     if request.args.getlist("project"):
-        try:
-            project_ids = [int(value) for value in request.args.getlist("project")]
-        except ValueError:
-            raise ApiError(400, "project: expected project ids (numbers).") from None
-        if any(not 0 < project_id <= MAX_ROW_ID for project_id in project_ids):
+        project_ids = [parse_row_id(value) for value in request.args.getlist("project")]
+        if None in project_ids:
             raise ApiError(400, f"project: expected project ids (whole numbers from 1 to {MAX_ROW_ID}).")
     return _issue_page(organization, project_ids)
 
@@ -120,8 +118,9 @@ def _assignee(body: dict, organization_id: int) -> User | None:
     value = field(body, "assignedTo", (str, int), nullable=True)
     if value is None or value == "":
         return None
-    if str(value).isdigit():
-        user = db.session.get(User, int(value)) if int(value) <= MAX_ROW_ID else None
+    if isinstance(value, int) or value.isdigit():  # an id: "²" and 10**20 are digits too, but no row's
+        user_id = parse_row_id(value)
+        user = db.session.get(User, user_id) if user_id is not None else None
     else:
         user = db.session.scalar(select(User).where(User.email == str(value).lower()))
     if user is None or user.role_in(organization_id) is None:
