@@ -263,7 +263,7 @@ def rotate(app_slug):
 def health(app_slug):
     sentry_app, _ = app_or_404(app_slug)
     raw = request.args.get("days", "7")
-    if not raw.isdigit() or not 1 <= int(raw) <= 30:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 30:  # "²" is a digit to isdigit() only
         raise ApiError(400, "days: expected a whole number from 1 to 30.")
     return jsonify([
         {"date": day.isoformat(), "successCount": counts["success_count"], "errorCount": counts["error_count"],
