@@ -6,9 +6,13 @@ import base64
 import hashlib
 import hmac
 import json
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug import Request, Response
@@ -100,3 +104,30 @@ class Receiver:
         resource, action = resource_action.split(".")
         return [r for r in self.received if r.headers.get("Sentry-Hook-Resource") == resource
                 and r.json.get("action") == action and (path is None or r.path == path)]
+
+
+JS_VERIFIER = Path(__file__).parent / "js" / "verify_sentry_signature.js"
+
+
+def rejected_by_sentrys_docs(receiver: Receiver) -> list[str]:
+    """Verify each body as receivers written from Sentry's docs do; return "resource.action: how" of each refused.
+
+    - Python: ``json.dumps(parsed, separators=(",", ":"))`` must be the body, byte for byte (and so its HMAC);
+    - Node (when ``node`` is installed): ``HMAC(JSON.stringify(JSON.parse(body)))`` must be the signature.
+    """
+    received, refused = receiver.received, []
+    for request in received:
+        rewritten = json.dumps(json.loads(request.body), separators=(",", ":")).encode()
+        if rewritten != request.body:
+            refused.append(f"{request.headers['Sentry-Hook-Resource']}.{request.json['action']}: Python rewrites it")
+    if shutil.which("node"):
+        cases = [{"secret": receiver.secrets.get(request.path, receiver.secret), "body": request.body.decode(), "signature": request.headers["Sentry-Hook-Signature"]}
+                 for request in received]
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+            json.dump(cases, file)
+            file.flush()
+            verdicts = json.loads(subprocess.run(["node", str(JS_VERIFIER), file.name], capture_output=True,
+                                                 check=True, timeout=60).stdout)
+        refused += [f"{request.headers['Sentry-Hook-Resource']}.{request.json['action']}: Node's JSON.stringify"
+                    for request, ok in zip(received, verdicts) if not ok]
+    return refused

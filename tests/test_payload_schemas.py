@@ -11,17 +11,22 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from tests.alert_world import raise_and_capture
+from tests.receiver import rejected_by_sentrys_docs
 from tests.test_alert_sources import add_issue_rule
 from tests.test_incidents import evaluate, send_events
 from webapp.alert_rules import save_metric_rule
+from webapp.dispatch.payloads import encode
 from webapp.extensions import db
 from webapp.models import Comment, Group, Project
 
 SCHEMAS = {path.stem: json.loads(path.read_text()) for path in (Path(__file__).parent / "schemas").glob("*.json")}
 
 
-def check(received) -> list[str]:
-    """Validate each received payload against its resource's schema; return "resource.action" of each."""
+def check(receiver) -> list[str]:
+    """Validate each received payload against its resource's schema and verify it as receivers written from
+    Sentry's docs do (Python and Node re-serialise the parsed body); return "resource.action" of each."""
+    received = receiver.received
+    assert rejected_by_sentrys_docs(receiver) == []
     seen = []
     for request in received:
         resource = request.headers["Sentry-Hook-Resource"]
@@ -31,6 +36,15 @@ def check(received) -> list[str]:
             f"{'/'.join(map(str, error.path))}: {error.message}" for error in errors[:5])
         seen.append(f"{resource}.{request.json['action']}")
     return seen
+
+
+def test_a_body_is_written_as_sentry_writes_its_own():
+    """Compact, text outside ASCII escaped, NaN and infinities as null (sentry.utils.json's encoder)."""
+    body = encode({"action": "created", "data": {"title": "Café ☕ \ud83d\ude00", "values": [1, 2.5, float("nan")],
+                                                 "nested": {"inf": float("inf"), "ok": True}}})
+    assert body == (b'{"action":"created","data":{"title":"Caf\\u00e9 \\u2615 \\ud83d\\ude00",'
+                    b'"values":[1,2.5,null],"nested":{"inf":null,"ok":true}}}')
+    assert json.dumps(json.loads(body), separators=(",", ":")).encode() == body  # a Python receiver's rewrite
 
 
 def test_the_schemas_catch_a_payload_that_strays_from_sentrys_shape():
@@ -64,7 +78,7 @@ def test_every_issue_error_alert_and_comment_payload_has_sentrys_shape(app, worl
     owner.post(f"/orgs/acme/issues/{group.id}/comments/{comment_id}/delete", {"confirm": "1"})
     run_worker()
 
-    seen = check(receiver.received)
+    seen = check(receiver)
     assert set(seen) >= {"issue.created", "error.created", "event_alert.triggered", "issue.resolved",
                          "issue.ignored", "issue.unresolved", "issue.assigned", "comment.created",
                          "comment.updated", "comment.deleted"}, seen
@@ -88,7 +102,7 @@ def test_user_count_counts_distinct_users_of_an_issue(app, world, sdk, receiver,
     run_worker()
     [resolved] = receiver.of("issue.resolved")
     assert resolved.json["data"]["issue"]["userCount"] == 3
-    check(receiver.received)
+    check(receiver)
 
 
 @pytest.fixture
@@ -107,7 +121,7 @@ def test_every_metric_alert_payload_has_sentrys_shape(app, world, sdk, metric_ru
     run_worker()
     evaluate(app, metric_rule, minutes_from_now=11)
     run_worker()
-    seen = check(receiver.received)
+    seen = check(receiver)
     assert {"metric_alert.warning", "metric_alert.critical", "metric_alert.resolved"} <= set(seen), seen
     critical = receiver.of("metric_alert.critical")[0].json["data"]["metric_alert"]
     assert (critical["status_method"], critical["type"], critical["alert_rule"]["status"]) == (3, 2, 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from datetime import datetime, timezone
 
@@ -12,6 +14,31 @@ APPLICATION_ACTOR = {"type": "application", "id": "sentry", "name": "Sentry"}
 
 TEST_RULE_ID = -1
 TEST_RULE_LABEL = "Test Alert"
+
+
+def encode(envelope: dict) -> bytes:
+    """Return the body of a webhook: the envelope written as Sentry writes its own (``sentry.utils.json``).
+
+    No space after ``,`` and ``:``, text outside ASCII as ``\\u`` escapes, NaN and infinities as ``null``.
+    Receivers written from Sentry's docs sign the body they parsed and wrote again, not the bytes received:
+    Python's ``json.dumps(body, separators=(",", ":"))`` gives back these exact bytes, and so does
+    JavaScript's ``JSON.stringify`` for ASCII text (it writes other characters unescaped, as with Sentry).
+    """
+    try:
+        text = json.dumps(envelope, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # a NaN or an infinity somewhere (a client's extra data): null, as Sentry writes them
+        text = json.dumps(_finite(envelope), separators=(",", ":"))
+    return text.encode("ascii")
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def build_envelope(action: str, installation_uuid: str, data: dict, actor: dict | None = None) -> dict:

@@ -19,6 +19,7 @@ from .events import resource_of
 from .health import IntegrationRequestBuffer
 from .http import WebhookResponse, post_webhook
 from .outcomes import Outcome, classify
+from .payloads import encode
 from .request_log import SentryAppWebhookRequestsBuffer
 from .signing import build_headers, new_message_id
 
@@ -90,7 +91,7 @@ def send_and_save_webhook_request(
     4. After a counted failure, ``check_broken``.
     """
     config = current_app.config
-    body = json.dumps(envelope).encode("utf-8")
+    body = encode(envelope)
     headers = build_headers(resource_of(event_type), body, signing_secrets(sentry_app), message_id or new_message_id())
     give_back_database_connection()
     response = post_webhook(
