@@ -71,6 +71,9 @@ def test_incident_opens_goes_critical_and_resolves_each_sent_once(app, world, sd
     assert data["web_url"] == "http://hookline.test/orgs/acme/incidents/1"
     resolved = receiver.of("metric_alert.resolved")[0].json["data"]["metric_alert"]
     assert resolved["date_closed"] is not None
+    # Sentry's IncidentStatus and IncidentStatusMethod: closed (2) because the rule said so (3)
+    assert (resolved["status"], resolved["status_method"]) == (2, 3)
+    assert (incident["status"], incident["status_method"]) == (20, 3)
 
     with app.app_context():
         [row] = db.session.query(Incident).all()

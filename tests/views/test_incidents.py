@@ -122,6 +122,9 @@ def test_a_manager_resolves_by_hand_and_one_resolved_notification_per_action_goe
     assert sorted(sent.path for sent in resolved) == ["/alerts", "/all"]
     assert {webhook_id(sent) for sent in resolved} == {job[4] for job in jobs}
     assert all(sent.json["data"]["metric_alert"]["date_closed"] for sent in resolved)
+    # As Sentry sends a resolve by hand: status 2 (closed), status_method 1 (manual)
+    assert {(sent.json["data"]["metric_alert"]["status"], sent.json["data"]["metric_alert"]["status_method"])
+            for sent in resolved} == {(2, 1)}
 
 
 def test_after_a_manual_resolve_the_next_evaluation_opens_a_new_incident_if_still_over(app, owner, critical, rule_id,

@@ -215,9 +215,10 @@ def serialize_incident(incident: Incident, base_url: str, status: str, metric_va
             "id": str(incident.id),
             "identifier": str(incident.identifier),
             "title": incident.title,
-            "status": {"closed": 2, "warning": 10, "critical": 20}.get(status, 1),
+            # Sentry's IncidentStatus: 1 open, 2 closed (what a resolve is), 10 warning, 20 critical.
+            "status": {"resolved": 2, "closed": 2, "warning": 10, "critical": 20}.get(status, 1),
             "status_text": status,
-            # How the status was reached: 3 is "rule triggered" in Sentry's IncidentStatusMethod (1: by hand).
+            # How the status was reached, Sentry's IncidentStatusMethod: 1 by hand, 3 the rule triggered.
             "status_method": status_method,
             "type": 2,  # Sentry's IncidentType.ALERT_TRIGGERED
             "organization_id": str(project.organization_id),

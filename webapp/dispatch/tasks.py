@@ -25,7 +25,9 @@ from .delivery import deliver_webhook
 from .fanout import notify_resource_change
 from .payloads import build_test_alert
 from .queues import app_caps, task_spec
-from .serializers import serialize_event, serialize_incident, serialize_issue
+from .serializers import (
+    STATUS_METHOD_MANUAL, STATUS_METHOD_RULE_TRIGGERED, serialize_event, serialize_incident, serialize_issue,
+)
 from .signing import new_message_id
 from .webhooks import send_and_save_webhook_request
 
@@ -91,13 +93,14 @@ def send_alert_event(event_pk: int, rule_id: int, sentry_app_id: int, settings: 
 
 
 def send_incident_alert_notification(sentry_app_id: int, incident_id: int, status: str, metric_value: int,
-                                     message_id: str | None = None) -> str | None:
-    """Deliver ``metric_alert.<status>`` for an incident that opened or changed status."""
+                                     message_id: str | None = None,
+                                     status_method: int = STATUS_METHOD_RULE_TRIGGERED) -> str | None:
+    """Deliver ``metric_alert.<status>`` for an incident that opened or changed status (by its rule, or by hand)."""
     incident = db.session.get(Incident, incident_id)
     if incident is None:
         logger.info("metric_alert.missing_incident incident=%s", incident_id)
         return None
-    data = serialize_incident(incident, current_app.config["BASE_URL"], status, metric_value)
+    data = serialize_incident(incident, current_app.config["BASE_URL"], status, metric_value, status_method)
     return deliver_webhook(sentry_app_id, f"metric_alert.{status}", data, None, message_id,
                            organization_id=incident.organization_id)
 
@@ -168,8 +171,11 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
         notify_incident_changes(rule)
 
 
-def incident_notifier(rule: MetricAlertRule) -> OnChange:
-    """Return what queues ``metric_alert.<status>`` for each action of the rule in the open transaction (the outbox)."""
+def incident_notifier(rule: MetricAlertRule, status_method: int = STATUS_METHOD_RULE_TRIGGERED) -> OnChange:
+    """Return what queues ``metric_alert.<status>`` for each action of the rule in the open transaction (the outbox).
+
+    ``status_method`` says how the change came (Sentry's IncidentStatusMethod): the rule, or a person.
+    """
 
     def notify(incident_id: int, status: str, value: int) -> list[dict]:
         caps = app_caps(action["sentry_app_id"] for action in rule.actions)
@@ -179,7 +185,7 @@ def incident_notifier(rule: MetricAlertRule) -> OnChange:
             message_id = new_message_id("incident", incident_id, status, app_id)
             enqueue_after_commit(task_spec(
                 "webapp.dispatch.tasks.send_incident_alert_notification",
-                (app_id, incident_id, status, value, message_id), app_cap=(app_id, caps[app_id])))
+                (app_id, incident_id, status, value, message_id, status_method), app_cap=(app_id, caps[app_id])))
             queued.append({"sentry_app_id": app_id, "webhook_id": message_id})
         return queued
 
@@ -194,7 +200,7 @@ def notify_incident_changes(rule: MetricAlertRule, now=None) -> None:
 def resolve_incident_and_notify(incident_id: int, actor: User) -> bool:
     """Resolve an open incident for a person with its ``resolved`` notifications; False if it was closed already."""
     incident = db.session.get(Incident, incident_id)
-    return resolve_incident(incident_id, actor, on_change=incident_notifier(incident.alert_rule))
+    return resolve_incident(incident_id, actor, on_change=incident_notifier(incident.alert_rule, STATUS_METHOD_MANUAL))
 
 
 def evaluate_metric_alerts() -> int:
