@@ -149,9 +149,17 @@ def test_regression_reopens_and_fires_regression_rules(world, sdk, receiver, run
     run_worker()
     [reopened] = receiver.of("issue.unresolved")
     assert reopened.json["data"]["issue"]["status"] == "unresolved"
+    assert reopened.json["data"]["issue"]["substatus"] == "regressed"  # as Sentry says of an issue that came back
+    assert reopened.json["data"]["issue"]["priority"] == "high"  # Sentry's priority of an error-level issue
     assert reopened.json["actor"]["type"] == "application"
     assert len(receiver.of("event_alert.triggered")) == 1
     assert world.groups()[0].status == "unresolved"
+    # A person's change ends "regressed": ignored, then unresolved by hand, the issue is ongoing.
+    owner.post(f"/orgs/acme/issues/{group_id}/status", {"status": "ignored"})
+    owner.post(f"/orgs/acme/issues/{group_id}/status", {"status": "unresolved"})
+    run_worker()
+    assert [sent.json["data"]["issue"]["substatus"] for sent in receiver.of("issue.unresolved")] == ["regressed",
+                                                                                                   "ongoing"]
 
 
 def test_disabled_app_gets_nothing(world, sdk, receiver, run_worker):

@@ -177,7 +177,7 @@ def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None =
     # statement fewer per event) when the issue was not resolved when it was read just now.
     reopened = group.status == "resolved" and db.session.execute(
         update(Group).where(Group.id == group.id, Group.status == "resolved")
-        .values(status="unresolved", resolved_at=None)
+        .values(status="unresolved", resolved_at=None, regressed_at=now)
     ).rowcount == 1
     if reopened:
         db.session.add(Activity(group_id=group.id, kind="regression", date=now,

@@ -41,7 +41,7 @@ def set_status(group: Group, status: str, actor: User) -> bool:
         raise WorkflowError(f"Unknown status {status!r}; use one of {', '.join(ISSUE_STATUSES)}.")
     changed = db.session.execute(
         update(Group).where(Group.id == group.id, Group.status != status)
-        .values(status=status, resolved_at=utcnow() if status == "resolved" else None)
+        .values(status=status, resolved_at=utcnow() if status == "resolved" else None, regressed_at=None)
     ).rowcount == 1
     if changed:  # the webhooks commit with the change (the outbox), never one without the other
         db.session.refresh(group)

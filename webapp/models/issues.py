@@ -87,6 +87,8 @@ class Group(db.Model):
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     times_seen: Mapped[int] = mapped_column(Integer, default=0)
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When a resolved issue last came back: Sentry calls it "regressed" for REGRESSED_DAYS, then "ongoing".
+    regressed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     project: Mapped[Project] = relationship(lazy="joined")
     assignee: Mapped[User | None] = relationship(lazy="joined")
