@@ -45,10 +45,21 @@ def test_sdk_error_becomes_issue_created_and_error_created(world, sdk, receiver,
     assert event["url"] == f"http://hookline.test/api/0/projects/acme/web/events/{event_id}/"
     assert event["web_url"] == f"http://hookline.test/orgs/acme/issues/{group.id}/events/{event_id}"
     assert event["issue_url"] == issue["url"]
+    # What Sentry adds to every event: the tags it derives (a plain capture sends none of its own), how the event
+    # was grouped, where it happened, and the fields an SDK may leave out.
+    tags = dict(event["tags"])
+    assert {key: tags.get(key) for key in ("level", "handled", "mechanism", "environment", "release")} == {
+        "level": "error", "handled": "yes", "mechanism": "generic", "environment": "test", "release": "web@1.2.3"}
+    assert tags["server_name"] == event["server_name"]
+    assert [key for key, _ in event["tags"]] == sorted(tags)
+    assert event["fingerprint"] == ["{{ default }}"] and event["hashes"] == [group.fingerprint_hash]
+    assert event["grouping_config"]["id"] and event["_ref"] == world.project_id and event["_ref_version"] == 2
+    assert event["location"] == "tests/alert_world.py" and event["logger"] == "" and event["dist"] is None
+    assert (event["metadata"]["filename"], event["metadata"]["function"]) == ("tests/alert_world.py", "charge_card")
 
     # The URLs in the payload open real resources (here, for a logged-in owner).
     path = lambda url: url.removeprefix("http://hookline.test")  # noqa: E731
-    assert owner.get(path(event["url"])).json["event_id"] == event_id
+    assert owner.get(path(event["url"])).json["eventID"] == event_id  # Sentry's event shape in the API
     assert owner.get(path(issue["url"])).json["title"] == "ValueError: card declined"
     assert "ValueError: card declined" in owner.get(path(event["web_url"])).get_data(as_text=True)
     assert "WEB-1" in owner.get(path(issue["web_url"])).get_data(as_text=True)

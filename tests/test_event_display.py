@@ -35,3 +35,22 @@ def test_tags_sent_as_pairs_a_mapping_or_key_value_objects_read_the_same():
         assert ("region", "eu") in display_event({"tags": tags}).tags
     # The SDK's tag wins over the field Sentry derives a tag from.
     assert display_event({"tags": [["level", "custom"]], "level": "error"}).tags == [("level", "custom")]
+
+
+def test_tags_sentry_derives_from_the_event_join_the_clients_own():
+    from webapp.eventstore import normalize_event
+
+    event = normalize_event({
+        "level": "warning", "environment": "prod", "release": "web@2", "tags": {"team": "payments", "level": "x"},
+        "exception": {"values": [{"type": "TypeError", "value": "x is undefined",
+                                  "mechanism": {"type": "onerror", "handled": False}}]},
+        "request": {"url": "https://shop.example.com/cart?coupon=secret"},
+        "contexts": {"browser": {"name": "Chrome", "version": "120.0"}, "os": {"name": "Mac OS X"},
+                     "device": {"model": "MacBookPro18,1"}},
+        "user": {"ip_address": "{{auto}}", "email": "ann@example.com"},
+    })
+    assert event["tags"] == [
+        ["browser", "Chrome 120.0"], ["browser.name", "Chrome"], ["device", "MacBookPro18,1"], ["environment", "prod"],
+        ["handled", "no"], ["level", "x"],  # the client's own tag wins over the derived one
+        ["mechanism", "onerror"], ["os", "Mac OS X"], ["os.name", "Mac OS X"], ["release", "web@2"],
+        ["team", "payments"], ["url", "https://shop.example.com/cart"], ["user", "email:ann@example.com"]]

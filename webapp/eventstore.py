@@ -22,6 +22,8 @@ from .redis_store import get_redis
 from .models import LEVELS, Activity, Event, Group, GroupEnvironment, utcnow
 
 DEFAULT_FINGERPRINT = {"{{ default }}", "{{default}}"}
+# Events name the grouping that made their issue (``grouping_config``), as Sentry's do: Hookline's own.
+GROUPING_CONFIG = "hookline:2026-12"
 # Keys of an SDK event that are kept as they came (after the normalised ones).
 PASSTHROUGH_KEYS = ("release", "dist", "environment", "server_name", "transaction", "logger", "user", "contexts",
                     "extra", "sdk", "request", "modules", "breadcrumbs")
@@ -128,10 +130,69 @@ def normalize_event(raw: dict) -> dict:
     fingerprint = raw.get("fingerprint")
     if isinstance(fingerprint, list) and fingerprint:
         event["fingerprint"] = [_text(part, 200) for part in fingerprint]
+    else:
+        event["fingerprint"] = ["{{ default }}"]  # as Sentry records an event grouped by its content
     for key in PASSTHROUGH_KEYS:
         if key in raw:
             event[key] = raw[key]
+    # As Sentry writes every event: logger "" and dist null when the SDK sent none; the file of the top in-app
+    # frame as the location (and in the metadata, with its function).
+    event.setdefault("logger", "")
+    event.setdefault("dist", None)
+    event["location"] = None
+    if exceptions and (frame := top_in_app_frame(exceptions[-1])):
+        event["location"] = _text(frame.get("filename") or frame.get("module"), 200) or None
+        event["metadata"].update({"filename": _text(frame.get("filename"), 200),
+                                  "function": _text(frame.get("function"), 200)})
+    event["tags"] = _with_derived_tags(event, event["tags"])
     return event
+
+
+# Contexts Sentry turns into tags: <context> ("<name> <version>") and <context>.name.
+CONTEXT_TAGS = ("browser", "os", "runtime", "client_os")
+
+
+def _with_derived_tags(event: dict, sent: list[list[str]]) -> list[list[str]]:
+    """Return the client's tags with those Sentry derives from the event added (the client's win), by key.
+
+    level, environment, release, dist, server_name, transaction, logger; handled and mechanism from the main
+    exception; url from the request; browser, os, runtime (and their .name) and device from the contexts;
+    user as id:/email:/username:/ip:.
+    """
+    derived = {"level": event["level"]}
+    for key in ("environment", "release", "dist", "server_name", "transaction", "logger"):
+        if isinstance(event.get(key), str) and event[key]:
+            derived[key] = event[key]
+    exceptions = (event.get("exception") or {}).get("values") or []
+    mechanism = exceptions[-1].get("mechanism") if exceptions else None
+    if isinstance(mechanism, dict):
+        if isinstance(mechanism.get("handled"), bool):
+            derived["handled"] = "yes" if mechanism["handled"] else "no"
+        if isinstance(mechanism.get("type"), str) and mechanism["type"]:
+            derived["mechanism"] = mechanism["type"]
+    request = event.get("request")
+    if isinstance(request, dict) and isinstance(request.get("url"), str) and request["url"]:
+        derived["url"] = request["url"].split("?", 1)[0]
+    contexts = event.get("contexts") if isinstance(event.get("contexts"), dict) else {}
+    for name in CONTEXT_TAGS:
+        context = contexts.get(name)
+        if isinstance(context, dict) and isinstance(context.get("name"), str) and context["name"]:
+            version = context.get("version")
+            derived[f"{name}.name"] = context["name"]
+            derived[name] = f"{context['name']} {version}" if isinstance(version, str) and version else context["name"]
+    device = contexts.get("device")
+    if isinstance(device, dict) and isinstance(device.get("model"), str) and device["model"]:
+        derived["device"] = device["model"]
+    user = event.get("user")
+    if isinstance(user, dict):
+        for field, prefix in (("id", "id"), ("email", "email"), ("username", "username"), ("ip_address", "ip")):
+            if user.get(field) not in (None, "", "{{auto}}"):
+                derived["user"] = f"{prefix}:{user[field]}"
+                break
+    tags = {key: value for key, value in sent}
+    for key, value in derived.items():
+        tags.setdefault(_text(key, 200), _text(value, 200))
+    return [[key, tags[key]] for key in sorted(tags)]
 
 
 def grouping_components(event: dict) -> list[str]:
@@ -171,7 +232,8 @@ def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None =
     # make; the unique constraint below still settles two copies racing past this check.
     if db.session.scalar(select(Event.id).where(Event.project_id == project.id, Event.event_id == event["event_id"])):
         return event["event_id"], None
-    group, is_new = _get_or_create_group(project, event, fingerprint_hash(grouping_components(event)))
+    hash_ = fingerprint_hash(grouping_components(event))
+    group, is_new = _get_or_create_group(project, event, hash_)
     now = utcnow()
     # Only a resolved issue can reopen; the conditional UPDATE decides it atomically, and is skipped (one
     # statement fewer per event) when the issue was not resolved when it was read just now.
@@ -186,6 +248,9 @@ def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None =
         update(Group).where(Group.id == group.id)
         .values(times_seen=Group.times_seen + 1, last_seen=now, level=event["level"])
     )
+    # What Sentry records of how the event was grouped, and which project it belongs to (its node reference).
+    event.update({"hashes": [hash_], "grouping_config": {"id": GROUPING_CONFIG, "enhancements": ""},
+                  "_ref": project.id, "_ref_version": 2})
     row = Event(event_id=event["event_id"], project_id=project.id, group_id=group.id, level=event["level"],
                 title=event["title"][:255], received=now, data_json=json.dumps(event))
     db.session.add(row)

@@ -92,9 +92,12 @@ def test_an_issues_events_newest_first(app, world, api):
     [group] = world.groups()
     events = get(api, f"/api/0/organizations/acme/issues/{group.id}/events/").json
     assert [event["eventID"] for event in events] == [f"{n:032x}" for n in (2, 1, 0)]
-    assert events[0]["tags"] == [{"key": "n", "value": "2"}] and events[0]["groupID"] == str(group.id)
+    # the client's tag, and those Sentry derives (here the level)
+    assert events[0]["tags"] == [{"key": "level", "value": "error"}, {"key": "n", "value": "2"}]
+    assert events[0]["groupID"] == str(group.id)
     full = get(api, f"/api/0/organizations/acme/issues/{group.id}/events/", full="true").json
-    assert full[0]["event_id"] == f"{2:032x}" and full[0]["issue_id"] == str(group.id)
+    assert full[0]["eventID"] == f"{2:032x}" and full[0]["groupID"] == str(group.id) and "entries" in full[0]
+    assert full[0]["previousEventID"] == f"{1:032x}" and full[0]["nextEventID"] is None
     assert get(api, "/api/0/organizations/acme/issues/999999/events/").status_code == 404
 
 
