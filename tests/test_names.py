@@ -11,6 +11,15 @@ from webapp.notifications import notify_disable
 CONTROL = ["\r\n", "\n", "\r", "\x00", "\x85", "\t", "\x7f", "\u2028"]
 
 
+def refused_with_a_message(response, character: str) -> bool:
+    """A 400 saying why: next to the field (the form's own check), or, for what no form can show back (NUL,
+    DEL), the request-edge check's page naming the field."""
+    text = response.get_data(as_text=True)
+    if character in ("\x00", "\x7f"):
+        return response.status_code == 400 and "is not allowed here. Nothing was saved." in text
+    return response.status_code == 400 and "must not contain line breaks, tabs or other control characters" in text
+
+
 def count(app, model) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model))
@@ -20,18 +29,17 @@ def count(app, model) -> int:
 def test_an_app_name_with_a_control_character_is_refused_in_the_dashboard(app, owner, character):
     response = owner.post("/orgs/acme/apps/new", {"name": f"Pager{character}Bcc: eve@evil.example",
                                                   "webhook_url": "https://93.184.216.34/hook", "issue": "y"})
-    assert response.status_code == 400
-    assert "The name must not contain line breaks, tabs or other control characters." in response.get_data(as_text=True)
+    assert refused_with_a_message(response, character)
     assert count(app, SentryApp) == 0
 
 
 @pytest.mark.parametrize("character", ["\r\n", "\x00", "\x9b"])
 def test_project_and_organisation_names_with_control_characters_are_refused(app, owner, character):
     response = owner.post("/orgs/acme/projects", {"name": f"Web{character}app"})
-    assert response.status_code == 400 and "must not contain line breaks" in response.get_data(as_text=True)
+    assert refused_with_a_message(response, character)
     assert count(app, Project) == 0
     response = owner.post("/orgs/acme/settings", {"name": f"Acme{character}Bcc: x", "slug": "acme"})
-    assert response.status_code == 400 and "must not contain line breaks" in response.get_data(as_text=True)
+    assert refused_with_a_message(response, character)
     with app.app_context():
         assert db.session.scalar(select(Organization.name)) == "Acme"
 

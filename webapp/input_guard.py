@@ -22,8 +22,6 @@ SINGLE_LINE_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]
 # Free text that may span lines (a comment, an alert action's settings, a password): tab, line feed and
 # carriage return are kept; NUL, the other C0 controls, DEL and lone surrogates are not.
 FREE_TEXT_REFUSED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-# The form fields that hold free text (textareas, and passwords, which are never stored as typed).
-FREE_TEXT_FIELDS = re.compile(r"text|settings_\d+|password|current|confirmation")
 EXEMPT_BLUEPRINTS = frozenset({"ingest"})  # raw bodies from SDKs, checked by ingestion itself
 MAX_JSON_NESTING = 64  # far deeper than any API body; deeper ones are refused before they are walked
 
@@ -40,7 +38,8 @@ def refuse_unsafe_input() -> None:
     """Raise UnsafeInput if any path value, query parameter, form field or JSON string holds a refused character.
 
     1. Path values and query parameters (names and values) are single-line.
-    2. Form fields are single-line, except the free-text fields (``FREE_TEXT_FIELDS``).
+    2. Form fields may hold tab, CR and LF (a form's own validation refuses them in one-line fields, next to the
+       field); nothing else of the refused characters.
     3. A JSON body's keys and strings, at any depth, are single-line.
     """
     if request.blueprint in EXEMPT_BLUEPRINTS or request.endpoint == "static":
@@ -53,8 +52,9 @@ def refuse_unsafe_input() -> None:
         _check(f"The query parameter {name!r}", value, SINGLE_LINE_REFUSED)
     for name, value in request.form.items(multi=True):
         _check(f"The field {name!r}", name, SINGLE_LINE_REFUSED)
-        pattern = FREE_TEXT_REFUSED if FREE_TEXT_FIELDS.fullmatch(name) else SINGLE_LINE_REFUSED
-        _check(f"The field {name!r}", value, pattern)
+        # A line break or tab in a one-line field is left to its form, which says so next to the field and keeps
+        # what was typed; what no form can show back (NUL, other controls, lone surrogates) stops here.
+        _check(f"The field {name!r}", value, FREE_TEXT_REFUSED)
     if request.is_json:
         _check_json(_parsed_json())
 

@@ -179,6 +179,10 @@ def fill_every_page(app, receiver) -> None:
                                 title="Error spike", status="critical", metric_value=12, date_started=utcnow()))
         disable_app(bare, owner.id, "Moved to the new pager.")  # so that the app page offers "Enable"
         create_token(owner, "terraform")
+        # A second member, so the members page offers Remove and Change role (never offered for the only owner).
+        from webapp.accounts import create_user
+
+        create_user("dev@example.com", "a-long-password-1", "acme", "member")
         other = Organization(slug="beta", name="Beta Industries")
         db.session.add(other)
         db.session.flush()
