@@ -4,10 +4,11 @@ from datetime import timedelta
 
 import pytest
 from rq import Queue
+from rq.job import Job
 
 from webapp import keys
 from webapp.alert_rules import save_metric_rule
-from webapp.dispatch.schedule import enqueue_metric_alert_tick
+from webapp.dispatch.schedule import TICK_RETRIES, TICK_RETRY_SECONDS, enqueue_metric_alert_tick
 from webapp.dispatch.tasks import notify_incident_changes
 from webapp.extensions import db
 from webapp.models import Incident, MetricAlertRule, Project, SentryAppInstallation, utcnow
@@ -112,6 +113,36 @@ def test_the_tick_evaluates_every_rule(app, world, sdk, rule_id, receiver, run_w
         get_queue().enqueue("webapp.dispatch.tasks.evaluate_metric_alerts")
     run_worker()
     assert statuses(receiver) == ["warning"]
+
+
+def test_a_tick_that_meets_a_database_outage_is_retried_within_seconds(app, world, rule_id, run_worker, monkeypatch):
+    """Before: the tick had no retry, so each minute inside an outage went to the failed registry unevaluated."""
+    from sqlalchemy.exc import OperationalError
+
+    from tests.conftest import move_scheduled_jobs
+    from webapp.dispatch import tasks
+
+    evaluate_for_real, runs = tasks.evaluate_metric_alerts, []
+
+    def evaluate():
+        runs.append("tried")
+        if len(runs) == 1:  # the database is away for the first try
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+        return evaluate_for_real()
+
+    monkeypatch.setattr(tasks, "evaluate_metric_alerts", evaluate)
+    with app.app_context():
+        tick = enqueue_metric_alert_tick()
+    run_worker()
+    redis = app.extensions["redis"]
+    job = Job.fetch(tick, connection=redis)
+    assert job.get_status() == "scheduled" and job.retries_left == TICK_RETRIES  # the outage used up no retry
+    assert TICK_RETRY_SECONDS <= 5
+    assert move_scheduled_jobs(redis) == [tick]  # its time has come (RQ's scheduler moves it in 5 s)
+    run_worker()
+    assert runs == ["tried", "tried"]
+    job = Job.fetch(tick, connection=redis)
+    assert job.get_status() == "finished" and job.return_value() == 1  # one rule evaluated
 
 
 def test_bad_metric_rule_input_is_refused(app, world):
