@@ -120,7 +120,8 @@ def own_redis(tmp_path_factory):
 def test_demo_runs_shows_its_mail_and_stops_cleanly_on_ctrl_c(tmp_path, own_redis):
     redis_url = own_redis
     demo, base = start_demo(tmp_path, REDIS_URL=redis_url)
-    receiver_port, mail_port = (int(demo.args[demo.args.index(flag) + 1]) for flag in ("--receiver-port", "--mail-port"))
+    receiver_port, mail_port = (int(demo.args[demo.args.index(flag) + 1])
+                                for flag in ("--receiver-port", "--mail-port"))
     try:
         output = read_until(demo, "Stop with Ctrl-C.", 90)
         assert f"Redis: {redis_url} (REDIS_URL)" in output  # the Redis it was given on purpose
@@ -164,7 +165,8 @@ def test_story_warns_then_disables_and_reset_starts_from_scratch(tmp_path):
         assert "Within a minute the Outbox gets a warning; in about three, the disable notice." in output
         redis_port = int(re.search(r"Redis: the demo's own at redis://127\.0\.0\.1:(\d+)/0", output).group(1))
         assert redis_port != 6379 and (tmp_path / "redis" / "redis.log").exists()
-        output = read_until(demo, r"story \d:\d\d  in the Outbox: Action required: Fix your Broken receiver", 45, output)
+        output = read_until(demo, r"story \d:\d\d  in the Outbox: Action required: Fix your Broken receiver", 45,
+                            output)
         output = read_until(demo, r"story \d:\d\d  Hookline disabled 'Broken receiver \(demo\)'", 10, output)
         assert re.search(r"story \d:\d\d  in the Outbox: Your Broken receiver \(demo\) integration is failing", output)
 

