@@ -38,7 +38,9 @@ class JobSpec:
     args: list
     queue: str
     timeout: int
-    result_ttl: int = 600
+    # A finished job (its pickled arguments and its result, about 7 KB for a delivery) stays in Redis this long:
+    # long enough to read what became of it, short enough that Redis holds rate x 60 s of them, not 600 s.
+    result_ttl: int = 60
     failure_ttl: int = 30 * 24 * 3600
     retry: list | None = None  # [max, [intervals...]]
     rate_limit: list | None = None  # [key, concurrency]

@@ -33,7 +33,7 @@ def test_a_backlog_arrives_each_message_once_in_few_rq_jobs(app, pager, receiver
     connection = app.extensions["redis"]
     for job_id in finished.get_job_ids():  # ... kept for its result_ttl, as RQ keeps any job, then gone
         assert Job.fetch(job_id, connection=connection).latest_result().return_value == "success"
-        assert 0 < connection.ttl(Job.key_for(job_id)) <= 600
+        assert 0 < connection.ttl(Job.key_for(job_id)) <= 60
     assert len(log_entries(app, pager)) == 30
     registry = RateLimitRegistry(keys.app_rate_limit(pager), app.extensions["redis"])
     assert registry.get_allowed_job_count() == 0 and registry.get_rate_limited_job_count() == 0
