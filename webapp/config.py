@@ -95,6 +95,19 @@ def _redis_url(value: str) -> str:
     return value
 
 
+def _sentinels(value: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port``: the Sentinels that know which Redis is the master now."""
+    sentinels = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be a comma-separated list of host:port (not {item!r})")
+        sentinels.append((host.strip("[]"), int(port)))
+    return tuple(sentinels)
+
+
 def _database_url(value: str) -> str:
     if "://" not in value:
         raise ValueError("must be an SQLAlchemy URL such as sqlite:///hookline.db")
@@ -125,13 +138,17 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "SECRET_KEY": (_secret_key, None),
     "DATABASE_URL": (_database_url, None),
     "REDIS_URL": (_redis_url, "redis://127.0.0.1:6379/0"),
+    # Redis behind Sentinel: these Sentinels name the master of REDIS_SENTINEL_MASTER, and every connection
+    # follows it when it fails over. REDIS_URL then gives only the database, user, password and TLS (rediss://).
+    "REDIS_SENTINELS": (_sentinels, ()),
+    "REDIS_SENTINEL_MASTER": (_text, "mymaster"),
+    "REDIS_SENTINEL_PASSWORD": (_text, None),
     "BASE_URL": (_base_url, "http://127.0.0.1:5000"),
     "WEBHOOK_TIMEOUT": (_positive_float, 1.0),
     "WEBHOOK_MAX_RESPONSE_BYTES": (_positive_int, 64 * 1024),
     "WEBHOOK_ALLOW_PRIVATE": (_flag, False),
     "WEBHOOK_ALLOWED_NETWORKS": (_networks, ()),
     "WEBHOOK_RETRY_SCHEDULE": (_schedule, (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0)),
-    # How long POST …/test-alert/ waits for the worker before answering 202.
     # Retry-After from a receiver is honoured up to this many seconds.
     "WEBHOOK_RETRY_AFTER_CAP": (_positive_float, 3600.0),
     # Broken detection (SPEC section 7).

@@ -7,13 +7,39 @@ import weakref
 
 import redis
 from flask import Flask, current_app
+from redis.connection import SSLConnection, parse_url
+from redis.sentinel import Sentinel
+
+
+# Every connection: a Redis that does not answer is noticed in seconds, and an idle connection is checked
+# before use (a fail-over or a restart may have closed it).
+CONNECTION_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "health_check_interval": 30}
 
 
 def init_app(app: Flask) -> None:
-    # RQ stores pickled job data, so this client must not decode responses; JSON readers decode themselves.
-    app.extensions["redis"] = redis.Redis.from_url(
-        app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
-    )
+    app.extensions["redis"] = connect(app.config)
+
+
+def connect(config) -> redis.Redis:
+    """Return the client the web app, the dispatcher and RQ share: REDIS_URL's server, or the master Sentinel names.
+
+    RQ stores pickled job data, so this client must not decode responses; JSON readers decode themselves.
+    Behind Sentinel, the client asks the Sentinels for the master whenever it opens a connection, and a
+    connection to a server that is no longer the master fails (READONLY) and is replaced: after a fail-over,
+    every process follows the new master without a restart.
+    """
+    if not config["REDIS_SENTINELS"]:
+        return redis.Redis.from_url(config["REDIS_URL"], **CONNECTION_OPTIONS)
+    # REDIS_URL's host and port are the Sentinels' business; its database, user, password and TLS still apply.
+    options = parse_url(config["REDIS_URL"])
+    for server_only in ("host", "port", "path"):
+        options.pop(server_only, None)
+    options["ssl"] = options.pop("connection_class", None) is SSLConnection
+    sentinel = Sentinel(list(config["REDIS_SENTINELS"]), **CONNECTION_OPTIONS,
+                        sentinel_kwargs={"password": config["REDIS_SENTINEL_PASSWORD"],
+                                         "socket_connect_timeout": 2, "socket_timeout": 2})
+    return sentinel.master_for(config["REDIS_SENTINEL_MASTER"], redis_class=redis.Redis, **CONNECTION_OPTIONS,
+                               **options)
 
 
 def get_redis() -> redis.Redis:
