@@ -1,41 +1,15 @@
-// The request log's inspector: copy buttons, and closing a row opened with htmx. Without this file every value
-// is plain selectable text and a row opens by following its link.
+// The request log: a tap or click anywhere on a row opens it (the row's "Details" link does the work, so the
+// keyboard and pages without JavaScript keep that link), and opening an open row closes it.
 (function () {
   "use strict";
-  document.documentElement.classList.add("js"); // the copy buttons show only when they can work
 
-  function copyText(text) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text);
-    }
-    // Plain http (a dashboard on a LAN address): the Clipboard API is off there; copy through a selection.
-    var area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.style.position = "fixed";
-    area.style.opacity = "0";
-    document.body.appendChild(area);
-    area.select();
-    var done = document.execCommand("copy");
-    area.remove();
-    return done ? Promise.resolve() : Promise.reject(new Error("copy refused"));
-  }
-
-  function confirm(button, text) {
-    button.textContent = text;
-    clearTimeout(button._reset);
-    button._reset = setTimeout(function () { button.textContent = "Copy"; }, 1500);
-  }
-
+  // A click on a row that is not on one of its own controls, and not the end of selecting its text, opens it.
   document.addEventListener("click", function (event) {
-    var button = event.target.closest("button[data-copy], button[data-copy-from]");
-    if (!button) return;
-    var source = button.hasAttribute("data-copy") ? null : document.getElementById(button.getAttribute("data-copy-from"));
-    var text = source ? source.textContent : button.getAttribute("data-copy");
-    copyText(text).then(
-      function () { confirm(button, "Copied"); },
-      function () { confirm(button, "Select the text to copy"); }
-    );
+    var row = event.target.closest("tr.log-row");
+    if (!row || event.target.closest("a, button, input, select, label, summary")) return;
+    if (String(window.getSelection ? window.getSelection() : "")) return;
+    var link = row.querySelector("a[data-inspect]");
+    if (link) link.click();
   });
 
   // A second click on "Details" closes the row (and a third opens it again) instead of loading it once more.
@@ -51,15 +25,12 @@
 
   document.addEventListener("htmx:afterSwap", function (event) {
     var link = (event.detail.requestConfig && event.detail.requestConfig.elt) || event.detail.elt;
-    if (link.matches && link.matches("a[data-inspect]")) link.setAttribute("aria-expanded", "true");
-  });
-
-  // A refused resend (409) says why: show it where the button was (htmx leaves error answers unswapped).
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var form = event.detail.elt;
-    if (event.detail.xhr.status === 409 && form.matches && form.matches("form[data-resend]")) {
-      event.detail.shouldSwap = true;
-      event.detail.isError = false;
+    if (!link.matches || !link.matches("a[data-inspect]")) return;
+    link.setAttribute("aria-expanded", "true");
+    // On a phone the panel can start below the fold: bring its beginning into view.
+    var panel = document.getElementById(link.getAttribute("aria-controls"));
+    if (panel && panel.getBoundingClientRect().top > window.innerHeight * 0.6) {
+      panel.scrollIntoView({ block: "start", behavior: "smooth" });
     }
   });
 })();

@@ -35,14 +35,14 @@ def _day_label(day: date) -> str:
 
 def _day_summary(day: date, counts: dict) -> str:
     return (f"{_day_label(day)}: {counts['success_count']} ok, {_plural(_errors(counts), 'error')}, "
-            f"{_plural(counts['timeout_count'], 'timeout')}")
+            f"{counts['timeout_count']} unanswered")
 
 
 def _span_summary(history: list[tuple]) -> str:
     ok = sum(counts["success_count"] for _, counts in history)
     errors = sum(_errors(counts) for _, counts in history)
     timeouts = sum(counts["timeout_count"] for _, counts in history)
-    return f"{ok} ok, {_plural(errors, 'error')}, {_plural(timeouts, 'timeout')}"
+    return f"{ok} ok, {_plural(errors, 'error')}, {timeouts} unanswered"
 
 
 def _bars(history: list[tuple], gap: float) -> str:
@@ -91,7 +91,7 @@ def _table(history: list[tuple], caption: str) -> str:
     )
     return (f'<table class="visually-hidden"><caption>{escape(caption)}</caption>'
             f'<thead><tr><th scope="col">Day (UTC)</th><th scope="col">Succeeded</th><th scope="col">Errors</th>'
-            f'<th scope="col">Timeouts</th></tr></thead><tbody>{rows}</tbody></table>')
+            f'<th scope="col">Unanswered</th></tr></thead><tbody>{rows}</tbody></table>')
 
 
 def health_chart(history: list[tuple], label: str) -> Markup:
@@ -143,6 +143,21 @@ def count_bars_svg(days: list[tuple], width: int, height: int, label: str) -> Ma
                   f'viewBox="0 0 {width} {height}" aria-label="{aria}">{"".join(parts)}</svg>')
 
 
+AXIS_LEFT, AXIS_BOTTOM = 34, 18
+
+
+def _metric_axes(first, last, top: float, width: int, height: int, x, y) -> str:
+    """Return the metric chart's axes: events (0, half, the top) on the left, UTC times (start, middle, end) below."""
+    values = sorted({0, round(top / 2), int(top)})
+    middle = first + (last - first) / 2
+    parts = [f'<line x1="{AXIS_LEFT}" x2="{AXIS_LEFT}" y1="0" y2="{height - AXIS_BOTTOM}"/>',
+             f'<line x1="{AXIS_LEFT}" x2="{width}" y1="{height - AXIS_BOTTOM}" y2="{height - AXIS_BOTTOM}"/>']
+    parts += [f'<text x="{AXIS_LEFT - 4}" y="{y(value) + 4:.1f}" text-anchor="end">{value}</text>' for value in values]
+    for moment, anchor in ((first, "start"), (middle, "middle"), (last, "end")):
+        parts.append(f'<text x="{x(moment):.1f}" y="{height - 4}" text-anchor="{anchor}">{moment:%H:%M}</text>')
+    return f'<g class="axis" aria-hidden="true">{"".join(parts)}</g>'
+
+
 def metric_svg(series: list[tuple], thresholds: list[tuple[str, int]], markers: list[tuple], width: int,
                height: int, label: str) -> Markup:
     """Return an SVG line of ``series`` ([(time, value)]) drawn against horizontal ``thresholds`` ([(name, value)]).
@@ -154,18 +169,18 @@ def metric_svg(series: list[tuple], thresholds: list[tuple[str, int]], markers: 
     top = max([1] + [value for _, value in series] + [value for _, value in thresholds]) * 1.1
     first, last = series[0][0], series[-1][0]
     span = max((last - first).total_seconds(), 1.0)
-    pad = 4
+    pad, left, bottom = 4, AXIS_LEFT, AXIS_BOTTOM  # room for the value axis on the left, the time axis below
 
     def x(moment) -> float:
-        return pad + (min(max(moment, first), last) - first).total_seconds() / span * (width - 2 * pad)
+        return left + (min(max(moment, first), last) - first).total_seconds() / span * (width - left - pad)
 
     def y(value) -> float:
-        return height - pad - value / top * (height - 2 * pad)
+        return height - bottom - value / top * (height - bottom - pad)
 
-    parts = []
+    parts = [_metric_axes(first, last, top, width, height, x, y)]
     for name, value in thresholds:
         parts.append(f'<g class="threshold threshold-{escape(name)}"><title>{escape(f"{name} threshold: {value}")}</title>'
-                     f'<line x1="0" x2="{width}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
+                     f'<line x1="{left}" x2="{width}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
                      f'<text x="{width - pad}" y="{y(value) - 3:.1f}" text-anchor="end">{escape(name)} {value}</text></g>')
     points = " ".join(f"{x(moment):.1f},{y(value):.1f}" for moment, value in series)
     parts.append(f'<polyline class="metric-line" points="{points}"/>')

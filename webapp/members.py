@@ -9,6 +9,7 @@ from .extensions import db
 from .models import ROLES, Membership, User
 
 ROLE_NAMES = {"owner": "Owner", "manager": "Manager", "member": "Member"}
+ROLE_WITH_ARTICLE = {"owner": "an owner", "manager": "a manager", "member": "a member"}  # "you are a member"
 
 
 class MemberError(ValueError):

@@ -238,7 +238,8 @@ def validate_webhook_url(url: str, policy: AddressPolicy, own: OwnEndpoints | No
                             "then points at a private or reserved address.")
         return url
     except BlockedDestination as exc:
-        raise InvalidWebhookURL(f"The URL may not point at a private or reserved address ({exc}).") from None
+        raise InvalidWebhookURL(f"The URL may not point at a private or reserved address ({exc}). To allow it, "
+                                "the server's administrator adds its network to WEBHOOK_ALLOWED_NETWORKS.") from None
     for address in filter(None, map(_ip_address, addresses)):
         if (address, port) in own.addresses:
             raise _points_at_hookline(f"{host} resolves to {address}, and {_with_port(address, port)} is "

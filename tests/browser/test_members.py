@@ -1,9 +1,12 @@
 """An owner invites someone by email; they accept in their own browser; the owner removes them and they are out."""
 
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from tests.browser.dashboard_world import log_in
 from tests.mail import link_in_last_mail
+from webapp.extensions import db
+from webapp.models import Membership, User
 
 
 def test_invite_accept_and_remove_a_member(page: Page, browser, app, make_user, live_server, smtp, run_worker):
@@ -32,7 +35,7 @@ def test_invite_accept_and_remove_a_member(page: Page, browser, app, make_user, 
     nina.get_by_label("Password again").fill("nina-password-1")
     nina.get_by_role("button", name="Create account and join").click()
     expect(nina.get_by_role("heading", name="Acme · Internal apps")).to_be_visible()
-    expect(nina.get_by_text("Welcome to Acme: you are member.")).to_be_visible()
+    expect(nina.get_by_text("Welcome to Acme: you are a member.")).to_be_visible()
     expect(nina.get_by_role("link", name="Members")).to_have_count(0)  # members do not manage members
 
     page.reload()
@@ -47,3 +50,25 @@ def test_invite_accept_and_remove_a_member(page: Page, browser, app, make_user, 
     assert "/login" in nina.url
     assert violations == []
     context.close()
+
+
+def test_a_refused_remove_says_why_where_the_button_was(page: Page, app, make_user, live_server):
+    """Two owners; while the page is open the other one is made a manager, so removing myself would leave no
+    owner: the 400 is shown (htmx alone would ignore it), and nothing changed."""
+    make_user("owner@example.com", "acme", "owner")
+    make_user("second@example.com", "acme", "owner")
+    log_in(page, live_server)
+    page.goto(f"{live_server}/orgs/acme/members")
+    mine = page.locator("tr.member-row", has_text="owner@example.com")
+    expect(mine.get_by_role("button", name="Remove")).to_be_visible()  # not the only owner: offered
+
+    with app.app_context():
+        second = db.session.scalar(select(Membership).join(User).where(User.email == "second@example.com"))
+        second.role = "manager"
+        db.session.commit()
+    page.once("dialog", lambda dialog: dialog.accept())
+    mine.get_by_role("button", name="Remove").click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        "owner@example.com is the only owner of Acme: make someone else an owner before removing them.")
+    mine = page.locator("tr.member-row", has_text="owner@example.com")
+    expect(mine.get_by_role("button", name="Remove")).to_have_count(0)  # the page now shows the truth

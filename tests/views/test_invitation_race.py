@@ -73,7 +73,7 @@ def test_six_new_accounts_accepting_one_link_at_once_make_one_member_and_five_41
             assert "This invitation cannot be used" in text and "already been used" in text
     assert counts(app, "new@example.com") == {"accounts": 1, "memberships": 1, "joins": 1, "accepted": 1}
     winner = racers[[status for status, _ in answers].index(303)]
-    assert "Welcome to Acme: you are manager." in winner.get("/orgs/acme/apps").get_data(as_text=True)
+    assert "Welcome to Acme: you are a manager." in winner.get("/orgs/acme/apps").get_data(as_text=True)
     assert Session(app.test_client()).login("new@example.com", "long-enough-1").status_code == 302
 
 

@@ -41,7 +41,7 @@ def test_invite_mail_accept_and_the_new_member_is_listed(app, owner, smtp, run_w
     response = newcomer.post(link, {"name": "Nina New", "password": "long-enough-1", "confirmation": "long-enough-1"})
     assert response.status_code == 303 and response.headers["Location"] == "/orgs/acme/apps"
     page = newcomer.get("/orgs/acme/apps").get_data(as_text=True)
-    assert "Welcome to Acme: you are manager." in page and "new@example.com" in page
+    assert "Welcome to Acme: you are a manager." in page and "new@example.com" in page
 
     page = owner.get("/orgs/acme/members").get_data(as_text=True)
     assert "Nina New" in page and "No pending invitations." in page
@@ -168,7 +168,7 @@ def test_change_a_role_and_the_audit_log_says_from_what_to_what(app, owner, make
     target = membership_id(app, "member@example.com")
     response = owner.post(f"/orgs/acme/members/{target}/role", {"role": "manager"})
     assert response.status_code == 303
-    assert "member@example.com is now manager." in owner.get("/orgs/acme/members").get_data(as_text=True)
+    assert "member@example.com is now a manager." in owner.get("/orgs/acme/members").get_data(as_text=True)
     assert audit_events(app) == [("member.edit", "member@example.com", {"role": ["member", "manager"]})]
     response = owner.post(f"/orgs/acme/members/{target}/role", {"role": "boss"})
     assert response.status_code == 400 and "Choose a role" in response.get_data(as_text=True)
@@ -256,3 +256,13 @@ def test_an_unusual_but_plain_address_is_mailed_exactly_as_shown(app, owner, smt
     assert "Invitation sent to o&#39;brien+hooks@mail.example.com" in page
     run_worker()
     assert [recipients for _, recipients in smtp.envelopes] == [["o'brien+hooks@mail.example.com"]]
+
+
+def test_the_only_owner_is_offered_neither_remove_nor_change_role(app, owner, make_user):
+    make_user("member@example.com", "acme", "member")
+    page = owner.get("/orgs/acme/members").get_data(as_text=True)
+    assert page.count(">Remove</button>") == 1 and "Role of member@example.com" in page  # the member's row only
+    assert "Role of owner@example.com" not in page and "the only one: make someone else an owner" in page
+    make_user("second@example.com", "acme", "owner")
+    page = owner.get("/orgs/acme/members").get_data(as_text=True)
+    assert page.count(">Remove</button>") == 3 and "Role of owner@example.com" in page

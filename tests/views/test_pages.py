@@ -109,3 +109,17 @@ def test_revoking_a_token_asks_first(app, owner):
     assert "No tokens yet." not in owner.get("/settings/tokens").get_data(as_text=True)
     owner.post(revoke, {"confirm": "1"})
     assert "No tokens yet." in owner.get("/settings/tokens").get_data(as_text=True)
+
+
+def test_every_page_starts_with_a_skip_link_to_its_content(owner):
+    for path in ("/orgs/acme/apps", "/settings/tokens", "/orgs/acme/no-such-page"):
+        page = owner.get(path).get_data(as_text=True)
+        body = page[page.index("<body"):]
+        first_link = re.search(r"<(a|button|input|select|textarea)\b[^>]*>[^<]*", body).group(0)
+        assert first_link == '<a class="skip-link" href="#content">Skip to content'
+        assert '<main id="content" tabindex="-1">' in page
+
+
+def test_api_docs_render_the_documents_markdown(owner):
+    page = owner.get("/api-docs").get_data(as_text=True)
+    assert "<code>Authorization: Bearer &lt;token&gt;</code>" in page and "`" not in page

@@ -134,11 +134,36 @@ def test_health_chart_and_sparkline(app, owner_session, pager, receiver, run_wor
     send(app, pager)
     run_worker()
     page = owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
-    assert "<title>Nov 1: 2 ok, 1 error, 0 timeouts</title>" in page  # today's bar, on hover
+    assert "<title>Nov 1: 2 ok, 1 error, 0 unanswered</title>" in page  # today's bar, on hover
     assert page.count("<g><title>") == 30 and page.count('class="bar-ok"') == 1
     assert "<th scope=\"row\">2026-11-01</th><td>2</td><td>1</td><td>0</td>" in page  # the screen readers' table
     assert '<span class="tick tick-last"><span>Nov 1</span></span>' in page  # the axis
     listing = owner_session.get("/orgs/acme/apps").get_data(as_text=True)
-    assert "<title>Nov 1: 2 ok, 1 error, 0 timeouts</title>" in listing and "sparkline" in listing
-    assert "Pager, last 7 days: 2 ok, 1 error, 0 timeouts" in listing
-    assert '<time datetime="2026-11-01T12:00:00Z">2026-11-01 12:00 UTC</time> · 500' in listing  # last delivery
+    assert "<title>Nov 1: 2 ok, 1 error, 0 unanswered</title>" in listing and "sparkline" in listing
+    assert "Pager, last 7 days: 2 ok, 1 error, 0 unanswered" in listing
+    assert '<time datetime="2026-11-01T12:00:00Z">2026-11-01 12:00 UTC</time> · <span class="failure-line">500</span>' in listing  # last delivery
+
+
+def test_a_failing_app_says_so_in_the_list_and_its_header_and_links_to_the_failures(app, owner_session, pager, receiver,
+                                                                                   run_worker, clock):
+    receiver.answer(500, "database is down")
+    send(app, pager)
+    run_worker()
+    listing = owner_session.get("/orgs/acme/apps").get_data(as_text=True)
+    badge = 'data-testid="failing-badge">failing since Nov 1 (UTC)</span>'
+    assert badge in listing and ">enabled<" not in listing
+    page = owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
+    assert badge in page and 'data-testid="failing-banner"' in page
+    assert 'href="/orgs/acme/apps/pager?errors_only=1#request-log">See the failed requests</a>' in page
+    receiver.answer(200)
+    send(app, pager)
+    run_worker()
+    assert ">enabled<" in owner_session.get("/orgs/acme/apps").get_data(as_text=True)  # a success ends the streak
+
+
+def test_one_missed_delivery_is_said_in_the_singular(app, owner_session, pager, receiver, run_worker):
+    receiver.answer(410)
+    send(app, pager)
+    run_worker()
+    page = owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
+    assert "1 delivery missed while disabled</strong> is kept" in page and "Replay the missed delivery" in page

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from ..forms import EmptyForm
 from ..tokens import create_token, list_tokens, revoke_token
@@ -11,6 +13,15 @@ from .helpers import confirm_step, confirmed
 from .api.schema import openapi_document
 
 bp = Blueprint("account", __name__)
+
+# The OpenAPI document's texts are CommonMark (`code` spans); raw HTML in them is escaped, not passed through.
+_markdown = MarkdownIt("commonmark", {"html": False})
+
+
+@bp.app_template_filter("inline_markdown")
+def inline_markdown(text: str | None) -> Markup:
+    """Render one line of the API document's Markdown as HTML."""
+    return Markup(_markdown.renderInline(text or ""))
 
 
 @bp.route("/settings/tokens", methods=["GET", "POST"])

@@ -60,9 +60,11 @@ def index():
 def list_apps(org_slug):
     organization, role = get_org_or_404(org_slug)
     sentry_apps = list_organization_apps(organization.id)
+    health = health_for_apps(sentry_apps, 30)  # the sparkline shows the last 7; a failing streak may be longer
     return render_template(
-        "apps/list.html", organization=organization, role=role, sentry_apps=sentry_apps,
-        health=health_for_apps(sentry_apps, 7), last=last_deliveries([sentry_app.id for sentry_app in sentry_apps]),
+        "apps/list.html", organization=organization, role=role, sentry_apps=sentry_apps, health=health,
+        failing={app_id: failing_since(history) for app_id, history in health.items()},
+        last=last_deliveries([sentry_app.id for sentry_app in sentry_apps]),
     )
 
 

@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
 
 from ..invitations import InvitationGone, accept, invitation_for_token, who_accepts
-from ..members import ROLE_NAMES, MemberError
+from ..members import ROLE_NAMES, ROLE_WITH_ARTICLE, MemberError
 from ..passwords import MIN_LENGTH, PasswordError
 from .helpers import link_gone
 
@@ -32,7 +32,7 @@ def accept_view(token):
         else:
             if current is None or current.id != user.id:
                 login_user(user)
-            flash(f"Welcome to {invitation.organization.name}: you are {ROLE_NAMES[invitation.role].lower()}.",
+            flash(f"Welcome to {invitation.organization.name}: you are {ROLE_WITH_ARTICLE[invitation.role]}.",
                   "success")
             return redirect(url_for("apps.list_apps", org_slug=invitation.organization.slug), 303)
     return render_template("invitations/accept.html", invitation=invitation, role_name=ROLE_NAMES[invitation.role],

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 
 from ..invitations import get_pending_invitation, invite, pending_invitations, revoke
-from ..members import ROLE_NAMES, MemberError, change_role, get_membership, list_members, remove_member
+from ..members import ROLE_NAMES, ROLE_WITH_ARTICLE, MemberError, change_role, get_membership, list_members, remove_member
 from ..models import ROLES, Organization
 from .helpers import confirm_step, confirmed, get_org_or_404, require_manager
 
@@ -22,8 +22,11 @@ def _owner_org_or_404(org_slug: str) -> Organization:
 
 def _page(organization: Organization, role: str, error: str | None = None, invite_error: str | None = None):
     """The members page; an error (nothing was changed) answers 400."""
+    members = list_members(organization.id)
+    owners = [membership.id for membership in members if membership.role == "owner"]
     return render_template("orgs/members.html", organization=organization, role=role, roles=ROLES,
-                           role_names=ROLE_NAMES, members=list_members(organization.id),
+                           role_names=ROLE_NAMES, members=members,
+                           only_owner=owners[0] if len(owners) == 1 else None,
                            invitations=pending_invitations(organization.id), error=error,
                            invite_error=invite_error), 400 if error or invite_error else 200
 
@@ -63,7 +66,7 @@ def role_view(org_slug, membership_id):
     except MemberError as exc:
         return _page(organization, "owner", error=str(exc))
     if changed:
-        flash(f"{email} is now {ROLE_NAMES[membership.role].lower()}.", "success")
+        flash(f"{email} is now {ROLE_WITH_ARTICLE[membership.role]}.", "success")
     return _back(organization)
 
 

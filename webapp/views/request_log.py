@@ -23,6 +23,8 @@ from .helpers import get_app_or_404, get_managed_app_or_404, get_org_or_404, is_
 
 bp = Blueprint("request_log", __name__)
 
+# The filter's words: a request without an answer is named as in the log's Status column (failures.LABELS).
+STATUS_CLASS_LABELS = {**STATUS_CLASSES, "timeout": "timeout", "other": "refused, host not found, TLS error, closed, 3xx"}
 RESENT = "Resend queued: it appears at the top of the log as a new delivery marked \u201cresend\u201d, same webhook-id."
 
 
@@ -68,7 +70,7 @@ def log_context(sentry_app: SentryApp, role: str) -> dict:
         "log_filters": filters,
         "entries": read_entries(sentry_app, filters),
         "event_types": EVENT_TYPES,
-        "status_classes": STATUS_CLASSES,
+        "status_classes": STATUS_CLASS_LABELS,
         "status_label": label_of,
         "inspected": inspection(sentry_app, logged, role) if logged else None,
     }
