@@ -18,7 +18,9 @@ def test_get_issue_and_event(issue, api):
     body = api("GET", f"/api/0/organizations/acme/issues/{group.id}/").json
     assert body["title"] == "ValueError: card declined" and body["status"] == "unresolved" and body["shortId"] == "WEB-1"
     event = api("GET", f"/api/0/projects/acme/web/events/{event_id}/").json
-    assert event["event_id"] == event_id and event["issue_id"] == str(group.id)
+    assert event["id"] == event["eventID"] == event_id and event["groupID"] == str(group.id)
+    [exception] = [entry for entry in event["entries"] if entry["type"] == "exception"]
+    assert exception["data"]["values"][-1]["type"] == "ValueError" and event["dateReceived"].endswith("Z")
     assert api("GET", "/api/0/projects/acme/web/events/ffffffffffffffffffffffffffffffff/").status_code == 404
     assert api("GET", f"/api/0/projects/acme/nope/events/{event_id}/").status_code == 404
 

@@ -25,13 +25,20 @@ def store(app, project_id: int, public_key: str):
 def test_list_and_get_answer_sentrys_shape(app, world, api):
     [default] = api("GET", KEYS, who="member").json
     public = default["id"]
+    dsn = f"http://{public}@hookline.test/{world.project_id}"
+    unserved = ("csp", "security", "minidump", "nel", "unreal", "crons", "cdn", "playstation", "integration",
+                "otlp_traces", "otlp_logs")
     assert default == {
-        "id": public, "name": "Default", "label": "Default", "public": public, "isActive": True,
+        "id": public, "name": "Default", "label": "Default", "public": public, "secret": None, "isActive": True,
         "dateCreated": default["dateCreated"], "projectId": world.project_id, "rateLimit": None,
-        "dsn": {"public": f"http://{public}@hookline.test/{world.project_id}",
+        "dsn": {"public": dsn, "secret": dsn, **{form: "" for form in unserved},
                 "store": f"http://hookline.test/api/{world.project_id}/store/",
                 "envelope": f"http://hookline.test/api/{world.project_id}/envelope/"},
+        "browserSdkVersion": "", "browserSdk": {"choices": []}, "useCase": "user",
+        "dynamicSdkLoaderOptions": {"hasReplay": False, "hasPerformance": False, "hasDebug": False,
+                                    "hasFeedback": False, "hasLogsAndMetrics": False},
     }
+    assert api("GET", f"/api/0/projects/acme/{world.project_id}/keys/", who="member").json == [default]  # by id
     assert default["dateCreated"].endswith("Z")
     assert api("GET", f"{KEYS}{public}/", who="member").json == default
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, make_response, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
 from ..extensions import db
 
@@ -29,7 +29,11 @@ def render_http_error(error: HTTPException):
     """Answer an HTTP error with JSON under /api/, else with the error page (keeping headers such as Allow)."""
     if error.code is None or error.response is not None:
         return error
-    if request.path.startswith("/api/"):
+    if request.path.startswith("/api/0/") and request.url_rule is None and error.code in (404, 405):
+        # No endpoint for this path and method: say so, and answer 404 as for anything else absent.
+        response = jsonify(detail=_not_implemented(request.method, request.path))
+        error = NotFound()
+    elif request.path.startswith("/api/"):
         detail = "The requested resource does not exist." if error.code == 404 else error.description
         response = jsonify(detail=detail)
     else:
@@ -44,6 +48,11 @@ def render_http_error(error: HTTPException):
         if header.lower() != "content-type":
             response.headers[header] = value
     return response
+
+
+def _not_implemented(method: str, path: str) -> str:
+    hint = "" if path.endswith("/") else " (Hookline's API paths end with a slash, as Sentry's do)"
+    return f"{method} {path} is not implemented by Hookline{hint}."
 
 
 def render_server_error(error: InternalServerError):

@@ -6,10 +6,12 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from ...extensions import csrf, db
-from ...models import MANAGING_ROLES, Organization, User
+from ...input_guard import parse_row_id
+from ...models import MANAGING_ROLES, Organization, Project, User
 from ...tokens import user_for_token
 from ...web_protections import body_too_large
 
@@ -67,12 +69,27 @@ def api_user() -> User:
     return g.api_user
 
 
-def org_for(org_slug: str) -> tuple[Organization, str]:
-    """Return the organisation and the caller's role in it; 404 unless the caller is a member."""
+def org_for(org_id_or_slug: str) -> tuple[Organization, str]:
+    """Return the organisation (by slug, or by id as Sentry also takes) and the caller's role in it; 404 unless
+    the caller is a member."""
     for membership in api_user().memberships:
-        if membership.organization.slug == org_slug:
-            return membership.organization, membership.role
+        organization = membership.organization
+        if org_id_or_slug in (organization.slug, str(organization.id)):
+            return organization, membership.role
     raise ApiError(404, "The requested resource does not exist.")
+
+
+def project_for(organization: Organization, project_id_or_slug: str) -> Project:
+    """Return the organisation's project by slug, or by id as Sentry also takes; 404 otherwise."""
+    project = db.session.scalar(select(Project).where(Project.organization_id == organization.id,
+                                                      Project.slug == project_id_or_slug))
+    project_id = parse_row_id(project_id_or_slug) if project is None else None
+    if project_id is not None:
+        project = db.session.scalar(select(Project).where(Project.organization_id == organization.id,
+                                                          Project.id == project_id))
+    if project is None:
+        raise ApiError(404, "The requested resource does not exist.")
+    return project
 
 
 def role_in(organization_id: int) -> str:
@@ -133,14 +150,25 @@ def paged(items: list, serialize, wrap=None):
     offset = _cursor_offset()
     page = items[offset: offset + PAGE_SIZE]
     rows = [serialize(item) for item in page]
-    return _page_response(wrap(rows) if wrap else rows, offset, offset + PAGE_SIZE < len(items))
+    return _page_response(wrap(rows) if wrap else rows, offset, offset + PAGE_SIZE < len(items), PAGE_SIZE)
 
 
-def paged_query(statement, serialize_page):
+def paged_query(statement, serialize_page, page_size: int | None = None):
     """Answer one page of a SELECT (read in SQL: one row more than a page, to know whether another follows)."""
+    page_size = page_size or PAGE_SIZE
     offset = _cursor_offset()
-    rows = list(db.session.scalars(statement.offset(offset).limit(PAGE_SIZE + 1)))
-    return _page_response(serialize_page(rows[:PAGE_SIZE]), offset, len(rows) > PAGE_SIZE)
+    rows = list(db.session.scalars(statement.offset(offset).limit(page_size + 1)))
+    return _page_response(serialize_page(rows[:page_size]), offset, len(rows) > page_size, page_size)
+
+
+def page_limit(name: str = "limit") -> int:
+    """Read Sentry's page size parameter (``limit``, or ``per_page``): 1 to 100, default 100; 400 otherwise."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return PAGE_SIZE
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= PAGE_SIZE:
+        raise ApiError(400, f"{name}: expected a whole number from 1 to {PAGE_SIZE}.")
+    return int(raw)
 
 
 def _cursor_offset() -> int:
@@ -154,11 +182,11 @@ def _cursor_offset() -> int:
     return offset
 
 
-def _page_response(body, offset: int, more: bool):
+def _page_response(body, offset: int, more: bool, page_size: int):
     response = jsonify(body)
     response.headers["Link"] = ", ".join([
-        _link("previous", max(offset - PAGE_SIZE, 0), offset > 0),
-        _link("next", offset + PAGE_SIZE, more),
+        _link("previous", max(offset - page_size, 0), offset > 0),
+        _link("next", offset + page_size, more),
     ])
     return response
 
@@ -170,4 +198,4 @@ def _link(rel: str, offset: int, results: bool) -> str:
     return f'<{request.base_url}?{urlencode(query)}>; rel="{rel}"; results="{str(results).lower()}"; cursor="{cursor}"'
 
 
-from . import apps, members, orgs, project_keys  # noqa: E402,F401  (register the routes)
+from . import apps, events, issues, members, orgs, project_keys  # noqa: E402,F401  (register the routes)

@@ -6,9 +6,10 @@ from flask import jsonify, request, url_for
 from sqlalchemy import select
 
 from ...dispatch.delivery import ResendRefused, missed_delivery_count, resend_logged_request
-from ...dispatch.events import EVENT_TYPES
+from ...dispatch.events import EVENT_TYPES, resource_of
 from ...dispatch.request_log import SentryAppWebhookRequestsBuffer, is_error_code, mask_signatures_in
 from ...extensions import db
+from ...input_guard import parse_row_id
 from ...integrations import (
     app_warnings,
     AppValidationError,
@@ -31,18 +32,37 @@ def iso(value) -> str | None:
     return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
+def webhook_events(resources: list[str]) -> list[str]:
+    """The event types an app subscribed to ``resources`` receives (Sentry's ``webhookEvents``)."""
+    return [event_type for event_type in EVENT_TYPES if resource_of(event_type) in resources]
+
+
 def serialize_app(sentry_app: SentryApp, role: str) -> dict:
-    """Sentry's SentryApp shape, with Hookline's state; the secret only for owners and managers."""
+    """Sentry's SentryApp shape (an internal integration: ``status`` internal), with Hookline's state in
+    ``isDisabled``, ``disabledAt``, ``disabledReason``; the secret only for owners and managers."""
     manager = role in MANAGING_ROLES
     return {
         "name": sentry_app.name,
         "slug": sentry_app.slug,
         "uuid": sentry_app.uuid,
-        "status": sentry_app.status,
+        "status": "internal",
+        "isDisabled": not sentry_app.is_enabled,
         "isInternal": True,
         "isAlertable": True,
         "events": sentry_app.resource_list,
+        "webhookEvents": webhook_events(sentry_app.resource_list),
         "webhookUrl": sentry_app.webhook_url,
+        "webhookHeaders": [],
+        "redirectUrl": None,
+        "verifyInstall": False,
+        "allowedOrigins": [],
+        "avatars": [],
+        "featureData": [],
+        "metadata": "",
+        "schema": "",
+        "author": sentry_app.organization.name,
+        "overview": None,
+        "popularity": None,
         "scopes": [],
         "clientId": sentry_app.uuid,
         "clientSecret": sentry_app.client_secret if manager else None,
@@ -55,9 +75,12 @@ def serialize_app(sentry_app: SentryApp, role: str) -> dict:
     }
 
 
-def app_or_404(app_slug: str) -> tuple[SentryApp, str]:
-    """Return the app and the caller's role in its organisation; 404 for another organisation's app."""
-    sentry_app = db.session.scalar(select(SentryApp).where(SentryApp.slug == app_slug))
+def app_or_404(app_id_or_slug: str) -> tuple[SentryApp, str]:
+    """Return the app (by slug, or by id as Sentry also takes) and the caller's role in its organisation; 404 for
+    another organisation's app."""
+    sentry_app = db.session.scalar(select(SentryApp).where(SentryApp.slug == app_id_or_slug))
+    if sentry_app is None and parse_row_id(app_id_or_slug) is not None:
+        sentry_app = db.session.get(SentryApp, parse_row_id(app_id_or_slug))
     if sentry_app is None:
         raise ApiError(404, "The requested resource does not exist.")
     return sentry_app, role_in(sentry_app.organization_id)
@@ -83,6 +106,20 @@ def validation_error(exc: AppValidationError) -> ApiError:
 def list_apps(org_slug):
     organization, role = org_for(org_slug)
     return paged(list_organization_apps(organization.id), lambda sentry_app: serialize_app(sentry_app, role))
+
+
+@bp.route("/organizations/<org_slug>/sentry-app-installations/")
+def list_installations(org_slug):
+    """Sentry's installations list: each internal app is installed in its own organisation."""
+    organization, _ = org_for(org_slug)
+    return paged([app for app in list_organization_apps(organization.id) if app.installation is not None],
+                 lambda sentry_app: serialize_installation(sentry_app, organization))
+
+
+def serialize_installation(sentry_app: SentryApp, organization: Organization) -> dict:
+    return {"app": {"uuid": sentry_app.uuid, "slug": sentry_app.slug, "sentryAppId": sentry_app.id},
+            "organization": {"slug": organization.slug}, "uuid": sentry_app.installation.uuid,
+            "status": "installed"}
 
 
 @bp.route("/sentry-apps/", methods=["POST"])

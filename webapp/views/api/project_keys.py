@@ -7,40 +7,55 @@ from flask import current_app, jsonify
 from ...extensions import db
 from ...models import ProjectKey
 from ...project_keys import RATE_LIMIT_MAX, ProjectKeyError, create_key, delete_key, update_key
-from ..helpers import get_key_or_404, get_project_or_404
-from . import ApiError, api_user, bp, field, json_body, org_for, paged, require_manager
+from ..helpers import get_key_or_404
+from . import ApiError, api_user, bp, field, json_body, org_for, paged, project_for, require_manager
 from .apps import iso
 
 RATE_LIMIT_WINDOW = 60  # Hookline counts a key's events per minute
 API_FIELDS = {"label": "name", "is_active": "isActive", "rate_limit": "rateLimit"}
 
 
+# DSN forms of Sentry's for what Hookline does not receive (CSP and NEL reports, minidumps, crons, OTLP...).
+UNSERVED_DSN_FORMS = ("csp", "security", "minidump", "nel", "unreal", "crons", "cdn", "playstation", "integration",
+                      "otlp_traces", "otlp_logs")
+
+
 def serialize_key(key: ProjectKey) -> dict:
+    """Sentry's ProjectKey. A Hookline key has no secret part (``secret`` is null, ``dsn.secret`` the public DSN)
+    and no JavaScript loader; the DSN forms of what Hookline does not receive are empty strings."""
     base_url = current_app.config["BASE_URL"]
+    dsn = key.dsn(base_url)
     return {
         "id": key.public_key,
         "name": key.label,
         "label": key.label,
         "public": key.public_key,
+        "secret": None,
         "isActive": key.is_active,
         "dateCreated": iso(key.date_added),
         "projectId": key.project_id,
         "rateLimit": {"window": RATE_LIMIT_WINDOW, "count": key.rate_limit} if key.rate_limit else None,
-        "dsn": {"public": key.dsn(base_url), "store": f"{base_url}/api/{key.project_id}/store/",
+        "dsn": {"public": dsn, "secret": dsn, **{form: "" for form in UNSERVED_DSN_FORMS},
+                "store": f"{base_url}/api/{key.project_id}/store/",
                 "envelope": f"{base_url}/api/{key.project_id}/envelope/"},
+        "browserSdkVersion": "",
+        "browserSdk": {"choices": []},
+        "dynamicSdkLoaderOptions": {"hasReplay": False, "hasPerformance": False, "hasDebug": False,
+                                    "hasFeedback": False, "hasLogsAndMetrics": False},
+        "useCase": "user",
     }
 
 
 @bp.route("/projects/<org_slug>/<project_slug>/keys/", methods=["GET"])
 def list_keys(org_slug, project_slug):
     organization, _ = org_for(org_slug)
-    return paged(get_project_or_404(organization, project_slug).client_keys, serialize_key)
+    return paged(project_for(organization, project_slug).client_keys, serialize_key)
 
 
 @bp.route("/projects/<org_slug>/<project_slug>/keys/", methods=["POST"])
 def create_key_endpoint(org_slug, project_slug):
     organization, role = org_for(org_slug)
-    project = get_project_or_404(organization, project_slug)
+    project = project_for(organization, project_slug)
     require_manager(role)
     body = json_body()
     label = field(body, "name", str)
@@ -58,14 +73,14 @@ def create_key_endpoint(org_slug, project_slug):
 @bp.route("/projects/<org_slug>/<project_slug>/keys/<key_id>/", methods=["GET"])
 def get_key(org_slug, project_slug, key_id):
     organization, _ = org_for(org_slug)
-    return jsonify(serialize_key(get_key_or_404(get_project_or_404(organization, project_slug), key_id)))
+    return jsonify(serialize_key(get_key_or_404(project_for(organization, project_slug), key_id)))
 
 
 @bp.route("/projects/<org_slug>/<project_slug>/keys/<key_id>/", methods=["PUT"])
 def update_key_endpoint(org_slug, project_slug, key_id):
     """Change ``name``, ``isActive`` and/or ``rateLimit`` ({"window": 60, "count": N} or null)."""
     organization, role = org_for(org_slug)
-    key = get_key_or_404(get_project_or_404(organization, project_slug), key_id)
+    key = get_key_or_404(project_for(organization, project_slug), key_id)
     require_manager(role)
     body = json_body()
     changes = {"label": field(body, "name", str), "is_active": field(body, "isActive", bool)}
@@ -83,7 +98,7 @@ def update_key_endpoint(org_slug, project_slug, key_id):
 @bp.route("/projects/<org_slug>/<project_slug>/keys/<key_id>/", methods=["DELETE"])
 def delete_key_endpoint(org_slug, project_slug, key_id):
     organization, role = org_for(org_slug)
-    key = get_key_or_404(get_project_or_404(organization, project_slug), key_id)
+    key = get_key_or_404(project_for(organization, project_slug), key_id)
     require_manager(role)
     delete_key(key, api_user().id)
     return "", 204

@@ -35,12 +35,14 @@ def _path(name: str, description: str, schema: dict | None = None) -> dict:
             "schema": schema or {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_-]+$"}}
 
 
-ORG = _path("organization_slug", "The organisation's slug.")
-APP = _path("sentry_app_slug", "The app's slug.")
-ISSUE = _path("issue_id", "The issue's id.", {"type": "integer", "minimum": 1})
-PROJECT = _path("project_slug", "The project's slug.")
+ORG = _path("organization_slug", "The organisation's slug, or its id.")
+APP = _path("sentry_app_slug", "The app's slug, or its id.")
+ISSUE = _path("issue_id", "The issue's id, or its short id (WEB-12).",
+              {"type": "string", "pattern": "^([0-9]{1,9}|[A-Za-z0-9_-]+-[0-9]{1,9})$"})
+PROJECT = _path("project_slug", "The project's slug, or its id.")
 KEY = _path("key_id", "The key's id: its public key (32 hex).")
-MEMBER = _path("member_id", "A member's id, or invite-<id> for a pending invitation.")
+MEMBER = _path("member_id", "A member's id, `me` for the caller's own membership, or invite-<id> for a pending "
+                           "invitation.")
 CURSOR = {"name": "cursor", "in": "query", "required": False, "description": "A cursor from a Link header.",
           "schema": {"type": "string", "pattern": "^[0-9]+:[0-9]+:[01]$"}}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -51,6 +53,18 @@ QUERY = {"name": "query", "in": "query", "required": False,
 STATS_PERIOD = {"name": "statsPeriod", "in": "query", "required": False,
                 "description": "Only issues seen within this period: a number and m, h, d or w (24h, 14d).",
                 "schema": {"type": "string", "pattern": "^([0-9]{1,4}[mhdw])?$"}}
+LIMIT = {"name": "limit", "in": "query", "required": False, "description": "Issues a page (default 100).",
+         "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+PER_PAGE = {"name": "per_page", "in": "query", "required": False, "description": "Events a page (default 100).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+SHORT_ID_LOOKUP = {"name": "shortIdLookup", "in": "query", "required": False,
+                   "description": "1: a query that is a short id (WEB-12) answers that issue alone.",
+                   "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}
+FULL = {"name": "full", "in": "query", "required": False, "description": "true: whole events, as the event endpoint "
+        "gives them.", "schema": {"type": "boolean"}}
+ISSUE_IDS = {"name": "id", "in": "query", "required": True, "description": "The issues to change (repeat it).",
+             "schema": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 2147483647}},
+             "style": "form", "explode": True}
 SORT = {"name": "sort", "in": "query", "required": False, "description": "date (last seen), new (first seen), freq.",
         "schema": {"type": "string", "enum": ["date", "new", "freq"]}}
 
@@ -72,13 +86,24 @@ SCHEMAS = {
     "Error": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}},
     "SentryApp": {
         "type": "object",
-        "required": ["name", "slug", "uuid", "status", "isInternal", "events", "webhookUrl", "clientSecret", "owner"],
+        "required": ["name", "slug", "uuid", "status", "isDisabled", "isInternal", "events", "webhookEvents",
+                     "webhookUrl", "clientSecret", "owner", "allowedOrigins", "avatars", "featureData", "metadata",
+                     "schema", "scopes", "verifyInstall", "webhookHeaders", "isAlertable"],
         "properties": {
             "name": {"type": "string"}, "slug": {"type": "string"}, "uuid": {"type": "string"},
-            "status": {"type": "string", "enum": ["enabled", "disabled"]},
+            "status": {"type": "string", "enum": ["internal"], "description": "Sentry's status of an internal "
+                                                                              "integration."},
+            "isDisabled": {"type": "boolean", "description": "Hookline's state: disabled by a person or by Hookline "
+                                                             "(see disabledReason)."},
             "isInternal": {"type": "boolean"}, "isAlertable": {"type": "boolean"},
             "events": {"type": "array", "items": {"type": "string", "enum": list(RESOURCES)}},
+            "webhookEvents": {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
             "webhookUrl": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string"}},
+            "webhookHeaders": {"type": "array", "maxItems": 0}, "redirectUrl": {"type": "null"},
+            "verifyInstall": {"type": "boolean"}, "allowedOrigins": {"type": "array", "maxItems": 0},
+            "avatars": {"type": "array", "maxItems": 0}, "featureData": {"type": "array", "maxItems": 0},
+            "metadata": {"type": "string"}, "schema": {"type": "string"}, "author": {"type": "string"},
+            "overview": {"type": "null"}, "popularity": {"type": "null"},
             "clientId": {"type": "string"},
             "clientSecret": {**NULLABLE_STRING, "description": "Only for owners and managers; null otherwise."},
             "owner": {"type": "object", "properties": {"id": {"type": "integer"}, "slug": {"type": "string"}}},
@@ -165,19 +190,57 @@ SCHEMAS = {
                        "dateCreated": NULLABLE_STRING},
     },
     "Issue": {
-        "type": "object", "required": ["id", "shortId", "title", "status", "project", "count"],
+        "type": "object",
+        "description": "Sentry's issue. Fields Hookline has no data for carry the empty value: annotations, "
+                       "integrationIssues, sentryAppIssues [], filtered, owners, shareId and the seer fields null, "
+                       "isBookmarked, hasSeen, isPublic, isSubscribed false.",
+        "required": ["id", "shortId", "title", "culprit", "level", "status", "substatus", "statusDetails", "priority",
+                     "project", "count", "userCount", "firstSeen", "lastSeen", "stats", "lifetime", "inbox",
+                     "assignedTo", "metadata", "permalink", "type", "issueType", "issueCategory", "numComments",
+                     "hasSeen", "isBookmarked", "isPublic", "isSubscribed", "isUnhandled", "derivedData"],
         "properties": {"id": {"type": "string"}, "shortId": {"type": "string"}, "title": {"type": "string"},
                        "culprit": {"type": "string"}, "level": {"type": "string"},
                        "status": {"type": "string", "enum": list(ISSUE_STATUSES)},
-                       "assignedTo": {"type": ["object", "null"]}, "project": {"type": "object"},
+                       "substatus": {"type": ["string", "null"],
+                                     "enum": ["new", "ongoing", "regressed", "archived_forever", None]},
+                       "priority": {"type": "string", "enum": ["high", "medium", "low"],
+                                    "description": "From the level: fatal/error high, warning medium, info/debug low."},
+                       "statusDetails": {"type": "object"},
+                       "assignedTo": {"type": ["object", "null"], "required": ["type", "id", "name"]},
+                       "project": {"type": "object", "required": ["id", "slug", "name"]},
                        "firstSeen": NULLABLE_STRING, "lastSeen": NULLABLE_STRING, "count": {"type": "string"},
-                       "url": {"type": "string"}, "web_url": {"type": "string"}, "project_url": {"type": "string"}},
+                       "userCount": {"type": "integer"}, "numComments": {"type": "integer"},
+                       "stats": {"type": "object", "required": ["24h"], "properties": {"24h": {
+                           "type": "array", "minItems": 24, "maxItems": 24, "description": "Events per hour, the "
+                           "last 24 hours: [unix time of the hour, count].",
+                           "items": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}}}},
+                       "lifetime": {"type": "object"}, "filtered": {"type": "null"},
+                       "inbox": {"type": ["object", "null"], "description": "Unresolved issues: reason 0 new, 2 "
+                                 "regressed, 6 ongoing; null for resolved and ignored ones."},
+                       "activity": {"type": "array", "items": {"type": "object"},
+                                    "description": "Issue details only: what people did, newest first."},
+                       "hasSeen": {"type": "boolean"}, "isBookmarked": {"type": "boolean"},
+                       "isPublic": {"type": "boolean"}, "isSubscribed": {"type": "boolean"},
+                       "url": {"type": "string"}, "web_url": {"type": "string"}, "project_url": {"type": "string"},
+                       "permalink": {"type": "string"}},
     },
     "IssueUpdate": {
-        "type": "object",
-        "properties": {"status": {"type": "string", "enum": list(ISSUE_STATUSES)},
+        "type": "object", "additionalProperties": False,
+        "description": "Any other field of Sentry's (hasSeen, isBookmarked, priority, merge...) is a 400 saying why "
+                       "Hookline cannot keep it; nothing changes.",
+        "properties": {"status": {"type": "string", "enum": [*ISSUE_STATUSES, "muted"],
+                                  "description": "muted is Sentry's older name for ignored; resolvedInNextRelease is "
+                                                 "a 400 (Hookline does not track releases)."},
+                       "statusDetails": {"type": "object", "maxProperties": 0},
                        "assignedTo": {"type": ["string", "integer", "null"],
-                                      "description": "A member's user id or email; null unassigns."}},
+                                      "description": "user:<id>, a member's user id, username or email; null or "
+                                                     "\"\" unassigns."}},
+    },
+    "IssueBulkResult": {
+        "type": "object", "required": ["isPublic", "statusDetails"],
+        "description": "What changed, as Sentry answers a bulk mutate.",
+        "properties": {"status": {"type": "string", "enum": list(ISSUE_STATUSES)}, "isPublic": {"type": "boolean"},
+                       "statusDetails": {"type": "object"}, "assignedTo": {"type": ["object", "null"]}},
     },
     "RateLimit": {
         "type": ["object", "null"], "required": ["window", "count"],
@@ -187,13 +250,17 @@ SCHEMAS = {
     },
     "ProjectKey": {
         "type": "object",
-        "required": ["id", "name", "label", "public", "isActive", "dateCreated", "projectId", "rateLimit", "dsn"],
+        "required": ["id", "name", "label", "public", "secret", "isActive", "dateCreated", "projectId", "rateLimit",
+                     "dsn", "browserSdkVersion", "browserSdk", "dynamicSdkLoaderOptions"],
         "properties": {
             "id": {"type": "string", "description": "The public key (what the key's URLs take)."},
             "name": {"type": "string"}, "label": {"type": "string"}, "public": {"type": "string"},
             "isActive": {"type": "boolean"}, "dateCreated": {"type": "string"}, "projectId": {"type": "integer"},
             "rateLimit": _ref("RateLimit"),
-            "dsn": {"type": "object", "required": ["public", "store", "envelope"],
+            "secret": {"type": "null", "description": "Hookline's keys have no secret part."},
+            "dsn": {"type": "object", "required": ["public", "secret", "store", "envelope"],
+                    "description": "Also Sentry's other DSN forms (csp, minidump, crons...), empty: Hookline does not "
+                                   "receive those.",
                     "properties": {"public": {"type": "string"}, "store": {"type": "string"},
                                    "envelope": {"type": "string"}}},
         },
@@ -213,7 +280,7 @@ SCHEMAS = {
     "Member": {
         "type": "object",
         "required": ["id", "email", "name", "user", "role", "orgRole", "roleName", "pending", "expired",
-                     "inviteStatus", "dateCreated"],
+                     "inviteStatus", "dateCreated", "flags", "teams", "teamRoles", "inviterName"],
         "description": "A member of the organisation, or (pending: true) an invitation not yet accepted.",
         "properties": {
             "id": {"type": "string", "description": "The membership's id, or invite-<id> for a pending invitation."},
@@ -226,23 +293,57 @@ SCHEMAS = {
             "roleName": {"type": "string"}, "pending": {"type": "boolean"},
             "expired": {"type": "boolean", "description": "A pending invitation whose link has expired."},
             "inviteStatus": {"type": "string", "enum": ["approved"]}, "inviterName": NULLABLE_STRING,
-            "dateCreated": NULLABLE_STRING,
+            "dateCreated": NULLABLE_STRING, "flags": {"type": "object"},
+            "teams": {"type": "array", "maxItems": 0, "description": "Hookline has no teams."},
+            "teamRoles": {"type": "array", "maxItems": 0},
+            "isOnlyOwner": {"type": "boolean", "description": "Member details only."},
         },
     },
     "NewMember": {
         "type": "object", "required": ["email"],
         "properties": {"email": {"type": "string", "format": "email"},
-                       "orgRole": {"type": "string", "enum": list(ROLES), "description": "Default member."},
-                       "role": {"type": "string", "enum": list(ROLES), "description": "The older name of orgRole."}},
+                       "orgRole": {"type": "string", "enum": ["member", "admin", "manager", "owner"],
+                                   "description": "Sentry's names; admin and manager are Hookline's manager."},
+                       "role": {"type": "string", "enum": ["member", "admin", "manager", "owner"],
+                                "description": "The older name of orgRole."}},
     },
     "MemberUpdate": {
         "type": "object",
-        "properties": {"orgRole": {"type": "string", "enum": list(ROLES)},
-                       "role": {"type": "string", "enum": list(ROLES), "description": "The older name of orgRole."}},
+        "properties": {"orgRole": {"type": "string", "enum": ["member", "admin", "manager", "owner"],
+                                   "description": "Sentry's names; admin and manager are Hookline's manager."},
+                       "role": {"type": "string", "enum": ["member", "admin", "manager", "owner"],
+                                "description": "The older name of orgRole."}},
     },
-    "Event": {"type": "object", "required": ["event_id", "url", "web_url", "issue_url", "issue_id"],
-              "properties": {"event_id": {"type": "string"}, "url": {"type": "string"}, "web_url": {"type": "string"},
-                             "issue_url": {"type": "string"}, "issue_id": {"type": "string"}}},
+    "EventSummary": {
+        "type": "object",
+        "required": ["id", "eventID", "groupID", "projectID", "title", "message", "culprit", "location", "platform",
+                     "event.type", "dateCreated", "metadata", "crashFile", "tags", "user"],
+        "properties": {"id": {"type": "string"}, "eventID": {"type": "string"}, "groupID": {"type": "string"},
+                       "projectID": {"type": "string"}, "title": {"type": "string"}, "message": {"type": "string"},
+                       "tags": {"type": "array", "items": {"type": "object", "required": ["key", "value"]}},
+                       "user": {"type": ["object", "null"]}, "dateCreated": {"type": "string"}},
+    },
+    "Event": {
+        "type": "object",
+        "description": "Sentry's event: the summary's fields plus entries (exception, message, breadcrumbs, "
+                       "request), the issue's previous and next events, and the SDK.",
+        "required": ["id", "eventID", "groupID", "projectID", "title", "message", "type", "platform", "dateCreated",
+                     "dateReceived", "entries", "tags", "user", "contexts", "context", "sdk", "release",
+                     "previousEventID", "nextEventID", "size", "errors", "metadata"],
+        "properties": {"id": {"type": "string"}, "eventID": {"type": "string"}, "groupID": {"type": "string"},
+                       "dateReceived": {"type": "string"},
+                       "entries": {"type": "array", "items": {"type": "object", "required": ["type", "data"],
+                                                              "properties": {"type": {"type": "string", "enum": [
+                                                                  "exception", "message", "breadcrumbs",
+                                                                  "request"]}}}},
+                       "previousEventID": NULLABLE_STRING, "nextEventID": NULLABLE_STRING},
+    },
+    "Installation": {
+        "type": "object", "required": ["app", "organization", "uuid", "status"],
+        "properties": {"app": {"type": "object", "required": ["uuid", "slug", "sentryAppId"]},
+                       "organization": {"type": "object", "required": ["slug"]}, "uuid": {"type": "string"},
+                       "status": {"type": "string", "enum": ["installed"]}},
+    },
 }
 
 
@@ -356,37 +457,72 @@ PATHS = {
     },
     "/api/0/organizations/{organization_slug}/issues/{issue_id}/": {
         "parameters": [ORG, ISSUE],
-        "get": {"operationId": "getIssue", "summary": "One issue.",
+        "get": {"operationId": "getIssue", "summary": "One issue, with its activity.",
                 "responses": {"200": _json(_ref("Issue"), "The issue."), **_errors()}},
         "put": {"operationId": "updateIssue", "summary": "Resolve, ignore, unresolve or assign an issue.",
                 "requestBody": _body("IssueUpdate"),
                 "responses": {"200": _json(_ref("Issue"), "The issue after the change."), **_errors(400)}},
     },
-    "/api/0/organizations/{organization_slug}/issues/": {"get": {
-        "operationId": "listIssues", "summary": "The organisation's issues matching a search, most recently seen first.",
-        "parameters": [ORG, QUERY, {"name": "project", "in": "query", "required": False,
-                                    "description": "Only these projects (ids; repeat the parameter for several).",
-                                    "schema": {"type": "array", "items": {"type": "integer"}},
-                                    "style": "form", "explode": True},
-                       STATS_PERIOD, SORT, CURSOR],
-        "responses": {"200": _json({"type": "array", "items": _ref("Issue")}, "One page of issues.", LINK),
-                      **_errors(400)}}},
-    "/api/0/projects/{organization_slug}/{project_slug}/issues/": {"get": {
-        "operationId": "listProjectIssues", "summary": "The project's issues matching a search.",
-        "parameters": [ORG, _path("project_slug", "The project's slug."), QUERY, STATS_PERIOD, SORT, CURSOR],
-        "responses": {"200": _json({"type": "array", "items": _ref("Issue")}, "One page of issues.", LINK),
-                      **_errors(400)}}},
+    "/api/0/issues/{issue_id}/": {
+        "parameters": [_path("issue_id", "The issue's id.", {"type": "integer", "minimum": 1,
+                                                             "maximum": 2147483647})],
+        "get": {"operationId": "getIssueById", "summary": "One issue, by id alone (Sentry's older path).",
+                "responses": {"200": _json(_ref("Issue"), "The issue."), **_errors()}},
+        "put": {"operationId": "updateIssueById", "summary": "Change one issue, by id alone.",
+                "requestBody": _body("IssueUpdate"),
+                "responses": {"200": _json(_ref("Issue"), "The issue after the change."), **_errors(400)}},
+    },
+    "/api/0/organizations/{organization_slug}/issues/": {
+        "parameters": [ORG],
+        "get": {
+            "operationId": "listIssues",
+            "summary": "The organisation's issues matching a search, most recently seen first.",
+            "parameters": [QUERY, {"name": "project", "in": "query", "required": False,
+                                   "description": "Only these projects (ids; repeat the parameter for several).",
+                                   "schema": {"type": "array", "items": {"type": "integer"}},
+                                   "style": "form", "explode": True},
+                           STATS_PERIOD, SORT, LIMIT, SHORT_ID_LOOKUP, CURSOR],
+            "responses": {"200": _json({"type": "array", "items": _ref("Issue")}, "One page of issues.", LINK),
+                          **_errors(400)}},
+        "put": {"operationId": "bulkUpdateIssues", "summary": "Change the issues named by id, as one issue changes.",
+                "parameters": [ISSUE_IDS], "requestBody": _body("IssueUpdate"),
+                "responses": {"200": _json(_ref("IssueBulkResult"), "What changed."), **_errors(400)}},
+    },
+    "/api/0/projects/{organization_slug}/{project_slug}/issues/": {
+        "parameters": [ORG, PROJECT],
+        "get": {"operationId": "listProjectIssues", "summary": "The project's issues matching a search.",
+                "parameters": [QUERY, STATS_PERIOD, SORT, LIMIT, SHORT_ID_LOOKUP, CURSOR],
+                "responses": {"200": _json({"type": "array", "items": _ref("Issue")}, "One page of issues.", LINK),
+                              **_errors(400)}},
+        "put": {"operationId": "bulkUpdateProjectIssues", "summary": "Change the project's issues named by id.",
+                "parameters": [ISSUE_IDS], "requestBody": _body("IssueUpdate"),
+                "responses": {"200": _json(_ref("IssueBulkResult"), "What changed."), **_errors(400)}},
+    },
     "/api/0/organizations/{organization_slug}/issues/{issue_id}/events/": {"get": {
         "operationId": "listIssueEvents", "summary": "The issue's events, newest first.",
-        "parameters": [ORG, ISSUE, {"name": "full", "in": "query", "required": False,
-                                    "description": "true: whole events, as the event endpoint gives them.",
-                                    "schema": {"type": "boolean"}}, CURSOR],
-        "responses": {"200": _json({"type": "array", "items": {"type": "object"}}, "One page of events.", LINK),
+        "parameters": [ORG, ISSUE, FULL, PER_PAGE, CURSOR],
+        "responses": {"200": _json({"type": "array", "items": _ref("EventSummary")}, "One page of events.", LINK),
+                      **_errors(400)}}},
+    "/api/0/organizations/{organization_slug}/issues/{issue_id}/events/{event_id}/": {"get": {
+        "operationId": "getIssueEvent", "summary": "One event of the issue: latest, oldest, recommended (the latest) "
+                                                   "or an event id.",
+        "parameters": [ORG, ISSUE, _path("event_id", "latest, oldest, recommended, or the event id (32 hex).",
+                                         {"type": "string", "pattern": "^(latest|oldest|recommended|[0-9a-f]{32})$"})],
+        "responses": {"200": _json(_ref("Event"), "The event."), **_errors()}}},
+    "/api/0/projects/{organization_slug}/{project_slug}/events/": {"get": {
+        "operationId": "listProjectEvents", "summary": "The project's events, newest first.",
+        "parameters": [ORG, PROJECT, FULL, PER_PAGE, CURSOR],
+        "responses": {"200": _json({"type": "array", "items": _ref("EventSummary")}, "One page of events.", LINK),
                       **_errors(400)}}},
     "/api/0/projects/{organization_slug}/{project_slug}/events/{event_id}/": {"get": {
         "operationId": "getEvent", "summary": "One stored event.",
         "parameters": [ORG, PROJECT, _path("event_id", "The event id (32 hex).")],
         "responses": {"200": _json(_ref("Event"), "The event."), **_errors()}}},
+    "/api/0/organizations/{organization_slug}/sentry-app-installations/": {"get": {
+        "operationId": "listInstallations", "summary": "The organisation's installations: one per internal app.",
+        "parameters": [ORG, CURSOR],
+        "responses": {"200": _json({"type": "array", "items": _ref("Installation")}, "Installations.", LINK),
+                      **_errors(400)}}},
     "/api/0/projects/{organization_slug}/{project_slug}/keys/": {
         "parameters": [ORG, PROJECT],
         "get": {"operationId": "listProjectKeys", "summary": "The project's client keys (DSNs), oldest first.",
