@@ -27,7 +27,8 @@ LINK = {"Link": {"description": "Sentry-style paging links (rel previous/next, r
 
 
 def _errors(*codes: int) -> dict:
-    return {str(code): ERROR for code in (401, 404, *codes)}
+    # 400 everywhere: the request-edge check refuses control characters in any path value or query parameter.
+    return {str(code): ERROR for code in (400, 401, 404, *codes)}
 
 
 def _path(name: str, description: str, schema: dict | None = None) -> dict:
