@@ -36,6 +36,10 @@ Cases (default sizes: ``-n 1000``, ``--throughput-n 3000``, ``--memory-deliverie
 9. Ingestion under gunicorn vs a bare endpoint (target >= 0.5 x), and end-to-end envelope -> error.created
    (target p50 <= 50 ms).
 10. Dashboard server time with full buffers.
+12. Requests without a valid key (gunicorn, 2 workers): server CPU per refused request for each hostile body
+    (gzip and brotli bombs of 4.9 KB that inflate to 5 MiB, 1 MiB sent plain), the worst against the target
+    <= 5 ms; and another project's accepted envelopes (``REFUSAL_SAMPLES`` at 25/s) idle and beside 50 such
+    requests a second. Target: p99 beside them <= 2 x idle p99.
 
 ``--cases 1,3`` runs a subset. A case that fails (a wait that times out, a process that dies) is reported
 with its reason as a NOT met row; the others still run, and the exit status is then 1.
@@ -60,6 +64,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import brotli  # noqa: E402
 import requests  # noqa: E402
 
 from benchmarks.harness import (  # noqa: E402
@@ -93,6 +98,9 @@ WIDE_CONCURRENCY = 256  # the 100 ms receiver at 256 slots: 64 apps in 4 organis
 WIDE_APPS = 64
 FANOUT_HUNG = 20        # of the 50 apps of the second fan-out row, hung
 PREVIOUS_RSS_KIB = 89_492  # the single-threaded worker's RSS after 10,000 deliveries, measured on main before the engine
+REFUSAL_REQUESTS = 200  # requests without a key per hostile body, whose server CPU is averaged
+REFUSAL_RATE = 50       # requests without a key a second, beside another project's accepted envelopes
+REFUSAL_SAMPLES = 300   # accepted envelopes timed idle and under those requests, at 25 a second
 
 
 def record(case: str, figure: str, value: float | None, baseline: float | None, target: str, met: bool | None,
@@ -688,6 +696,54 @@ class Bench:
         finally:
             stop([web])
 
+    def case_refusal(self) -> None:
+        from webapp.accounts import get_or_create_organization
+        from webapp.projects import create_project
+
+        with self.app.app_context():
+            victim = create_project(get_or_create_organization("victim"), "Victim")
+            victim_url = f"http://127.0.0.1:{self.web_port}/api/{victim.id}/envelope/"
+            victim_headers = {"Content-Type": "application/x-sentry-envelope", "Content-Encoding": "gzip",
+                              "X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={victim.client_keys[0].public_key}"}
+        web = start_gunicorn("benchmarks.wsgi:application", self.web_port, self.env, workers=2,
+                             log=self.work / "web.log")
+        base = f"http://127.0.0.1:{self.web_port}"
+        attacked = f"{base}/api/{self.ids[3]}/envelope/"
+        bodies = hostile_bodies()
+        try:
+            workers = child_pids(web.pid)
+            session = requests.Session()
+            costs = {}
+            for name, (body, encoding, status) in bodies.items():
+                headers = {"Content-Encoding": encoding} if encoding else {}
+                costs[name] = server_cpu_ms(workers, lambda: post_all(session, attacked, body, headers, status))
+                record("refusal", f"server CPU ms per request without a key: {name}", costs[name], None, "info", None)
+            worst = max(costs, key=costs.get)
+            body, encoding, _ = bodies[worst]
+            bare = server_cpu_ms(workers, lambda: post_all(session, f"{base}/bare/", body,
+                                                          {"Content-Encoding": encoding} if encoding else {}, 200))
+            record("refusal", f"server CPU ms per request without a key, the worst body ({worst}), vs the bare "
+                   "endpoint reading the same body", costs[worst], bare, "<= 5 ms", costs[worst] <= 5)
+
+            timed_envelopes(session, victim_url, victim_headers, 50)  # warm-up
+            idle = percentile(timed_envelopes(session, victim_url, victim_headers, REFUSAL_SAMPLES), 99)
+            stop_attack = threading.Event()
+            rates = []
+            attacker = threading.Thread(target=send_paced, args=(attacked, bodies, stop_attack, rates))
+            attacker.start()
+            try:
+                beside = percentile(timed_envelopes(session, victim_url, victim_headers, REFUSAL_SAMPLES), 99)
+            finally:
+                stop_attack.set()
+                attacker.join()
+            if not rates or rates[0] < REFUSAL_RATE * 0.9:
+                raise BenchError(f"the requests without a key did not go out at {REFUSAL_RATE}/s: {rates}")
+            record("refusal", "another project's accepted envelope p99 ms, idle", idle, None, "info", None)
+            record("refusal", f"another project's accepted envelope p99 ms beside {REFUSAL_RATE} requests a second "
+                   "without a key, vs idle", beside, idle, "<= 2 x idle", beside <= 2 * idle)
+        finally:
+            stop([web])
+
     def case_dashboard(self) -> None:
         from webapp.accounts import get_or_create_organization
         from webapp.dispatch.events import EVENT_TYPES
@@ -783,6 +839,73 @@ def hammer(url: str, headers: dict, count: int, threads: int = 8) -> float:
     return sum(accepted) / (time.perf_counter() - started)
 
 
+def hostile_bodies() -> dict[str, tuple[bytes, str | None, int]]:
+    """Bodies without a key that cost the most to read: name -> (body, Content-Encoding, the status expected)."""
+    inflated = 5 * 1024 * 1024
+
+    def inflating(head: bytes, filler: bytes) -> bytes:
+        return head + filler * ((inflated - len(head)) // len(filler))
+
+    return {
+        "gzip, 4.9 KB of blank lines inflating to 5 MiB": (gzip.compress(inflating(b"{}\n", b"\n"), 9), "gzip", 401),
+        "gzip, empty event items inflating to 5 MiB": (
+            gzip.compress(inflating(b"{}\n", b'{"type":"event"}\n{}\n'), 9), "gzip", 401),
+        "gzip, one 5 MiB line of brackets": (gzip.compress(inflating(b'{"x":', b"["), 9), "gzip", 400),
+        "brotli, 16 MiB window, blank lines": (
+            brotli.compress(inflating(b"{}\n", b"\n"), quality=5, lgwin=24), "br", 401),
+        "plain, 1 MiB of escaped quotes": (b'{"dsn":"' + b'\\"' * 524_000, None, 400),
+    }
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (gunicorn's workers)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def server_cpu_ms(pids: list[int], run) -> float:
+    """Run ``run()`` (which returns how many requests it sent); return the CPU ms ``pids`` spent per request."""
+    before = sum(cpu_seconds(pid) for pid in pids)
+    count = run()
+    return (sum(cpu_seconds(pid) for pid in pids) - before) * 1000 / count
+
+
+def post_all(session: requests.Session, url: str, body: bytes, headers: dict, status: int) -> int:
+    """POST ``body`` REFUSAL_REQUESTS times, one after another; each must be answered ``status``."""
+    for _ in range(REFUSAL_REQUESTS):
+        answer = session.post(url, data=body, headers=headers, timeout=10)
+        if answer.status_code != status:
+            raise BenchError(f"{url} answered {answer.status_code}, not {status}: {answer.text[:200]}")
+    return REFUSAL_REQUESTS
+
+
+def timed_envelopes(session: requests.Session, url: str, headers: dict, count: int, rate: float = 25) -> list[float]:
+    """POST ``count`` envelopes at ``rate`` a second; return each one's ms to its 200."""
+    latencies = []
+    started = time.perf_counter()
+    for i in range(count):
+        time.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        began = time.perf_counter()
+        answer = session.post(url, data=envelope_body(uuid.uuid4().hex), headers=headers, timeout=10)
+        latencies.append((time.perf_counter() - began) * 1000)
+        if answer.status_code != 200:
+            raise BenchError(f"an accepted envelope was answered {answer.status_code}: {answer.text[:200]}")
+    return latencies
+
+
+def send_paced(url: str, bodies: dict, stop_event: threading.Event, rates: list[float]) -> None:
+    """POST the hostile bodies in turn, REFUSAL_RATE a second, until ``stop_event``; note each second's rate."""
+    session = requests.Session()
+    cycle = list(bodies.values())
+    started = time.perf_counter()
+    sent = 0
+    while not stop_event.is_set():
+        time.sleep(max(0.0, started + sent / REFUSAL_RATE - time.perf_counter()))
+        body, encoding, _ = cycle[sent % len(cycle)]
+        session.post(url, data=body, headers={"Content-Encoding": encoding} if encoding else {}, timeout=10)
+        sent += 1
+    rates.append(sent / (time.perf_counter() - started))
+
+
 CASES = [
     ("1", "Delivery throughput to a fast receiver (1 and 2 worker processes x WORKER_CONCURRENCY 32)", "case_throughput"),
     ("2", f"Receiver answering in {SLOW_MS} ms (1 process x WORKER_CONCURRENCY 32)", "case_slow_receiver"),
@@ -797,6 +920,8 @@ CASES = [
     ("8", "Worker memory (1 process x WORKER_CONCURRENCY 32)", "case_memory"),
     ("9", "Ingestion under gunicorn (2 workers) vs a bare endpoint in the same server", "case_ingestion"),
     ("10", "Dashboard server time with full buffers (100 apps, every list at 100 entries)", "case_dashboard"),
+    ("12", f"Requests without a valid key: server CPU each, and another project beside {REFUSAL_RATE} a second "
+           "(gunicorn, 2 workers)", "case_refusal"),
 ]
 
 

@@ -1,4 +1,9 @@
-"""Sentry's ingestion endpoints, for applications using the official sentry-sdk."""
+"""Sentry's ingestion endpoints, for applications using the official sentry-sdk.
+
+A request is refused as early as it can be: its project, key, the key's state and its quota come before anything
+is decompressed or parsed (only the envelope's first line, when the key is there), so a request without a valid
+key costs about as little as one with no body.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,10 @@ from ..dispatch.intake import queue_event, store_now
 from ..dispatch.signing import USER_AGENT_PREFIX
 from ..cache import get_project_with_keys
 from ..extensions import csrf
-from ..ingest import IngestError, decode_body, parse_envelope, parse_json_object, public_key_from
+from ..ingest import (
+    MISSING_KEY, IngestError, decode_body, parse_envelope, parse_event, public_key_from, public_key_from_dsn,
+    read_envelope_header,
+)
 from ..ingest_outcomes import Outcomes, add_outcomes, count_outcomes
 from ..project_keys import effective_rate_limit
 from ..redis_store import get_redis
@@ -38,19 +46,19 @@ def envelope(project_id: int):
     outcomes = Outcomes()
     try:
         project, project_keys = _project_or_403(project_id, outcomes)
-        body = _read_body()
-        parsed = parse_envelope(body)
-        key = _authenticate(project_keys, public_key_from(request.headers, request.args, parsed.headers), outcomes)
+        raw = _read_raw_body()
+        public_key = public_key_from(request.headers, request.args) or _public_key_in_envelope(raw)
+        key = _authenticate(project_keys, public_key, outcomes)
+        refuse_if_over_quota(project, key)
+        parsed = parse_envelope(_decompress(raw))
         # One event per envelope, as Sentry's Relay takes it: an envelope is one event and its extras, so
-        # a small body cannot carry thousands of events past the quota. The others are counted as dropped.
-        events = parsed.events()
-        outcomes.dropped = len(events[1:])
-        events = events[:1]
-        if not events:
+        # a small body cannot carry thousands of events past the quota. The others are dropped unread, counted.
+        event, outcomes.dropped = parsed.first_event(current_app.config["INGEST_MAX_BYTES"])
+        if event is None:
             count_outcomes(outcomes)
             return jsonify(id=parsed.headers.get("event_id"))
         take_quota(project, key)
-        event_id = _accept(project, events[0], outcomes)
+        event_id = _accept(project, event, outcomes)
     except IngestError as exc:
         return _refusal(exc, outcomes)
     return jsonify(id=event_id)
@@ -62,9 +70,10 @@ def store(project_id: int):
     outcomes = Outcomes()
     try:
         project, project_keys = _project_or_403(project_id, outcomes)
-        body = _read_body()
+        raw = _read_raw_body()
         key = _authenticate(project_keys, public_key_from(request.headers, request.args), outcomes)
-        event = parse_json_object(body, "event")
+        refuse_if_over_quota(project, key)
+        event = parse_event(_decompress(raw), "event", current_app.config["INGEST_MAX_BYTES"])
         take_quota(project, key)
         event_id = _accept(project, event, outcomes)
     except IngestError as exc:
@@ -84,6 +93,20 @@ def _refusal(exc: IngestError, outcomes: Outcomes):
     return response
 
 
+def refuse_if_over_quota(project, key) -> None:
+    """Refuse (429) a key that has used up this minute's quota already, before its body is parsed; count nothing.
+
+    As Relay keeps the rate limits it has answered with: once a key is over, its next requests cost a lookup.
+    """
+    limit, counter, now = _quota_of(project, key)
+    try:
+        used = int(get_redis().get(counter) or 0)
+    except RedisError:
+        return  # take_quota logs the unchecked quota, once an event
+    if used >= limit:
+        raise _over_quota(limit, now)
+
+
 def take_quota(project, key) -> None:
     """Count one event against the key's quota for this minute; refuse it (429) past the key's limit.
 
@@ -91,10 +114,7 @@ def take_quota(project, key) -> None:
     ``Retry-After`` and Sentry's ``X-Sentry-Rate-Limits``, so the SDK stops sending until the next minute.
     Without Redis the event is let through: a quota must not lose events.
     """
-    limit = effective_rate_limit(key, project, current_app.config["INGEST_RATE_LIMIT"])
-    now = time.time()
-    minute = int(now) // 60 * 60
-    counter = keys.ingest_quota(key.id, minute)
+    limit, counter, now = _quota_of(project, key)
     try:
         pipe = get_redis().pipeline(transaction=False)
         pipe.incr(counter)
@@ -105,14 +125,26 @@ def take_quota(project, key) -> None:
                        exc.__class__.__name__)
         return
     if count > limit:
-        retry_after = max(1, int(minute + 60 - now))
-        raise IngestError(429, f"Rate limited: this project's key may send {limit} events a minute; "
-                               f"retry in {retry_after} s.",
-                          headers={"Retry-After": str(retry_after),
-                                   "X-Sentry-Rate-Limits": f"{retry_after}::key:project_quota"})
+        raise _over_quota(limit, now)
 
 
-def _read_body() -> bytes:
+def _quota_of(project, key) -> tuple[int, str, float]:
+    """Return the key's limit a minute, the Redis counter of this minute and the time now."""
+    now = time.time()
+    return (effective_rate_limit(key, project, current_app.config["INGEST_RATE_LIMIT"]),
+            keys.ingest_quota(key.id, int(now) // 60 * 60), now)
+
+
+def _over_quota(limit: int, now: float) -> IngestError:
+    retry_after = max(1, int(int(now) // 60 * 60 + 60 - now))
+    return IngestError(429, f"Rate limited: this project's key may send {limit} events a minute; "
+                            f"retry in {retry_after} s.",
+                       headers={"Retry-After": str(retry_after),
+                                "X-Sentry-Rate-Limits": f"{retry_after}::key:project_quota"})
+
+
+def _read_raw_body() -> bytes:
+    """Return the body as sent (compressed or not), refusing a webhook loop (400) and a body over the limit (413)."""
     if request.headers.get("User-Agent", "").startswith(USER_AGENT_PREFIX):
         # An app's webhook URL points at this ingestion: each delivery would store an event that sends another.
         raise IngestError(400, "Refused: this request is a Hookline webhook delivery. An app's webhook URL points "
@@ -123,7 +155,16 @@ def _read_body() -> bytes:
     raw = request.stream.read(limit + 1)
     if len(raw) > limit:
         raise IngestError(413, f"The body is larger than {limit} bytes.")
-    return decode_body(raw, request.headers.get("Content-Encoding", ""), limit * 4)
+    return raw
+
+
+def _decompress(raw: bytes) -> bytes:
+    return decode_body(raw, request.headers.get("Content-Encoding", ""), current_app.config["INGEST_MAX_BYTES"] * 4)
+
+
+def _public_key_in_envelope(raw: bytes) -> str | None:
+    """Return the key of the DSN in the envelope's header line, reading (and decompressing) that line only."""
+    return public_key_from_dsn(read_envelope_header(raw, request.headers.get("Content-Encoding", "")))
 
 
 def _project_or_403(project_id: int, outcomes: Outcomes):
@@ -141,7 +182,7 @@ def _project_or_403(project_id: int, outcomes: Outcomes):
 def _authenticate(project_keys, public_key: str | None, outcomes: Outcomes):
     """Return the project's key named ``public_key``: 401 without one, 403 if it is not the project's or disabled."""
     if not public_key:
-        raise IngestError(401, "Missing sentry_key: send X-Sentry-Auth or ?sentry_key= with the project's DSN key.")
+        raise IngestError(401, MISSING_KEY)
     offered = public_key.encode("utf-8", "replace")
     # Every key is compared, each in constant time; the keys come from the cache (no SQL once cached).
     matching = [key for key in project_keys if hmac.compare_digest(key.public_key.encode(), offered)]
