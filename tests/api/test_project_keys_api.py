@@ -80,7 +80,7 @@ def test_a_key_rate_limit_set_through_the_api_takes_effect(app, world, api):
     ({"name": ""}, "name: Give the key a label of 1 to 64 characters."),
     ({"name": "x" * 65}, "name: Give the key a label of 1 to 64 characters."),
     ({"name": 7}, "name: expected a string."),
-    ({"name": "nul\u0000byte"}, "name: The label may not contain control"),
+    ({"name": "nul\u0000byte"}, "name: a NUL character (U+0000) is not allowed here"),  # the request-edge check
     ({"isActive": "no"}, "isActive: expected true or false."),
     ({"rateLimit": 100}, "rateLimit: expected an object."),
     ({"rateLimit": {"window": 3600, "count": 100}}, "rateLimit: window must be 60"),
