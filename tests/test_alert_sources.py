@@ -195,6 +195,30 @@ def test_store_endpoint_and_sentry_key_query_parameter(world, app, receiver, run
     assert error.json["data"]["error"]["title"] == "legacy client says hi"
 
 
+def test_an_events_key_and_auto_address_are_filled_in_as_sentry_does(world, app, receiver, run_worker):
+    """``user.ip_address: "{{auto}}"`` (browser SDKs) becomes the sender's address, through TRUSTED_PROXIES's
+    X-Forwarded-For; ``key_id`` names the DSN's key."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from sqlalchemy import select
+
+    from webapp.models import ProjectKey
+
+    key = re.search(r"//(\w+)@", world.dsn).group(1)
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # what TRUSTED_PROXIES=1 installs
+    response = app.test_client().post(
+        f"/api/{world.project_id}/store/?sentry_key={key}", environ_base={"REMOTE_ADDR": "10.0.0.2"},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+        json={"message": "checkout failed", "user": {"id": "42", "ip_address": "{{auto}}"}})
+    assert response.status_code == 200
+    run_worker()
+    [error] = receiver.of("error.created")
+    event = error.json["data"]["error"]
+    assert event["user"] == {"id": "42", "ip_address": "203.0.113.9"}
+    with app.app_context():
+        assert event["key_id"] == str(db.session.scalar(select(ProjectKey.id).where(ProjectKey.public_key == key)))
+
+
 def test_rules_of_another_project_do_not_fire(world, sdk, receiver, run_worker):
     from webapp.models import Organization
     from webapp.projects import create_project

@@ -26,7 +26,7 @@ DEFAULT_FINGERPRINT = {"{{ default }}", "{{default}}"}
 GROUPING_CONFIG = "hookline:2026-12"
 # Keys of an SDK event that are kept as they came (after the normalised ones).
 PASSTHROUGH_KEYS = ("release", "dist", "environment", "server_name", "transaction", "logger", "user", "contexts",
-                    "extra", "sdk", "request", "modules", "breadcrumbs")
+                    "extra", "sdk", "request", "modules", "breadcrumbs", "key_id")
 
 
 @dataclass

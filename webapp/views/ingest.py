@@ -58,7 +58,7 @@ def envelope(project_id: int):
             count_outcomes(outcomes)
             return jsonify(id=parsed.headers.get("event_id"))
         take_quota(project, key)
-        event_id = _accept(project, event, outcomes)
+        event_id = _accept(project, key, event, outcomes)
     except IngestError as exc:
         return _refusal(exc, outcomes)
     return jsonify(id=event_id)
@@ -75,7 +75,7 @@ def store(project_id: int):
         refuse_if_over_quota(project, key)
         event = parse_event(_decompress(raw), "event", current_app.config["INGEST_MAX_BYTES"])
         take_quota(project, key)
-        event_id = _accept(project, event, outcomes)
+        event_id = _accept(project, key, event, outcomes)
     except IngestError as exc:
         return _refusal(exc, outcomes)
     return jsonify(id=event_id)
@@ -196,11 +196,17 @@ def _authenticate(project_keys, public_key: str | None, outcomes: Outcomes):
     return key
 
 
-def _accept(project, raw_event: dict, outcomes: Outcomes) -> str:
+def _accept(project, key, raw_event: dict, outcomes: Outcomes) -> str:
     """Hand the event to the workers, counted in the same MULTI, and return its id.
 
+    As Sentry does, the event records the key it came with (``key_id``), and a ``user.ip_address`` of
+    ``{{auto}}`` (what browser SDKs send) becomes the sender's address (behind proxies: TRUSTED_PROXIES).
     Without Redis, store it in this request instead.
     """
+    raw_event["key_id"] = str(key.id)
+    user = raw_event.get("user")
+    if isinstance(user, dict) and user.get("ip_address") == "{{auto}}":
+        raw_event["user"] = {**user, "ip_address": request.remote_addr}
     outcomes.accepted = 1
     try:
         return queue_event(project.id, raw_event, also=lambda pipe: add_outcomes(pipe, outcomes))
