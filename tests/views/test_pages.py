@@ -49,8 +49,8 @@ def test_403_says_why_on_a_page_with_the_navigation(member):
 
 def test_api_errors_stay_json(app, owner):
     response = owner.get("/api/0/no-such-endpoint/")
-    assert response.status_code == 404 and response.is_json
-    assert response.get_json() == {"detail": "The requested resource does not exist."}
+    assert response.status_code == 404 and response.is_json  # says what is missing, never a silent 200
+    assert response.get_json() == {"detail": "GET /api/0/no-such-endpoint/ is not implemented by Hookline."}
     response = owner.client.delete("/api/0/organizations/acme/sentry-apps/")
     assert response.status_code == 405 and response.is_json and "GET" in response.headers["Allow"]
     response = owner.get("/api/99/store/")  # the ingest endpoints answer JSON too

@@ -30,9 +30,11 @@ def render_http_error(error: HTTPException):
     if error.code is None or error.response is not None:
         return error
     if request.path.startswith("/api/0/") and request.url_rule is None and error.code in (404, 405):
-        # No endpoint for this path and method: say so, and answer 404 as for anything else absent.
+        # No endpoint for this path and method: say so. A path Hookline serves with other methods stays a 405
+        # with Allow (as Sentry answers); an unknown path is a 404.
         response = jsonify(detail=_not_implemented(request.method, request.path))
-        error = NotFound()
+        if error.code == 404:
+            error = NotFound()
     elif request.path.startswith("/api/"):
         detail = "The requested resource does not exist." if error.code == 404 else error.description
         response = jsonify(detail=detail)
