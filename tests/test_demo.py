@@ -175,7 +175,7 @@ def test_story_warns_then_disables_and_reset_starts_from_scratch(tmp_path):
         assert "Your Broken receiver (demo) integration is failing" in outbox
         assert "Action required: Fix your Broken receiver (demo) integration" in outbox
         broken = browser.get(f"{base}/orgs/demo/apps/broken-receiver-demo").text
-        assert "badge-disabled" in broken and "requests timed out or could not connect today" in broken
+        assert "badge-disabled" in broken and "requests got no answer today" in broken
         assert 'class="log-row' in browser.get(f"{base}/orgs/demo/apps/demo-receiver").text  # the story's events
         rest, took = press_ctrl_c(demo)
         assert_stopped_in_order(rest, took, demo, tmp_path / "demo-logs", (int(base.rsplit(":", 1)[1]), redis_port))

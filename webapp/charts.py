@@ -35,14 +35,14 @@ def _day_label(day: date) -> str:
 
 def _day_summary(day: date, counts: dict) -> str:
     return (f"{_day_label(day)}: {counts['success_count']} ok, {_plural(_errors(counts), 'error')}, "
-            f"{counts['timeout_count']} unanswered")
+            f"{counts['timeout_count']} no answer")
 
 
 def _span_summary(history: list[tuple]) -> str:
     ok = sum(counts["success_count"] for _, counts in history)
     errors = sum(_errors(counts) for _, counts in history)
     timeouts = sum(counts["timeout_count"] for _, counts in history)
-    return f"{ok} ok, {_plural(errors, 'error')}, {timeouts} unanswered"
+    return f"{ok} ok, {_plural(errors, 'error')}, {timeouts} no answer"
 
 
 def _bars(history: list[tuple], gap: float) -> str:
@@ -91,7 +91,7 @@ def _table(history: list[tuple], caption: str) -> str:
     )
     return (f'<table class="visually-hidden"><caption>{escape(caption)}</caption>'
             f'<thead><tr><th scope="col">Day (UTC)</th><th scope="col">Succeeded</th><th scope="col">Errors</th>'
-            f'<th scope="col">Unanswered</th></tr></thead><tbody>{rows}</tbody></table>')
+            f'<th scope="col">No answer</th></tr></thead><tbody>{rows}</tbody></table>')
 
 
 def health_chart(history: list[tuple], label: str) -> Markup:

@@ -45,7 +45,7 @@ def test_seven_failing_days_disable_the_app_once_with_one_email(app, pager, rece
     assert sentry_app.status == "disabled" and sentry_app.disabled_at is not None
     assert sentry_app.disabled_reason.startswith(
         f"Every one of the last 7 days ({first_day} to {first_day + timedelta(days=6)}, UTC) had failed requests")
-    assert "7 errors and 0 timeouts" in sentry_app.disabled_reason
+    assert "7 errors and 0 with no answer" in sentry_app.disabled_reason
     assert audit_events(app) == ["app.create", "app.disable"]
     assert sum(health_today(app, pager, clock.now().date()).values()) == 0  # cleared
 
@@ -105,7 +105,7 @@ def test_timeouts_over_the_daily_threshold_disable(app, pager, clock, run_worker
     run_worker()
     sentry_app = load_app(app, pager)
     assert sentry_app.status == "disabled"
-    assert sentry_app.disabled_reason.startswith("3 requests timed out or could not connect today")
+    assert sentry_app.disabled_reason.startswith("3 requests got no answer today")
 
 
 def test_410_gone_disables_at_once(app, pager, receiver, run_worker, smtp):

@@ -51,7 +51,7 @@ def test_seven_failing_days_is_broken(buffer):
     fail_days(buffer, 7)
     reason = check(buffer)
     assert "Every one of the last 7 days (2026-11-16 to 2026-11-22, UTC)" in reason
-    assert "7 errors and 0 timeouts" in reason
+    assert "7 errors and 0 with no answer" in reason
 
 
 def test_six_failing_days_is_not_broken_yet(buffer):
@@ -79,7 +79,7 @@ def test_timeouts_today_at_the_threshold(buffer):
     record(buffer, "success", TODAY, 10)
     assert check(buffer, threshold=5) is None
     record(buffer, "timeout", TODAY)
-    assert "5 requests timed out or could not connect today" in check(buffer, threshold=5)
+    assert "5 requests got no answer today" in check(buffer, threshold=5)
 
 
 def test_one_410_is_broken_at_once(buffer):

@@ -158,15 +158,17 @@ def test_status_class_filter(redis):
     buffer = SentryAppWebhookRequestsBuffer(redis, 1)
     timeout = {"kind": "timeout", "message": "Timed out", "hint": "h"}
     refused = {"kind": "refused", "message": "Connection refused", "hint": "h"}
+    blocked = {"kind": "blocked", "message": "Blocked", "hint": "h"}
     for i, (code, failure) in enumerate([(200, None), (404, None), (503, None), (0, timeout), (0, refused),
-                                         (302, None), (204, None)]):
+                                         (302, None), (204, None), (0, blocked)]):
         add(buffer, code, at=T0 + timedelta(seconds=i), failure=failure)
     def shown(status):
         return [(e["response_code"], (e.get("failure") or {}).get("kind")) for e in buffer.get_requests(status=status)]
 
     codes = {status: shown(status) for status in ("2xx", "4xx", "5xx", "timeout", "other")}
     assert codes == {"2xx": [(204, None), (200, None)], "4xx": [(404, None)], "5xx": [(503, None)],
-                     "timeout": [(0, "timeout")], "other": [(302, None), (0, "refused")]}
+                     # no answer, whatever kept it (as health counts it); a blocked destination is an error
+                     "timeout": [(0, "refused"), (0, "timeout")], "other": [(0, "blocked"), (302, None)]}
     assert buffer.get_requests("issue.resolved", status="4xx") == []
 
 

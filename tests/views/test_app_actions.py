@@ -125,17 +125,17 @@ def test_health_history_survives_a_disable(app, owner_session, pager, receiver, 
     redis = app.extensions["redis"]
     assert not redis.exists(keys.integration_health(pager, 1, "2026-11-01"))  # the counters were cleared
     page = owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
-    assert "<title>Nov 1: 2 ok, 1 error, 0 unanswered</title>" in page
+    assert "<title>Nov 1: 2 ok, 1 error, 0 no answer</title>" in page
     assert "No deliveries in the last 30 days" not in page
     listing = owner_session.get("/orgs/acme/apps").get_data(as_text=True)
-    assert "Pager, last 7 days: 2 ok, 1 error, 0 unanswered" in listing
+    assert "Pager, last 7 days: 2 ok, 1 error, 0 no answer" in listing
 
     owner_session.post("/orgs/acme/apps/pager/enable", {"replay": "0"})
     receiver.answer(200)
     send(app, pager)
     run_worker()
     page = owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
-    assert "<title>Nov 1: 3 ok, 1 error, 0 unanswered</title>" in page  # the history goes on after re-enabling
+    assert "<title>Nov 1: 3 ok, 1 error, 0 no answer</title>" in page  # the history goes on after re-enabling
 
 
 def test_an_app_without_deliveries_says_so(app, owner_session, pager):

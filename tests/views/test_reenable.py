@@ -134,13 +134,13 @@ def test_health_chart_and_sparkline(app, owner_session, pager, receiver, run_wor
     send(app, pager)
     run_worker()
     page = owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
-    assert "<title>Nov 1: 2 ok, 1 error, 0 unanswered</title>" in page  # today's bar, on hover
+    assert "<title>Nov 1: 2 ok, 1 error, 0 no answer</title>" in page  # today's bar, on hover
     assert page.count("<g><title>") == 30 and page.count('class="bar-ok"') == 1
     assert "<th scope=\"row\">2026-11-01</th><td>2</td><td>1</td><td>0</td>" in page  # the screen readers' table
     assert '<span class="tick tick-last"><span>Nov 1</span></span>' in page  # the axis
     listing = owner_session.get("/orgs/acme/apps").get_data(as_text=True)
-    assert "<title>Nov 1: 2 ok, 1 error, 0 unanswered</title>" in listing and "sparkline" in listing
-    assert "Pager, last 7 days: 2 ok, 1 error, 0 unanswered" in listing
+    assert "<title>Nov 1: 2 ok, 1 error, 0 no answer</title>" in listing and "sparkline" in listing
+    assert "Pager, last 7 days: 2 ok, 1 error, 0 no answer" in listing
     assert '<time datetime="2026-11-01T12:00:00Z">2026-11-01 12:00 UTC</time> · <span class="failure-line">500</span>' in listing  # last delivery
 
 

@@ -138,11 +138,11 @@ def broken_reason(history: list[tuple[date, dict[str, int]]], timeout_threshold:
         return f"The webhook answered 410 Gone ({fatal} time{'s' if fatal != 1 else ''}), which means the endpoint was removed."
     timeouts_today = history[-1][1]["timeout_count"]
     if timeouts_today >= timeout_threshold:
-        return (f"{timeouts_today} requests timed out or could not connect today (UTC), "
+        return (f"{timeouts_today} requests got no answer today (UTC): they timed out or could not connect, "
                 f"at or above the limit of {timeout_threshold} a day.")
     if all(is_failing_day(counts) for _, counts in history):
         errors = sum(counts["error_count"] for _, counts in history)
         timeouts = sum(counts["timeout_count"] for _, counts in history)
         return (f"Every one of the last {len(history)} days ({history[0][0]} to {today}, UTC) had failed requests "
-                f"and no successful one: {errors} errors and {timeouts} timeouts in all.")
+                f"and no successful one: {errors} errors and {timeouts} with no answer in all.")
     return None

@@ -33,7 +33,9 @@ REQUEST_ID = re.compile(r"[0-9a-f]{32}")  # Request-ID: uuid4 hex, one per attem
 MASK = "••••"
 # A signature value's scheme (``v1,`` or ``sha256=``), the one part of it the log keeps.
 SIGNATURE_SCHEME = re.compile(r"^[A-Za-z0-9_-]{1,16}[=,]")
-STATUS_CLASSES = {"2xx": "2xx success", "4xx": "4xx", "5xx": "5xx", "timeout": "timeout", "other": "other errors"}
+# "timeout" (kept as the filter's value in URLs) is every attempt that got no answer, whatever kept it from one:
+# the same attempts the health chart, the broken detection and the badge count as "no answer".
+STATUS_CLASSES = {"2xx": "2xx success", "4xx": "4xx", "5xx": "5xx", "timeout": "no answer", "other": "other errors"}
 
 
 def is_error_code(code: int) -> bool:
@@ -41,14 +43,14 @@ def is_error_code(code: int) -> bool:
 
 
 def status_class(entry: dict) -> str:
-    """Return the entry's STATUS_CLASSES key; "other" is a 3xx or no answer for a reason other than time."""
+    """Return the entry's STATUS_CLASSES key: "timeout" is no answer (timed out, refused, not found, TLS, closed,
+    invalid), counted as health counts it; "other" is a 3xx or a destination the address guard blocked."""
     code = entry["response_code"]
     for name, low in (("2xx", 200), ("4xx", 400), ("5xx", 500)):
         if low <= code < low + 100:
             return name
     failure = entry.get("failure")
-    # An entry without a failure was logged before failures were told apart; it was shown as "timeout" then.
-    if code == 0 and (failure is None or failure["kind"] == "timeout"):
+    if code == 0 and (failure is None or failure["kind"] != "blocked"):
         return "timeout"
     return "other"
 

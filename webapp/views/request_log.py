@@ -24,7 +24,8 @@ from .helpers import get_app_or_404, get_managed_app_or_404, get_org_or_404, is_
 bp = Blueprint("request_log", __name__)
 
 # The filter's words: a request without an answer is named as in the log's Status column (failures.LABELS).
-STATUS_CLASS_LABELS = {**STATUS_CLASSES, "timeout": "timeout", "other": "refused, host not found, TLS error, closed, 3xx"}
+STATUS_CLASS_LABELS = {**STATUS_CLASSES, "timeout": "no answer (timeout, refused, host not found, TLS error, closed)",
+                       "other": "other errors (3xx, blocked)"}
 RESENT = "Resend queued: it appears at the top of the log as a new delivery marked \u201cresend\u201d, same webhook-id."
 
 
