@@ -167,3 +167,16 @@ def test_one_missed_delivery_is_said_in_the_singular(app, owner_session, pager, 
     run_worker()
     page = owner_session.get("/orgs/acme/apps/pager").get_data(as_text=True)
     assert "1 delivery missed while disabled</strong> is kept" in page and "Replay the missed delivery" in page
+
+
+def test_a_failing_streak_longer_than_the_sparkline_is_dated_from_its_first_day(app, owner_session, pager, receiver,
+                                                                                run_worker, clock):
+    app.config["BROKEN_RANGE_DAYS"] = 30  # so ten failing days do not disable the app
+    receiver.answer(500, "database is down")
+    for _ in range(10):  # Nov 1 to Nov 10, a failed delivery each day
+        send(app, pager)
+        run_worker()
+        clock.advance(days=1)
+    clock.advance(days=-1)
+    listing = owner_session.get("/orgs/acme/apps").get_data(as_text=True)
+    assert 'data-testid="failing-badge">failing since Nov 1 (UTC)</span>' in listing  # not "since Nov 4"
