@@ -166,6 +166,10 @@ def fill_every_page(app, receiver) -> None:
         receiver.respond(200, path="/all")
         receiver.respond(200, path="/alerts")
         everything_id = everything.id
+        # An app whose receiver fails, so its page offers "Resend failed messages" with its form.
+        failing = register_internal_app(organization, "Failing", receiver.url("/failing"), ["issue"])
+        receiver.respond(500, path="/failing")
+        failing_id = failing.id
         store_event(project, {"event_id": "a" * 32, "level": "error", "message": "card declined",
                               "exception": {"values": [{"type": "ValueError", "value": "card declined"}]}})
         group = db.session.scalar(select(Group))
@@ -189,3 +193,4 @@ def fill_every_page(app, receiver) -> None:
         db.session.add(Membership(user_id=owner.id, organization_id=other.id, role="member"))
         db.session.commit()
     send(app, everything_id, 2)
+    send(app, failing_id, 1)

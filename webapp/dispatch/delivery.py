@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from datetime import datetime, timezone
 
 from flask import current_app
 
@@ -15,7 +16,7 @@ from ..outbox import enqueue_after_commit, enqueue_specs, schedule_spec
 from ..redis_store import get_redis
 from .payloads import build_envelope
 from .queues import app_caps, delivery_spec
-from .request_log import LoggedRequest
+from .request_log import LoggedRequest, failed_messages_since
 from .signing import new_message_id
 from .webhooks import send_and_save_webhook_request
 
@@ -114,6 +115,30 @@ def resend_logged_request(sentry_app: SentryApp, logged: LoggedRequest) -> str:
     [job_id] = enqueue_delivery_jobs([args])
     logger.info("delivery.resend_queued app=%s event=%s request_id=%s", sentry_app.slug, event_type, logged.request_id)
     return job_id
+
+
+def failed_messages(sentry_app: SentryApp, since: datetime) -> list[LoggedRequest]:
+    """The app's messages whose newest logged attempt since ``since`` failed and that can be sent again."""
+    if since.tzinfo is not None:
+        since = since.astimezone(timezone.utc).replace(tzinfo=None)
+    logged = failed_messages_since(get_redis(), sentry_app.id, since.isoformat(timespec="microseconds") + "Z")
+    return [request for request in logged if _message_of(request) is not None]
+
+
+def resend_failed_messages(sentry_app: SentryApp, since: datetime) -> list[str]:
+    """Queue a fresh delivery of every message that failed since ``since``, each under its own webhook-id, through
+    the app's and its organisation's caps like any delivery; return the job ids. Refused (ResendRefused) while
+    the app is disabled: re-enabling it, with replay, sends what it missed."""
+    if not sentry_app.is_enabled:
+        raise ResendRefused(f"{sentry_app.name} is disabled: re-enable it (with replay) to deliver again.")
+    batch = []
+    for logged in failed_messages(sentry_app, since):
+        event_type, data, actor, message_id = _message_of(logged)
+        batch.append((sentry_app.id, event_type, data, actor, message_id, 1, False, sentry_app.organization_id, True,
+                      False))
+    job_ids = enqueue_delivery_jobs(batch) if batch else []
+    logger.info("delivery.recovered app=%s since=%s messages=%s", sentry_app.slug, since.isoformat(), len(job_ids))
+    return job_ids
 
 
 def _message_of(logged: LoggedRequest) -> tuple[str, dict, dict | None, str] | None:

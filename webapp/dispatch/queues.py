@@ -292,4 +292,7 @@ def make_worker(app: Flask, queue_names=keys.ALL_QUEUES, *, name: str | None = N
     queues = [Queue(queue_name, connection=connection) for queue_name in queue_names]
     worker = HooklineWorker(queues, connection=connection, name=name, **kwargs)
     worker.flask_app = app
+    # No pubsub thread for RQ's commands to a worker (as the engine's slots): RQ's thread waits for messages in
+    # 60 s slices, and stopping it sometimes waited a whole slice (a burst worker taking a minute to end).
+    worker.subscribe = lambda: None
     return worker

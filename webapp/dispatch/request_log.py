@@ -287,6 +287,35 @@ class SentryAppWebhookRequestsBuffer:
         return LoggedRequest(entry, next((json.loads(raw) for raw in records if raw.startswith(prefix)), None))
 
 
+def failed_messages_since(client, app_id: int, since: str) -> list[LoggedRequest]:
+    """Return the newest attempt of each message (webhook-id) logged since the date ``since`` whose newest attempt
+    failed, oldest message first; test alerts left out. Two round trips: every entry, then the failures' records.
+
+    A message's newest attempt decides: one that failed and was then delivered (a retry, a resend) is not failed.
+    """
+    pipe = client.pipeline(transaction=False)
+    for name in EVENT_TYPES:
+        pipe.lrange(keys.request_log(app_id, name), 0, -1)
+        pipe.lrange(keys.request_log_errors(app_id, name), 0, -1)
+    newest: dict[str, dict] = {}
+    for raw in (raw for chunk in pipe.execute() for raw in chunk):
+        if _date_of(raw) < since:
+            continue
+        entry = json.loads(raw)
+        message_id = entry.get("message_id")
+        if message_id and (message_id not in newest or entry["date"] > newest[message_id]["date"]):
+            newest[message_id] = entry
+    failed = sorted((entry for entry in newest.values() if is_error_code(entry["response_code"])
+                     and not entry.get("test")), key=lambda entry: entry["date"])
+    if not failed:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for name in EVENT_TYPES:
+        pipe.lrange(keys.request_details_errors(app_id, name), 0, -1)
+    records = {record["request_id"]: record for chunk in pipe.execute() for record in map(json.loads, chunk)}
+    return [LoggedRequest(entry, records.get(entry["request_id"])) for entry in failed]
+
+
 def log_keys(app_id: int) -> list[str]:
     """Return every key of the app's request log (to delete them with the app)."""
     makers = (keys.request_log, keys.request_log_errors, keys.request_details, keys.request_details_errors)

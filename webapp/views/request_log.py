@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import login_required
 
-from ..dispatch.delivery import ResendRefused, resend_logged_request, resend_refusal
+from ..dispatch.delivery import (
+    ResendRefused, failed_messages, resend_failed_messages, resend_logged_request, resend_refusal,
+)
 from ..dispatch.events import EVENT_TYPES
 from ..dispatch.failures import label_of
 from ..dispatch.request_log import (
@@ -17,6 +20,7 @@ from ..dispatch.request_log import (
     mask_signatures_in,
     masked_headers,
 )
+from .. import clock
 from ..models import MANAGING_ROLES, Organization, SentryApp
 from ..redis_store import get_redis
 from .helpers import get_app_or_404, get_managed_app_or_404, get_org_or_404, is_htmx
@@ -173,3 +177,41 @@ def resend(org_slug, app_slug, request_id):
         return render_template("apps/_resend_result.html", message=message, refused=status != 200), status
     flash(message, "success" if status == 200 else "error")
     return redirect(opened_url(organization, sentry_app, request_id))
+
+
+RECOVER_DEFAULT_HOURS = 24
+
+
+@bp.route("/orgs/<org_slug>/apps/<app_slug>/recover", methods=["GET", "POST"])
+@login_required
+def recover(org_slug, app_slug):
+    """Resend every message that failed since a moment (owners and managers): a page says how many, then asks.
+
+    ``since`` is a UTC time (``YYYY-MM-DDTHH:MM``, what a datetime-local field sends); by default a day ago.
+    """
+    organization, _, sentry_app = get_managed_app_or_404(org_slug, app_slug)
+    default = (clock.now() - timedelta(hours=RECOVER_DEFAULT_HOURS)).strftime("%Y-%m-%dT%H:%M")
+    raw = (request.values.get("since") or default).strip()
+    try:
+        since = datetime.fromisoformat(raw)
+    except ValueError:
+        since, error = None, "Enter a time such as 2026-11-01T09:30 (UTC)."
+    else:
+        error = None if since.tzinfo is None else "Enter the time without a time zone: it is read as UTC."
+    if error:
+        return render_template("apps/recover.html", organization=organization, sentry_app=sentry_app, since=raw,
+                               error=error, messages=[]), 400
+    if request.method == "POST":
+        try:
+            job_ids = resend_failed_messages(sentry_app, since)
+        except ResendRefused as exc:
+            flash(str(exc), "error")
+        else:
+            count = len(job_ids)
+            flash(f"Resending {count} failed message{'s' if count != 1 else ''} since {since:%Y-%m-%d %H:%M} UTC, each "
+                  "under its own webhook-id; their attempts appear at the top of the log, marked \u201cresend\u201d.",
+                  "success")
+        return redirect(url_for("apps.app_detail", org_slug=org_slug, app_slug=app_slug, _anchor="request-log"))
+    messages = failed_messages(sentry_app, since)
+    return render_template("apps/recover.html", organization=organization, sentry_app=sentry_app,
+                           since=since.strftime("%Y-%m-%dT%H:%M"), error=None, messages=messages)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from flask import jsonify, request, url_for
 from sqlalchemy import select
 
-from ...dispatch.delivery import ResendRefused, missed_delivery_count, resend_logged_request
+from ...dispatch.delivery import (
+    ResendRefused, failed_messages, missed_delivery_count, resend_failed_messages, resend_logged_request,
+)
 from ...dispatch.events import EVENT_TYPES, resource_of
 from ...dispatch.request_log import SentryAppWebhookRequestsBuffer, is_error_code, mask_signatures_in
 from ...extensions import db
@@ -236,6 +240,33 @@ def resend_request(app_slug, request_id):
         raise ApiError(409, str(exc)) from None
     return jsonify(requestId=logged.request_id, webhookId=logged.message_id, eventType=logged.entry["event_type"],
                    jobId=job_id), 202
+
+
+@bp.route("/sentry-apps/<app_slug>/webhook-requests/recover/", methods=["GET", "POST"])
+def recover_failed(app_slug):
+    """Every message whose newest logged attempt since ``since`` failed: GET counts them, POST sends each again
+    under its own webhook-id (owners and managers; 409 while the app is disabled)."""
+    sentry_app, role = app_or_404(app_slug)
+    require_manager(role)
+    raw = request.args.get("since") if request.method == "GET" else field(json_body(), "since", str)
+    since = _moment(raw)
+    if request.method == "GET":
+        messages = failed_messages(sentry_app, since)
+        return jsonify(since=iso(since), count=len(messages), webhookIds=[logged.message_id for logged in messages])
+    try:
+        job_ids = resend_failed_messages(sentry_app, since)
+    except ResendRefused as exc:
+        raise ApiError(409, str(exc)) from None
+    return jsonify(since=iso(since), resent=len(job_ids), jobIds=job_ids), 202
+
+
+def _moment(raw) -> datetime:
+    """A UTC time such as ``2026-11-01T09:30:00Z`` (naive: UTC), as a naive UTC datetime; a 400 otherwise."""
+    try:
+        moment = datetime.fromisoformat(str(raw or "").replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "since: expected a time such as 2026-11-01T09:30:00Z.") from None
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 @bp.route("/sentry-apps/<app_slug>/test-alert/", methods=["POST"])

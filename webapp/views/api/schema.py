@@ -389,6 +389,29 @@ PATHS = {
                                   {"type": "string", "pattern": "^[0-9a-f]{32}$"})],
         "responses": {"202": _json(_ref("ResendResult"), "Queued; the worker sends it."), "409": ERROR,
                       **_errors(403)}}},
+    "/api/0/sentry-apps/{sentry_app_slug}/webhook-requests/recover/": {
+        "get": {
+            "operationId": "countFailedMessages",
+            "summary": "The messages whose newest logged attempt since `since` failed (test alerts left out).",
+            "parameters": [APP, {"name": "since", "in": "query", "required": True,
+                                 "schema": {"type": "string"}, "description": "A UTC time, e.g. 2026-11-01T09:30:00Z."}],
+            "responses": {"200": _json({"type": "object", "required": ["since", "count", "webhookIds"], "properties": {
+                "since": {"type": "string"}, "count": {"type": "integer"},
+                "webhookIds": {"type": "array", "items": {"type": "string"}}}}, "How many, and which."),
+                **_errors(400, 403)}},
+        "post": {
+            "operationId": "resendFailedMessages",
+            "summary": "Send every message that failed since `since` again, each under its own webhook-id.",
+            "description": "Owners and managers; through the app's and the organisation's limits like any delivery. "
+                           "409 while the app is disabled (re-enable it with replay instead).",
+            "parameters": [APP],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["since"], "properties": {"since": {"type": "string"}}}}}},
+            "responses": {"202": _json({"type": "object", "required": ["since", "resent", "jobIds"], "properties": {
+                "since": {"type": "string"}, "resent": {"type": "integer"},
+                "jobIds": {"type": "array", "items": {"type": "string"}}}}, "Queued."),
+                "409": ERROR, **_errors(400, 403)}},
+    },
     "/api/0/sentry-apps/{sentry_app_slug}/test-alert/": {"post": {
         "operationId": "sendTestAlert",
         "summary": "Queue a test alert; the answer comes at once, its outcome at `Location` (`resultUrl`).",
