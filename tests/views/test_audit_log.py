@@ -16,8 +16,9 @@ from webapp.extensions import db
 from webapp.models import ApiToken, AuditLogEntry, Membership, Organization, ProjectKey, SentryApp, find_user_by_email
 
 APP = {"name": "Pager bridge", "webhook_url": "https://93.184.216.34/hook", "issue": "y", "comment": "y"}
-ROW = re.compile(r'<tr class="audit-row"><td>.*?</td><td>(.*?)</td>\s*<td>(.*?)<br><small class="muted"><code>(.*?)'
-                 r'</code></small></td><td>(.*?)</td>\s*<td>(.*?)</td></tr>', re.S)
+# A cell may carry attributes (data-label: the column's name, shown above the value on a phone).
+ROW = re.compile(r'<tr class="audit-row"><td[^>]*>.*?</td><td[^>]*>(.*?)</td>\s*<td[^>]*>(.*?)<br><small class="muted">'
+                 r'<code>(.*?)</code></small></td><td[^>]*>(.*?)</td>\s*<td[^>]*>(.*?)</td></tr>', re.S)
 T0 = datetime(2026, 11, 1, 0, 0)
 
 

@@ -51,7 +51,8 @@ def test_the_sdks_event_shows_its_chain_frames_source_breadcrumbs_tags_user_and_
     assert "<code>    except KeyError as exc:</code>" in page  # a line of pre_context
     # Breadcrumbs, tags (the SDK's and Sentry's derived ones), user, contexts.
     crumbs = page[page.index('id="breadcrumbs-heading"'):]
-    assert re.search(r"<td>payment</td><td>warning</td><td class=\"crumb-message\">charging card &lt;4242&gt;</td>", crumbs)
+    assert re.search(r'<td[^>]*>payment</td><td[^>]*>warning</td><td[^>]*class="crumb-message">charging card &lt;4242&gt;'
+                     r'</td>', crumbs)
     tags = page[page.index('data-testid="event-tags"'):]
     for key, value in [("customer", "acme-corp"), ("environment", "test"), ("release", "web@1.2.3"), ("level", "error"),
                        ("handled", "yes")]:
@@ -114,7 +115,7 @@ def test_a_crafted_event_folds_library_frames_and_shows_request_and_contexts(app
     assert folded and "urlopen" in folded.group(1) and "send" in folded.group(1)
     assert folded.group(1).index("urlopen") < folded.group(1).index("send")
     assert page.index("2 library frames") < page.index('<code class="frame-function">pay</code>')
-    assert '<ol class="source" start="11">' in page  # line numbers from lineno - len(pre_context)
+    assert re.search(r'<ol class="source" [^>]*start="11">', page)  # line numbers from lineno - len(pre_context)
     assert "<li class=\"current\"><code><mark>    return gateway.charge()</mark></code></li>" in page
     assert "Local variables (1)" in page
     tags = page[page.index('data-testid="event-tags"'):]
