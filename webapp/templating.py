@@ -14,6 +14,7 @@ from .charts import health_chart, health_sparkline
 SECTIONS = {
     "apps.index": None,  # the organisation chooser belongs to no organisation
     "apps": "apps",
+    "request_log": "apps",  # the app page's log: its inspector, resend and recovery pages
     "projects": "projects",
     "issues": "issues",
     "incidents": "incidents",

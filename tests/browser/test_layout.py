@@ -24,6 +24,7 @@ def main_pages(dashboard):
         ("app-long-url", "/orgs/acme/apps/long-url-receiver", "Apps", None),
         ("new-app", "/orgs/acme/apps/new", "Apps", None),
         ("delete-app", "/orgs/acme/apps/everything/delete", "Apps", None),
+        ("recover", "/orgs/acme/apps/everything/recover?since=2000-01-01T00:00", "Apps", None),
         ("projects", "/orgs/acme/projects", "Projects", None),
         ("project", "/orgs/acme/projects/web", "Projects", None),
         ("metric-rule-form", "/orgs/acme/projects/web/metric-rules/new", "Projects", None),
