@@ -96,11 +96,13 @@ def test_the_procfile_runs_hookline_and_delivers_a_test_alert(app, settings, own
 
 
 BLACK_HOLE_APPS = 30
+ROUNDS = 100  # of each request measured: the p99 is the second slowest
 
 
 def test_test_alerts_at_a_black_hole_never_slow_another_organisation(app, settings, make_user):
     """30 test alerts of one organisation at a receiver that never answers, pressed at once through the API;
-    meanwhile another organisation's ingestion and dashboard answer as on an idle server (p99 under 250 ms)."""
+    meanwhile another organisation's ingestion and dashboard answer as on an idle server (p99 under 250 ms; two
+    web processes, as a small deployment runs)."""
     black_hole = socket.create_server(("127.0.0.1", 0), backlog=4096)  # accepts (the kernel does), never answers
     make_user("owner@example.com", "acme", "owner")
     make_user("other@example.com", "other", "owner")
@@ -115,7 +117,7 @@ def test_test_alerts_at_a_black_hole_never_slow_another_organisation(app, settin
     envelope = (json.dumps({"event_id": "9ec79c33ec9942ab8353589fcb2e04dc"}) + "\n" + json.dumps({"type": "event"})
                 + "\n" + json.dumps({"message": "checkout failed", "level": "error"})).encode()
     try:
-        with running_procfile(settings, WEBHOOK_TIMEOUT=5) as base:
+        with running_procfile(settings, WEBHOOK_TIMEOUT=5, WEB_CONCURRENCY=2) as base:
             other = logged_in(base, "other@example.com")
             ingest = requests.Session()
 
@@ -139,7 +141,7 @@ def test_test_alerts_at_a_black_hole_never_slow_another_organisation(app, settin
             ingestion, dashboard = [], []
             with ThreadPoolExecutor(BLACK_HOLE_APPS) as pool:
                 pressing = [pool.submit(press, slug) for slug in slugs]  # measured while they are pressed
-                for round_ in range(40):
+                for round_ in range(ROUNDS):
                     ingestion.append(timed(ingest_one))
                     dashboard.append(timed(lambda: other.get(f"{base}/orgs/other/apps", timeout=10)))
                     if round_ == 0:  # the rest while the worker holds the attempts open against the black hole
@@ -152,7 +154,11 @@ def test_test_alerts_at_a_black_hole_never_slow_another_organisation(app, settin
     finally:
         black_hole.close()
     shown = f"ingestion {sorted(ingestion)[-5:]}, dashboard {sorted(dashboard)[-5:]} (ms)"
-    assert max(ingestion) < 250 and max(dashboard) < 250, shown
+    assert p99(ingestion) < 250 and p99(dashboard) < 250, shown
+
+
+def p99(values: list[float]) -> float:
+    return sorted(values)[int(0.99 * (len(values) - 1))]
 
 
 def black_hole_connections(server: socket.socket) -> int:
