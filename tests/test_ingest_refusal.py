@@ -12,7 +12,7 @@ import sentry_sdk
 from sqlalchemy import select
 
 from tests.alert_world import wait_unless_a_minute_has_time_left
-from tests.test_ingest import AUTH, EVENT, envelope, queued
+from tests.test_ingest import AUTH, EVENT, envelope, queued, stored  # noqa: F401 - stored is a fixture
 from webapp import keys
 from webapp.extensions import db
 from webapp.ingest import MAX_ENVELOPE_ITEMS, MAX_HEADER_LINE_BYTES
@@ -53,15 +53,6 @@ def send(app, world):
         return client.post(f"/api/{world.project_id}/{kind}/{query}", data=body, headers=headers or {})
 
     return post
-
-
-@pytest.fixture
-def stored(world, run_worker):
-    def count() -> int:
-        run_worker()
-        return world.event_count()
-
-    return count
 
 
 def quota_counters(app) -> list:
