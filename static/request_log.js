@@ -1,5 +1,6 @@
 // The request log: a tap or click anywhere on a row opens it (the row's "Details" link does the work, so the
-// keyboard and pages without JavaScript keep that link), and opening an open row closes it.
+// keyboard and pages without JavaScript keep that link), and opening an open row closes it. The poller puts
+// fresh copies of the messages that have new attempts on top; each one's older copy goes, its opened rows kept.
 (function () {
   "use strict";
 
@@ -23,7 +24,27 @@
     link.setAttribute("aria-expanded", String(!panel.hidden));
   });
 
+  // Replace each message's older copy by the fresh one the poller brought (the first in the page), moving the
+  // opened attempts' panels under the same attempts in the fresh copy.
+  function mergeMessages() {
+    var seen = {};
+    document.querySelectorAll("tbody.message").forEach(function (body) {
+      var fresh = seen[body.id];
+      if (!fresh) { seen[body.id] = body; return; }
+      body.querySelectorAll("tr.inspector").forEach(function (panel) {
+        var rid = panel.getAttribute("data-request-id");
+        var row = fresh.querySelector('tr.log-row[data-request-id="' + rid + '"]');
+        if (!row || fresh.querySelector("#inspect-" + rid)) return;
+        row.after(panel);
+        var link = row.querySelector("a[data-inspect]");
+        if (link) link.setAttribute("aria-expanded", String(!panel.hidden));
+      });
+      body.remove();
+    });
+  }
+
   document.addEventListener("htmx:afterSwap", function (event) {
+    if (document.querySelector("tbody.message")) mergeMessages();
     var link = (event.detail.requestConfig && event.detail.requestConfig.elt) || event.detail.elt;
     if (!link.matches || !link.matches("a[data-inspect]")) return;
     link.setAttribute("aria-expanded", "true");

@@ -15,7 +15,7 @@ from ..models import SentryApp
 from ..outbox import enqueue_after_commit, enqueue_specs, schedule_spec
 from ..redis_store import get_redis
 from .payloads import build_envelope
-from .queues import app_caps, delivery_spec
+from .queues import app_caps, delivery_spec, retry_job_id
 from .request_log import LoggedRequest, failed_messages_since
 from .signing import new_message_id
 from .webhooks import send_and_save_webhook_request
@@ -77,9 +77,7 @@ def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict
         next_attempt = (sentry_app_id, event_type, data, actor, message_id, attempt + 1, replay,
                         sentry_app.organization_id, resend, test)
         spec = delivery_spec(next_attempt, keys.RETRY_QUEUE, cap=result.app_cap)
-        # A re-run of this attempt schedules the same job; a resend's attempts have ids of their own, so they
-        # never take the place of the original's retries still waiting.
-        spec.job_id = f"{message_id}-{'resend-' if resend else ''}attempt-{attempt + 1}"
+        spec.job_id = retry_job_id(message_id, attempt, resend)
         schedule_spec(spec, delay)
         logger.info("delivery.retry_scheduled app=%s event=%s attempt=%s in=%.0fs", sentry_app.slug, event_type,
                     attempt + 1, delay)

@@ -78,6 +78,15 @@ def delivery_spec(args: tuple, queue: str = keys.WEBHOOK_QUEUE, cap: int | None 
                    rate_limit=[keys.app_rate_limit(app_id), cap])
 
 
+def retry_job_id(message_id: str, attempt: int, resend: bool) -> str:
+    """Return the job id of the retry that follows attempt ``attempt`` of a message (or of its resend).
+
+    A re-run of an attempt schedules the same job; a resend's attempts have ids of their own, so they never take
+    the place of the original's retries still waiting. The request log reads a retry's due time by this id.
+    """
+    return f"{message_id}-{'resend-' if resend else ''}attempt-{attempt + 1}"
+
+
 def task_spec(func: str, args: tuple, queue: str = keys.WEBHOOK_QUEUE, timeout: int | None = None,
               app_cap: tuple[int, int] | None = None) -> JobSpec:
     """Return the job of a task (``func`` is its dotted path); one that delivers to an app names it and its cap."""

@@ -1,4 +1,5 @@
-"""The app page's request log: its rows (and the htmx poller), one request opened in the inspector, resend."""
+"""The app page's request log: its messages with their attempts (and the htmx poller), one attempt opened in the
+inspector, resend."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..dispatch.delivery import (
 )
 from ..dispatch.events import EVENT_TYPES
 from ..dispatch.failures import label_of
+from ..dispatch.messages import Message, MessageQuery, read_messages
 from ..dispatch.request_log import (
     STATUS_CLASSES,
     LoggedRequest,
@@ -30,7 +32,9 @@ bp = Blueprint("request_log", __name__)
 # The filter's words: a request without an answer is named as in the log's Status column (failures.LABELS).
 STATUS_CLASS_LABELS = {**STATUS_CLASSES, "timeout": "no answer (timeout, refused, host not found, TLS error, closed)",
                        "other": "other errors (3xx, blocked)"}
-RESENT = "Resend queued: it appears at the top of the log as a new delivery marked \u201cresend\u201d, same webhook-id."
+RESENT = ("Resend queued: its attempts appear under this message, marked \u201cresend\u201d, with the same "
+          "webhook-id; the message moves to the top of the log.")
+SEARCH_LIMIT = 200  # characters of a search kept: every id searched for is far shorter
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class LogFilters:
     event_type: str | None = None
     errors_only: bool = False
     status: str | None = None
+    search: str = ""  # a webhook-id, Request-ID or event id
 
     @classmethod
     def from_args(cls, args) -> LogFilters:
@@ -49,21 +54,28 @@ class LogFilters:
         status = args.get("status") or None
         if status is not None and status not in STATUS_CLASSES:
             abort(400, description=f"Unknown status class {status!r}.")
-        return cls(event_type, args.get("errors_only") in {"1", "on", "true"}, status)
+        search = (args.get("q") or "").strip()[:SEARCH_LIMIT]
+        return cls(event_type, args.get("errors_only") in {"1", "on", "true"}, status, search)
 
     @property
     def active(self) -> bool:
-        return bool(self.event_type or self.errors_only or self.status)
+        return bool(self.event_type or self.errors_only or self.status or self.search)
 
     def query(self) -> dict[str, str]:
         pairs = (("event_type", self.event_type), ("errors_only", "1" if self.errors_only else None),
-                 ("status", self.status))
+                 ("status", self.status), ("q", self.search))
         return {name: value for name, value in pairs if value}
 
 
-def read_entries(sentry_app: SentryApp, filters: LogFilters, after: str | None = None) -> list[dict]:
-    buffer = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id)
-    return buffer.get_requests(filters.event_type, filters.errors_only, after, filters.status)
+def read_log_messages(sentry_app: SentryApp, filters: LogFilters, after: str | None = None) -> list[Message]:
+    query = MessageQuery(filters.event_type, filters.errors_only, filters.status, filters.search or None, after)
+    return read_messages(get_redis(), sentry_app.id, query, clock.now())
+
+
+def newest_date(messages: list[Message], default: str | None) -> str | None:
+    """The date of the newest attempt shown: the poller asks for what came after it."""
+    dates = [message.attempts[0]["date"] for message in messages if message.attempts]
+    return max(dates + ([default] if default else [])) if dates else default
 
 
 def log_context(sentry_app: SentryApp, role: str) -> dict:
@@ -71,9 +83,11 @@ def log_context(sentry_app: SentryApp, role: str) -> dict:
     filters = LogFilters.from_args(request.args)
     open_id = request.args.get("open") or ""
     logged = SentryAppWebhookRequestsBuffer(get_redis(), sentry_app.id).find_request(open_id) if open_id else None
+    messages = read_log_messages(sentry_app, filters)
     return {
         "log_filters": filters,
-        "entries": read_entries(sentry_app, filters),
+        "messages": messages,
+        "latest": newest_date(messages, ""),
         "event_types": EVENT_TYPES,
         "status_classes": STATUS_CLASS_LABELS,
         "status_label": label_of,
@@ -128,17 +142,18 @@ def opened_url(organization: Organization, sentry_app: SentryApp, request_id: st
 @bp.route("/orgs/<org_slug>/apps/<app_slug>/requests")
 @login_required
 def rows(org_slug, app_slug):
-    """Return the log rows newer than ``after`` (the htmx poller) with a fresh poller on top."""
+    """Return the messages with an attempt newer than ``after`` (the htmx poller), whole, under a fresh poller;
+    static/request_log.js puts each in place of its older copy, keeping the attempts opened there."""
     organization, _ = get_org_or_404(org_slug)
     sentry_app = get_app_or_404(organization, app_slug)
     filters = LogFilters.from_args(request.args)
     after = request.args.get("after") or None
-    entries = read_entries(sentry_app, filters, after)
-    if after and not entries:
+    messages = read_log_messages(sentry_app, filters, after)
+    if after and not messages:
         return "", 204  # nothing new: htmx keeps the current poller and polls again
     response = make_response(render_template(
-        "apps/_log_rows.html", organization=organization, sentry_app=sentry_app, entries=entries,
-        log_filters=filters, status_label=label_of, inspected=None, latest=entries[0]["date"] if entries else after,
+        "apps/_log_messages.html", organization=organization, sentry_app=sentry_app, messages=messages,
+        log_filters=filters, status_label=label_of, inspected=None, latest=newest_date(messages, after),
     ))
     response.headers["Vary"] = "HX-Request"
     return response
