@@ -6,6 +6,8 @@ from ...audit import EVENTS
 from ...audit_search import SYSTEM_ACTOR
 from ...dispatch.events import EVENT_TYPES
 from ...dispatch.failures import LABELS as FAILURE_KINDS
+from ...dispatch.messages import STATES as MESSAGE_STATES
+from ...dispatch.request_log import STATUS_CLASSES
 from ...models import ISSUE_STATUSES, RESOURCES, ROLES
 from ...project_keys import LABEL_MAX, RATE_LIMIT_MAX
 
@@ -151,6 +153,32 @@ SCHEMAS = {
             "resend": {"type": "boolean", "description": "Sent again by a person (the resend endpoint or button)."},
             "requestHeaders": {**NULLABLE_STRING, "description": "Signature values are never kept: `v1,••••`."},
             "requestBody": NULLABLE_STRING, "responseBody": NULLABLE_STRING,
+        },
+    },
+    "WebhookMessage": {
+        "type": "object",
+        "required": ["webhookId", "eventType", "date", "state", "stateText", "nextAttemptAt", "kept", "keptSince",
+                     "missedWhileDisabled", "replayedAs", "resentAs", "attempts"],
+        "description": "One message (one webhook-id) with its attempts, newest first. Retries, replays and resends "
+                       "keep the webhook-id, so they are attempts of the same message.",
+        "properties": {
+            "webhookId": {**NULLABLE_STRING, "description": "null for an attempt logged before webhook-ids were."},
+            "eventType": {"type": "string", "enum": list(EVENT_TYPES)},
+            "date": {"type": "string", "description": "Its newest attempt's time (or when it was kept, if none)."},
+            "state": {"type": "string", "enum": list(MESSAGE_STATES)},
+            "stateText": {"type": "string", "enum": list(MESSAGE_STATES.values()),
+                          "description": "The state as the dashboard words it."},
+            "nextAttemptAt": {**NULLABLE_STRING, "description": "While retrying: when the next attempt is due (UTC); "
+                                                                "null when it is due now."},
+            "kept": {"type": "boolean", "description": "Kept while the app is disabled; re-enabling it with replay "
+                                                       "sends it."},
+            "keptSince": NULLABLE_STRING,
+            "missedWhileDisabled": {"type": "boolean", "description": "Kept now, or kept and since replayed."},
+            "replayedAs": {"type": "array", "items": {"type": "string"},
+                           "description": "The Request-ID of each replay's first attempt."},
+            "resentAs": {"type": "array", "items": {"type": "string"},
+                         "description": "The Request-ID of each resend's first attempt."},
+            "attempts": {"type": "array", "items": _ref("WebhookRequest")},
         },
     },
     "ResendResult": {
@@ -379,6 +407,24 @@ PATHS = {
                        {"name": "errorsOnly", "in": "query", "required": False, "schema": {"type": "boolean"}},
                        CURSOR],
         "responses": {"200": _json({"type": "array", "items": _ref("WebhookRequest")}, "Log entries.", LINK),
+                      **_errors(400)}}},
+    "/api/0/sentry-apps/{sentry_app_slug}/webhook-messages/": {"get": {
+        "operationId": "listWebhookMessages",
+        "summary": "The request log as messages, newest activity first: each webhook-id with its state (delivered, "
+                   "retrying and when, gave up, missed while disabled, replayed, resent) and its attempts. "
+                   "`eventType`, `errorsOnly` and `status` keep messages with a matching attempt; `query` finds a "
+                   "webhook-id, a Request-ID or an event id.",
+        "parameters": [APP,
+                       {"name": "eventType", "in": "query", "required": False,
+                        "schema": {"type": "string", "enum": list(EVENT_TYPES)}},
+                       {"name": "errorsOnly", "in": "query", "required": False, "schema": {"type": "boolean"}},
+                       {"name": "status", "in": "query", "required": False,
+                        "schema": {"type": "string", "enum": list(STATUS_CLASSES)},
+                        "description": "timeout is every attempt that got no answer."},
+                       {"name": "query", "in": "query", "required": False, "schema": {"type": "string"},
+                        "description": "A whole webhook-id, Request-ID or event id."},
+                       CURSOR],
+        "responses": {"200": _json({"type": "array", "items": _ref("WebhookMessage")}, "Messages.", LINK),
                       **_errors(400)}}},
     "/api/0/sentry-apps/{sentry_app_slug}/webhook-requests/{request_id}/resend/": {"post": {
         "operationId": "resendWebhookRequest",
