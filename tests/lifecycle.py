@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from rq.job import Job
+from rq.registry import FinishedJobRegistry
 from sqlalchemy import select
 
+from webapp import keys
 from webapp.dispatch.delivery import enqueue_delivery_jobs
 from webapp.dispatch.health import IntegrationRequestBuffer
 from webapp.dispatch.request_log import SentryAppWebhookRequestsBuffer
@@ -39,9 +42,15 @@ def send(app, app_id: int, n: int = 1, event_type: str = "issue.created") -> lis
 
 
 def rq_jobs_run(app) -> int:
-    """How many jobs RQ's workers dequeued and ran themselves (what a batch or fan-out runner ran is not counted)."""
+    """How many finished jobs RQ's workers dequeued and ran themselves (not those a batch or fan-out runner ran,
+    whose results carry its execution id, ``batch-...`` or ``fanout-...``)."""
     connection = app.extensions["redis"]
-    return sum(int(connection.hget(key, "successful_job_count") or 0) for key in connection.keys("rq:worker:*"))
+    run = 0
+    for name in keys.ALL_QUEUES:
+        for job_id in FinishedJobRegistry(name, connection=connection).get_job_ids():
+            execution_id = Job.fetch(job_id, connection=connection).latest_result().execution_id
+            run += not execution_id.startswith(("batch-", "fanout-"))
+    return run
 
 
 def load_app(app, app_id: int) -> SentryApp:

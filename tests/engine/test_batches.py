@@ -164,7 +164,8 @@ def test_a_batch_finishes_its_jobs_with_the_records_rq_itself_writes(app, pager,
     app.config["WEBHOOK_APP_CONCURRENCY"] = 1
     receiver.respond()
     send(app, pager, 6)
-    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+    worker = make_worker(app, [keys.WEBHOOK_QUEUE])
+    worker.work(burst=True)
 
     connection = app.extensions["redis"]
     finished = FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection)
@@ -178,14 +179,17 @@ def test_a_batch_finishes_its_jobs_with_the_records_rq_itself_writes(app, pager,
         result = job.latest_result()
         fields = {field.decode() for field in connection.xrange(f"rq:results:{job.id}")[-1][1]}
         expiring = [0 < connection.ttl(key) <= 600 for key in (job.key, f"rq:results:{job.id}")]
-        return (job.get_status(), bool(job.worker_name), job.started_at <= job.ended_at, result.type,
-                result.return_value, result.worker_name == job.worker_name, sorted(fields), expiring,
+        return (job.get_status(), bool(job.worker_name), job.created_at <= job.enqueued_at <= job.started_at,
+                job.started_at <= job.ended_at, result.type, result.return_value,
+                result.worker_name == job.worker_name, sorted(fields), expiring,
                 finished.get_expiration_time(job) is not None)
 
     expected = record(by_rq[0])
-    assert expected[0] == "finished" and expected[4] == "success"
+    assert expected[0] == "finished" and expected[2] and expected[5] == "success"
     assert [record(job) for job in in_batch] == [expected] * 5
     assert StartedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids() == []
+    # What ``rq info`` shows of the worker: every job it ran counted, its batch's too, and idle once they are done.
+    assert connection.hmget(worker.key, "successful_job_count", "failed_job_count", "state") == [b"6", None, b"idle"]
 
 
 def test_a_finish_after_redis_lost_its_scripts_still_finishes_the_jobs(app, pager, receiver):

@@ -75,7 +75,8 @@ def test_a_fan_out_reaches_every_app_once_through_one_rq_job(app, apps, receiver
     connection = app.extensions["redis"]
     assert ScheduledJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).count == APPS  # held for the runner
 
-    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+    worker = make_worker(app, [keys.WEBHOOK_QUEUE])
+    worker.work(burst=True)
 
     assert paths(receiver) == sorted(f"/hook/{index}" for index in range(APPS))
     assert all(r.sentry_signature_ok and r.standard_webhooks_ok for r in receiver.received)
@@ -84,7 +85,12 @@ def test_a_fan_out_reaches_every_app_once_through_one_rq_job(app, apps, receiver
     assert rq_jobs_run(app) == 1  # the runner; it ran the six deliveries itself
     finished = FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids()
     assert set(job_ids) <= set(finished)  # each delivery is a finished RQ job with its result, as on its own
-    assert {Job.fetch(job_id, connection=connection).latest_result().return_value for job_id in job_ids} == {"success"}
+    deliveries = [Job.fetch(job_id, connection=connection) for job_id in job_ids]
+    assert {job.latest_result().return_value for job in deliveries} == {"success"}
+    # ... queued when its runner took it, as RQ's scheduler would have queued it (rq-dashboard shows the time)
+    assert all(job.created_at <= job.enqueued_at <= job.started_at <= job.ended_at for job in deliveries)
+    # ``rq info``: the worker counts the runner and its six deliveries, and is idle once they are done
+    assert connection.hmget(worker.key, "successful_job_count", "failed_job_count", "state") == [b"7", None, b"idle"]
     for app_id in apps:  # logged like any delivery, and every app's slot given back
         assert [entry["response_code"] for entry in log_entries(app, app_id)] == [200]
         registry = RateLimitRegistry(keys.app_rate_limit(app_id), connection)

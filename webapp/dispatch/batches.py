@@ -40,6 +40,7 @@ from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.timeouts import JobTimeoutException
 from rq.utils import current_timestamp, now as rq_now, utcformat, utcparse
+from rq.worker import Worker
 
 from ..extensions import db
 from ..outages import TransientFailure, close_session, is_database_outage
@@ -71,7 +72,8 @@ REGISTRY_MARGIN = 15  # seconds a claimed job's started entry outlives its worst
 
 # Take up to ARGV[1] waiting jobs of one rate limit, oldest first, and no more than a fair share of them among
 # the limit's slots (its other batches get theirs, so an app's last deliveries still go out in parallel rather
-# than one after another in one slot); mark each started by ARGV[4] at ARGV[3] and
+# than one after another in one slot); mark each started by ARGV[4] at ARGV[3] (and enqueued then, as RQ's
+# promotion out of a rate-limit set marks a job) and
 # add it to its queue's started registry as <job id>:<ARGV[5]> expiring at ARGV[2]. Entries that are no
 # longer waiting (a cancelled or deleted job) are dropped, as RQ's own promotion drops them.
 # Returns [job id, waiting score, job hash as a flat field/value list, ...]: no second round trip to load them.
@@ -91,7 +93,7 @@ while taken < wanted do
     local fields = redis.call('HMGET', job_key, 'origin', 'status')
     if fields[1] and fields[2] == 'rate_limited' then
         redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[3], 'last_heartbeat', ARGV[3],
-                   'worker_name', ARGV[4])
+                   'worker_name', ARGV[4], 'enqueued_at', ARGV[3])
         redis.call('ZADD', ARGV[7] .. fields[1], ARGV[2], popped[1] .. ':' .. ARGV[5])
         table.insert(claimed, popped[1])
         table.insert(claimed, popped[2])
@@ -309,6 +311,9 @@ class SlotRuns:
                     releases.append(([f"{limit}:allowed", f"{limit}:rate_limited"], [
                         job.rate_limit_concurrency, now, utcformat(rq_now()),
                         Queue.redis_queue_namespace_prefix, Job.redis_job_namespace_prefix, job.id]))
+            # The slot's worker counts them as RQ's success path counts a job (``rq info``'s "finished"); their
+            # time is in its total_working_time already, within the leader's or runner's own.
+            pipeline.hincrby(Worker.redis_worker_namespace_prefix + self.worker_name, "successful_job_count", len(jobs))
             calls = []
             if finished_args:
                 calls.append((self._finish_script, [], [self.worker_name, self.execution_id, *finished_args]))
@@ -367,7 +372,10 @@ class SlotRuns:
                            self.kind)
         else:
             logger.exception("job.failed job=%s func=%s (in a %s)", job.id, job.func_name, self.kind)
-        self.connection.zadd(self.started_key(job), {self.entry(job): 0})
+        with self.connection.pipeline(transaction=False) as pipeline:  # one round trip, as the ZADD alone was
+            pipeline.zadd(self.started_key(job), {self.entry(job): 0})
+            pipeline.hincrby(Worker.redis_worker_namespace_prefix + self.worker_name, "failed_job_count", 1)
+            pipeline.execute()
 
     def started_key(self, job: Job) -> str:
         return StartedJobRegistry.key_template.format(job.origin)

@@ -79,9 +79,9 @@ FANOUT_RELEASE_KEY_SECONDS = 30  # how long a group remembers that its rest was 
 # runner may take it first) and due by ARGV[8] (a fan-out's hold; a crash retry of a delivery, scheduled later
 # under the same id, is left to its time). Its app's slot: free -> hold it (the allowed set, as RQ's own limiter does); taken
 # or others waiting -> the delivery waits in the app's rate-limit set like any job, and the next is tried.
-# A taken one is marked started by ARGV[3] at ARGV[2] and enters its queue's started registry as
-# <job id>:<ARGV[4]> expiring ARGV[1] + its time limit (the runner stops it then): as RQ's own heartbeat, a
-# claim outlives the longest the delivery can run.
+# A taken one is marked started by ARGV[3] at ARGV[2] (and enqueued then, as RQ's scheduler marks a job it
+# queues) and enters its queue's started registry as <job id>:<ARGV[4]> expiring ARGV[1] + its time limit
+# (the runner stops it then): as RQ's own heartbeat, a claim outlives the longest the delivery can run.
 # Returns {position in ARGV[9..] (0-based), job id, job hash as a flat list}, or {position of the last one
 # looked at, false} when none was taken: the caller drops every id up to the position, taken or not.
 # ARGV: now + margin, started_at, worker name, execution id, job key prefix, started registry key prefix,
@@ -113,7 +113,7 @@ for i = 9, #ARGV do
             end
             if run then
                 redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2], 'last_heartbeat', ARGV[2],
-                           'worker_name', ARGV[3])
+                           'worker_name', ARGV[3], 'enqueued_at', ARGV[2])
                 local expiry = tonumber(ARGV[1]) + (tonumber(fields[5]) or """ + str(Queue.DEFAULT_TIMEOUT) + """)
                 redis.call('ZADD', ARGV[6] .. fields[1], expiry, job_id .. ':' .. ARGV[4])
                 return {i - 9, job_id, redis.call('HGETALL', job_key)}

@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.job import JobStatus
+from rq.worker import WorkerStatus
 from rq.rate_limit import release_slot
 from rq.utils import now as rq_now
 from rq.exceptions import StopRequested
@@ -255,12 +256,18 @@ class HooklineWorker(SimpleWorker):
         super().heartbeat(timeout, pipeline)
 
     def set_state(self, state: str, pipeline=None):
-        # RQ writes busy/idle to Redis twice per job, a round trip each, for monitoring only; the state still
-        # goes to Redis whenever RQ writes it on a pipeline (start-up, suspension, death).
-        if pipeline is None:
-            self._state = state
-        else:
+        # RQ writes idle to Redis on a round trip of its own before every job. Here a state goes in any pipeline
+        # RQ gives (busy in the one that starts a job), idle in the one that ends it (``cleanup_execution``), and
+        # on its own only when Redis does not say it already: ``rq info`` is right, and a job costs no round trip.
+        if pipeline is not None or state != getattr(self, "_written_state", None):
             super().set_state(state, pipeline)
+            self._written_state = state
+        self._state = state
+
+    def cleanup_execution(self, job, pipeline, execution=None):
+        # Called in the pipeline that records a job's end, however it ended: the slot is idle from then on.
+        super().cleanup_execution(job, pipeline, execution)
+        self.set_state(WorkerStatus.IDLE, pipeline)
 
     def check_for_suspension(self, burst: bool):
         # ``rq suspend`` is honoured within HEARTBEAT_EVERY seconds, not on every job (a round trip each).

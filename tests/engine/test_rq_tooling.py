@@ -1,0 +1,69 @@
+"""``rq info`` on Hookline's workers tells an operator the truth: each slot idle once the queues drain, and every
+job a slot ran counted, including the deliveries run in batches and by fan-out runners."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+
+from rq.job import Job
+from rq.registry import FinishedJobRegistry
+from sqlalchemy import select
+
+from tests.engine.test_worker_process import running_worker, stop, wait_for
+from tests.lifecycle import pager, send  # noqa: F401 - pager is a fixture
+from webapp import keys
+from webapp.dispatch.fanout import notify_resource_change
+from webapp.extensions import db
+from webapp.integrations import register_internal_app
+from webapp.models import Organization
+
+SLOTS = 1 + 1 + 1 + 4  # periodic, mail, retries, first attempts (WORKER_CONCURRENCY=4)
+WORKER_LINE = re.compile(r"^worker (\S+) \(.*\) (\S+) ([\w-]+)\. jobs: (\d+) finished, (\d+) failed$")
+
+
+def rq_info(settings) -> dict[str, tuple[str, str, int, int]]:
+    """Run ``rq info`` as an operator would; return each worker's (state, queue, finished, failed)."""
+    output = subprocess.run([sys.executable, "-m", "rq.cli", "info", "--raw", "--url", settings["REDIS_URL"],
+                             *keys.ALL_QUEUES], capture_output=True, text=True, check=True).stdout
+    workers = {}
+    for line in output.splitlines():
+        match = WORKER_LINE.match(line)
+        if match:
+            name, state, queue, finished, failed = match.groups()
+            workers[name] = (state, queue, int(finished), int(failed))
+    return workers
+
+
+def test_rq_info_shows_idle_slots_and_counts_every_job_they_ran(app, settings, pager, receiver, tmp_path):
+    receiver.respond()
+    redis = app.extensions["redis"]
+    with app.app_context():  # three more apps of the organisation: an issue change fans out to four
+        organization = db.session.scalar(select(Organization).where(Organization.slug == "acme"))
+        for index in range(3):
+            register_internal_app(organization, f"Mirror {index}", receiver.url("/hook"), ["issue"])
+        organization_id = organization.id
+    log = tmp_path / "worker.log"
+    with running_worker(settings, log, WORKER_CONCURRENCY=4, MAIL_CONCURRENCY=1, WEBHOOK_APP_CONCURRENCY=1) as worker:
+        wait_for(lambda: len(rq_info(settings)) == SLOTS, 20)
+        send(app, pager, 30)  # one app at one attempt in flight: a backlog, run in batches
+        with app.app_context():
+            notify_resource_change(organization_id, "issue.resolved", {"issue": {"id": "7", "title": "Fails"}})
+            db.session.commit()
+        wait_for(lambda: len(receiver.received) == 34, 20)
+        finished = [Job.fetch(job_id, connection=redis) for name in keys.ALL_QUEUES
+                    for job_id in FinishedJobRegistry(name, connection=redis).get_job_ids()]
+        executions = {job.latest_result().execution_id.split("-")[0] for job in finished}
+        assert {"batch", "fanout"} <= executions  # some ran in a batch, some in a fan-out runner
+        assert all(job.enqueued_at is not None for job in finished)  # rq-dashboard shows when each was queued
+
+        workers = wait_for(lambda: (lambda shown: shown if all(state == "idle" for state, *_ in shown.values())
+                                    else None)(rq_info(settings)), 5)
+        assert sorted(queue for _, queue, *_ in workers.values()) == sorted(
+            [keys.PERIODIC_QUEUE, keys.MAIL_QUEUE, keys.RETRY_QUEUE] + [keys.WEBHOOK_QUEUE] * 4)
+        assert sum(count for *_, count, _failed in workers.values()) == len(finished)
+        assert sum(failed for *_, failed in workers.values()) == 0
+        stop(worker, (signal.SIGTERM, 0))
+    assert "Traceback" not in log.read_text(), log.read_text()
