@@ -1,10 +1,12 @@
-"""A person opens a logged request, copies its webhook-id and resends it, in a real browser."""
+"""A person reads the log's messages, opens a logged request, copies its webhook-id and resends it, in a real browser."""
 
 from playwright.sync_api import Page, expect
 
+from tests.browser.dashboard_world import DESKTOP, LOW_CONTRAST, log_in, page_width, screenshot
+from tests.browser.test_log_messages_phone import failing_and_delivered  # noqa: F401  (a fixture)
 from tests.browser.test_walkthrough import wait_for_queued_job
 from tests.conftest import PASSWORD
-from tests.lifecycle import send
+from tests.lifecycle import log_entries, send
 
 
 def test_open_a_row_copy_its_webhook_id_and_resend(page: Page, context, app, pager, live_server, receiver, run_worker):
@@ -44,3 +46,20 @@ def test_open_a_row_copy_its_webhook_id_and_resend(page: Page, context, app, pag
     row.get_by_role("link", name="Details").click()  # a second click closes the row
     expect(panel).to_be_hidden()
     expect(row.get_by_role("link", name="Details")).to_have_attribute("aria-expanded", "false")
+
+
+def test_at_desktop_width_messages_read_as_messages(page: Page, app, pager, live_server, failing_and_delivered):
+    failing, delivered, _ = failing_and_delivered
+    page.set_viewport_size(DESKTOP)
+    log_in(page, live_server)
+    page.goto(f"{live_server}/orgs/acme/apps/pager")
+    expect(page.locator("tbody.message")).to_have_count(2)
+    expect(page.locator("tbody.message").first.locator(".webhook-id")).to_have_text(failing)  # newest activity first
+    expect(page.locator(f"#message-{delivered} .message-state")).to_contain_text("Delivered")
+    assert page_width(page) <= DESKTOP["width"]
+    assert page.evaluate(LOW_CONTRAST) == []
+    screenshot(page, "desktop-log-messages")
+    request_id = log_entries(app, pager)[0]["request_id"]
+    page.locator(f"#request-{request_id}").click()
+    expect(page.locator(f"#inspect-{request_id}")).to_be_visible()
+    screenshot(page, "desktop-log-message-opened")
