@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import current_app
 from rq import get_current_job
 from sqlalchemy import select
@@ -38,5 +40,8 @@ def claim_rule_fire(rule: IssueAlertRule, group_id: int) -> bool:
 def rules_to_fire(stored: StoredEvent) -> list[IssueAlertRule]:
     """Return the project's rules this event sets off, each claimed so a later event in the window does not."""
     event = db.session.get(Event, stored.event_id)
+    if stored.is_regression and event.group.escalated_at is not None:
+        # An ignored issue that came back escalated; "a resolved issue reappears" is not about it (as in Sentry).
+        stored = replace(stored, is_regression=False)
     rules = db.session.scalars(select(IssueAlertRule).where(IssueAlertRule.project_id == event.project_id))
     return [rule for rule in rules if rule_matches(rule, stored, event.level) and claim_rule_fire(rule, stored.group_id)]

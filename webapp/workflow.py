@@ -8,13 +8,19 @@ from __future__ import annotations
 import json
 
 from flask import current_app
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, update
 
 from .dispatch.fanout import notify_resource_change
 from .dispatch.payloads import user_actor
 from .dispatch.serializers import serialize_comment, serialize_issue
 from .extensions import db
+from .issue_status import StatusChange, StatusChangeError, new_values, status_details
 from .models import ISSUE_STATUSES, Activity, Comment, Group, User, utcnow
+
+
+# What says how an issue is resolved or ignored; bookkeeping columns (when, counts at the time) are not compared.
+COMPARED = ("status", "resolution_type", "resolution_release", "ignore_until", "ignore_count", "ignore_window",
+            "ignore_user_count", "ignore_until_escalating")
 
 
 class WorkflowError(ValueError):
@@ -35,23 +41,36 @@ def _record(group: Group, kind: str, actor: User, comment_id: int | None = None,
                             data_json=json.dumps(data), date=utcnow()))
 
 
-def set_status(group: Group, status: str, actor: User) -> bool:
-    """Move the issue to ``status``; send ``issue.<status>`` if it changed. Return whether it changed."""
-    if status not in ISSUE_STATUSES:
-        raise WorkflowError(f"Unknown status {status!r}; use one of {', '.join(ISSUE_STATUSES)}.")
-    changed = db.session.execute(
-        update(Group).where(Group.id == group.id, Group.status != status)
-        .values(status=status, resolved_at=utcnow() if status == "resolved" else None, regressed_at=None)
-    ).rowcount == 1
+def set_status(group: Group, change: StatusChange | str, actor: User) -> bool:
+    """Resolve, ignore or unresolve the issue as ``change`` says; send ``issue.<status>`` if anything changed.
+
+    Return whether it changed. Re-resolving or re-ignoring another way (in a release, for an hour) is a change.
+    """
+    if isinstance(change, str):
+        if change not in ISSUE_STATUSES:
+            raise WorkflowError(f"Unknown status {change!r}; use one of {', '.join(ISSUE_STATUSES)}.")
+        change = StatusChange(change)
+    values = check_status_change(group, change)
+    # The same status and details already: nothing to send (two people pressing Resolve send one webhook).
+    differs = or_(*(getattr(Group, name).is_distinct_from(values[name]) for name in COMPARED))
+    changed = db.session.execute(update(Group).where(Group.id == group.id, differs).values(**values)).rowcount == 1
     if changed:  # the webhooks commit with the change (the outbox), never one without the other
         db.session.refresh(group)
         data = {"issue": serialize_issue(group, current_app.config["BASE_URL"])}
-        if status == "resolved":
-            data["resolution_type"] = "now"  # as Sentry: resolved now (not in a release or commit)
-        notify_resource_change(_organization_id(group), f"issue.{status}", data, user_actor(actor))
-        _record(group, f"set_{status}", actor)
+        if change.status == "resolved":
+            data["resolution_type"] = change.resolution_type  # as Sentry: now, in_next_release or in_release
+        notify_resource_change(_organization_id(group), f"issue.{change.status}", data, user_actor(actor))
+        _record(group, f"set_{change.status}", actor, **status_details(group))
     db.session.commit()
     return changed
+
+
+def check_status_change(group: Group, change: StatusChange) -> dict:
+    """Return the issue's columns after ``change``; WorkflowError (nothing changed) when it cannot be made."""
+    try:
+        return new_values(group, change)
+    except StatusChangeError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 def assign(group: Group, assignee: User | None, actor: User) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
@@ -11,8 +11,9 @@ from .. import keys
 from ..cache import get_from_cache
 from ..eventstore import exceptions_of, top_in_app_frame
 from ..extensions import db
+from ..issue_status import status_details, substatus
 from ..redis_store import get_redis
-from ..models import Comment, Event, Group, Incident, Organization, Project, SentryAppInstallation, utcnow
+from ..models import Comment, Event, Group, Incident, Organization, Project, SentryAppInstallation
 
 
 def iso(value: datetime | None) -> str | None:
@@ -95,8 +96,8 @@ def _issue(group: Group, base_url: str, data: dict, num_comments: int, users: in
         "level": group.level,
         "logger": data.get("logger") if isinstance(data.get("logger"), str) else None,
         "status": group.status,
-        "statusDetails": {},
-        "substatus": _substatus(group),
+        "statusDetails": status_details(group, users),
+        "substatus": substatus(group),
         "priority": PRIORITY_OF_LEVEL.get(group.level, "high"),
         "platform": group.platform,
         "type": "error",
@@ -126,21 +127,8 @@ def _issue(group: Group, base_url: str, data: dict, num_comments: int, users: in
     }
 
 
-REGRESSED_DAYS = 7  # Sentry keeps a regressed issue "regressed" this long, then calls it "ongoing"
 # Sentry's initial priority of an issue, from its level (PriorityLevel: high, medium, low).
 PRIORITY_OF_LEVEL = {"fatal": "high", "error": "high", "warning": "medium", "info": "low", "debug": "low"}
-
-
-def _substatus(group: Group) -> str | None:
-    """Sentry's substatus for the issue's status: while unresolved, new, regressed (for a week after it came back)
-    or ongoing; archived_forever when ignored."""
-    if group.status == "ignored":
-        return "archived_forever"
-    if group.status == "unresolved":
-        if group.regressed_at is not None and utcnow() - group.regressed_at < timedelta(days=REGRESSED_DAYS):
-            return "regressed"
-        return "new" if group.times_seen <= 1 else "ongoing"
-    return None
 
 
 def _frame_metadata(data: dict) -> dict:

@@ -35,6 +35,7 @@ from .issues import (
     GroupEnvironment,
     Project,
     ProjectKey,
+    Release,
     level_rank,
 )
 

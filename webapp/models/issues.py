@@ -6,7 +6,7 @@ import json
 import secrets
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -87,8 +87,24 @@ class Group(db.Model):
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     times_seen: Mapped[int] = mapped_column(Integer, default=0)
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
-    # When a resolved issue last came back: Sentry calls it "regressed" for REGRESSED_DAYS, then "ongoing".
+    # When a resolved issue last came back: Sentry calls it "regressed" for FRESH_DAYS (issue_status), then "ongoing".
     regressed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # How a resolved issue was resolved (Sentry's resolution_type): now, in_next_release or in_release; None else.
+    resolution_type: Mapped[str | None] = mapped_column(String(20), default=None)
+    # in_release: the release it was fixed in; in_next_release: the project's newest release when it was resolved
+    # (events of that release or older ones leave it resolved).
+    resolution_release: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Why an ignored issue comes back (Sentry's snooze); all None/False: ignored until a person unresolves it.
+    ignore_until: Mapped[datetime | None] = mapped_column(default=None)  # the first event after this time
+    ignore_count: Mapped[int | None] = mapped_column(Integer, default=None)  # this many more events ...
+    ignore_window: Mapped[int | None] = mapped_column(Integer, default=None)  # ... within this many minutes
+    ignore_user_count: Mapped[int | None] = mapped_column(Integer, default=None)  # this many more users
+    ignore_base_count: Mapped[int | None] = mapped_column(Integer, default=None)  # times_seen when ignored
+    ignore_base_users: Mapped[int | None] = mapped_column(Integer, default=None)  # users when ignored
+    # Archived until escalating: back when an hour has ignore_count events (ignore_window 60, set by Hookline).
+    ignore_until_escalating: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # When an ignored issue last came back by itself: Sentry's "escalating" substatus for FRESH_DAYS.
+    escalated_at: Mapped[datetime | None] = mapped_column(default=None)
 
     project: Mapped[Project] = relationship(lazy="joined")
     assignee: Mapped[User | None] = relationship(lazy="joined")
@@ -100,6 +116,17 @@ class Group(db.Model):
     @property
     def event_metadata(self) -> dict:
         return json.loads(self.metadata_json or "{}")
+
+
+class Release(db.Model):
+    """A release (``release`` of an event) a project has sent, in the order first seen: a later id is newer."""
+
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(200))
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Event(db.Model):
@@ -158,7 +185,8 @@ class GroupEnvironment(db.Model):
 ACTIVITY_KINDS = (
     "first_seen",  # {"event_id"}: the issue's first event
     "regression",  # {"event_id"}: a new event reopened a resolved issue
-    "set_resolved", "set_ignored", "set_unresolved",  # {}: a person changed the status
+    "set_resolved", "set_ignored", "set_unresolved",  # a person changed the status; {} or Sentry's statusDetails
+    "escalating",  # {"event_id"}: a new event brought an ignored issue back (its condition was met)
     "assigned",  # {"assignee_id", "assignee"}: assigned to a member (assignee: their name or email)
     "unassigned",  # {}
     "comment",  # {}: the text is the comment's own (so an edit shows), and the entry goes with it

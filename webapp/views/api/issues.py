@@ -10,9 +10,10 @@ from sqlalchemy import select
 from ... import MAX_ROW_ID
 from ...extensions import db
 from ...input_guard import parse_row_id
-from ...models import ISSUE_STATUSES, Group, Organization, Project, User
+from ...models import Group, Organization, Project, User
 from ...sentry_search import SearchError, issue_search
-from ...workflow import WorkflowError, assign, set_status
+from ...issue_status import StatusChange, StatusChangeError, read_change, status_details
+from ...workflow import WorkflowError, assign, check_status_change, set_status
 from . import ApiError, api_user, bp, field, flag, json_body, org_for, page_limit, paged_query, project_for, role_in
 from .shapes import api_issue, api_issues
 
@@ -27,10 +28,10 @@ NOT_KEPT = {
     "merge": "Hookline cannot merge issues.",
     "discard": "Hookline cannot discard issues.",
     "inbox": "Hookline's inbox follows the status; set status instead.",
-    "substatus": "Hookline derives the substatus from the status.",
-    "ignoreDuration": "Hookline ignores issues until they are unresolved by hand; durations are not supported.",
 }
-STATUS_ALIASES = {"muted": "ignored"}  # Sentry's older name for ignored
+# Sentry's snooze fields, which it also takes beside statusDetails (its CLI sends snoozeDuration: null).
+TOP_LEVEL_DETAILS = ("ignoreDuration", "ignoreCount", "ignoreWindow", "ignoreUserCount", "ignoreUserWindow",
+                     "snoozeDuration")
 
 
 @bp.route("/organizations/<org_slug>/issues/")
@@ -119,8 +120,8 @@ def update_issue_by_id(issue_id):
 
 
 def _update_one(group: Group):
-    status, assignee = read_update(json_body(), group.project.organization_id)
-    apply_update([group], status, assignee)
+    change, assignee = read_update(json_body(), group.project.organization_id)
+    apply_update([group], change, assignee)
     db.session.refresh(group)
     return jsonify({key: value for key, value in api_issue(group).items() if key != "activity"})
 
@@ -141,11 +142,12 @@ def bulk_update_project_issues(org_slug, project_slug):
 def _bulk_update(organization: Organization, project: Project | None):
     """1. read the ids and the body (any bad value: 400, nothing changed); 2. apply; 3. answer what changed."""
     groups = _groups_named(organization, project)
-    status, assignee = read_update(json_body(), organization.id)
-    apply_update(groups, status, assignee)
+    change, assignee = read_update(json_body(), organization.id)
+    apply_update(groups, change, assignee)
     answer = {"isPublic": False, "statusDetails": {}}
-    if status is not None:
-        answer["status"] = status
+    if change is not None:
+        db.session.refresh(groups[0])
+        answer.update(status=change.status, statusDetails=status_details(groups[0]))
     if assignee is not False:
         answer["assignedTo"] = None if assignee is None else {
             "type": "user", "id": str(assignee.id), "name": assignee.name or assignee.email, "email": assignee.email}
@@ -170,34 +172,41 @@ def _groups_named(organization: Organization, project: Project | None) -> list[G
     return groups
 
 
-def read_update(body: dict, organization_id: int) -> tuple[str | None, User | None | bool]:
-    """Read an issue update: (status or None, assignee, None to unassign, or False to leave it). 400 for anything
-    Hookline cannot do, before anything changes."""
+def read_update(body: dict, organization_id: int) -> tuple[StatusChange | None, User | None | bool]:
+    """Read an issue update: (the status change or None, assignee, None to unassign, or False to leave it).
+
+    400 for anything Hookline cannot do, before anything changes.
+    """
     for name in body:
         if name in NOT_KEPT:
             raise ApiError(400, f"{name}: {NOT_KEPT[name]}")
-        if name not in ("status", "assignedTo", "statusDetails"):
-            raise ApiError(400, f"{name}: not a field of an issue update; Hookline takes status and assignedTo.")
-    status = field(body, "status", str)
-    if status == "resolvedInNextRelease":
-        raise ApiError(400, "status: resolvedInNextRelease is not supported: Hookline does not track releases; "
-                            "use resolved.")
-    status = STATUS_ALIASES.get(status, status)
-    if status is not None and status not in ISSUE_STATUSES:
-        raise ApiError(400, f"status: must be one of {', '.join(ISSUE_STATUSES)}.")
-    details = field(body, "statusDetails", dict)
-    if details:
-        raise ApiError(400, f"statusDetails: {', '.join(details)} not supported: Hookline resolves and ignores "
-                            "issues until a person changes them; send {} or leave it out.")
-    assignee = _assignee(body, organization_id) if "assignedTo" in body else False
-    return status, assignee
-
-
-def apply_update(groups: list[Group], status: str | None, assignee: User | None | bool) -> None:
+        if name not in ("status", "substatus", "assignedTo", "statusDetails", *TOP_LEVEL_DETAILS):
+            raise ApiError(400, f"{name}: not a field of an issue update; Hookline takes status, substatus, "
+                                "statusDetails and assignedTo.")
+    details = {**{name: body[name] for name in TOP_LEVEL_DETAILS if name in body},
+               **(field(body, "statusDetails", dict) or {})}
     try:
+        change = read_change(field(body, "status", str), field(body, "substatus", str, nullable=True),
+                             {name: value for name, value in details.items() if value is not None})
+    except StatusChangeError as exc:
+        raise ApiError(400, str(exc)) from None
+    assignee = _assignee(body, organization_id) if "assignedTo" in body else False
+    return change, assignee
+
+
+def apply_update(groups: list[Group], change: StatusChange | None, assignee: User | None | bool) -> None:
+    """Check every issue can take the change, then make it; a refusal (400) changes nothing."""
+    if change is not None and (change.in_next_release or change.in_release) and \
+            len({group.project_id for group in groups}) > 1:
+        raise ApiError(400, "statusDetails: resolving in a release is for issues of one project; these are of "
+                            "several.")
+    try:
+        if change is not None:
+            for group in groups:
+                check_status_change(group, change)
         for group in groups:
-            if status is not None:
-                set_status(group, status, api_user())
+            if change is not None:
+                set_status(group, change, api_user())
             if assignee is not False:
                 assign(group, assignee, api_user())
     except WorkflowError as exc:

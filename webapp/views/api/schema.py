@@ -231,10 +231,11 @@ SCHEMAS = {
                        "culprit": {"type": "string"}, "level": {"type": "string"},
                        "status": {"type": "string", "enum": list(ISSUE_STATUSES)},
                        "substatus": {"type": ["string", "null"],
-                                     "enum": ["new", "ongoing", "regressed", "archived_forever", None]},
+                                     "enum": ["new", "ongoing", "regressed", "escalating", "archived_forever",
+                                              "archived_until_escalating", "archived_until_condition_met", None]},
                        "priority": {"type": "string", "enum": ["high", "medium", "low"],
                                     "description": "From the level: fatal/error high, warning medium, info/debug low."},
-                       "statusDetails": {"type": "object"},
+                       "statusDetails": {"$ref": "#/components/schemas/StatusDetails"},
                        "assignedTo": {"type": ["object", "null"], "required": ["type", "id", "name"]},
                        "project": {"type": "object", "required": ["id", "slug", "name"]},
                        "firstSeen": NULLABLE_STRING, "lastSeen": NULLABLE_STRING, "count": {"type": "string"},
@@ -253,14 +254,52 @@ SCHEMAS = {
                        "url": {"type": "string"}, "web_url": {"type": "string"}, "project_url": {"type": "string"},
                        "permalink": {"type": "string"}},
     },
+    "StatusDetails": {
+        "type": "object", "additionalProperties": False,
+        "description": "How the issue is resolved or ignored, as Sentry fills it; fields not in use are left out "
+                       "(Sentry writes them as null). Empty while unresolved or resolved now, and ignored forever.",
+        "properties": {"inNextRelease": {"type": "boolean", "enum": [True],
+                                         "description": "Resolved in the release after the newest one the project "
+                                                        "had then."},
+                       "inRelease": {"type": "string", "description": "Resolved in this release."},
+                       "ignoreUntilEscalating": {"type": "boolean", "enum": [True]},
+                       "ignoreUntil": {"type": "string", "format": "date-time",
+                                       "description": "Ignored until the first event after this time."},
+                       "ignoreCount": {"type": "integer", "minimum": 0,
+                                       "description": "Events still to come (without ignoreWindow), or the events "
+                                                      "within ignoreWindow minutes, that bring it back."},
+                       "ignoreWindow": {"type": "integer", "minimum": 1, "maximum": 10080},
+                       "ignoreUserCount": {"type": "integer", "minimum": 0,
+                                           "description": "Users still to come that bring it back."}},
+    },
     "IssueUpdate": {
         "type": "object", "additionalProperties": False,
         "description": "Any other field of Sentry's (hasSeen, isBookmarked, priority, merge...) is a 400 saying why "
-                       "Hookline cannot keep it; nothing changes.",
-        "properties": {"status": {"type": "string", "enum": [*ISSUE_STATUSES, "muted"],
-                                  "description": "muted is Sentry's older name for ignored; resolvedInNextRelease is "
-                                                 "a 400 (Hookline does not track releases)."},
-                       "statusDetails": {"type": "object", "maxProperties": 0},
+                       "Hookline cannot keep it; nothing changes. A refused change (an unknown release, a negative "
+                       "duration, details of resolving with ignored) is a 400 that changes no issue.",
+        "properties": {"status": {"type": "string", "enum": [*ISSUE_STATUSES, "resolvedInNextRelease", "muted"],
+                                  "description": "muted is Sentry's older name for ignored; resolvedInNextRelease "
+                                                 "is resolved with statusDetails.inNextRelease."},
+                       "substatus": {"type": ["string", "null"],
+                                     "enum": ["archived_forever", "archived_until_escalating",
+                                              "archived_until_condition_met", "ongoing", None]},
+                       "statusDetails": {
+                           "type": "object", "additionalProperties": False,
+                           "properties": {
+                               "inNextRelease": {"type": "boolean", "enum": [True]},
+                               "inRelease": {"type": "string", "description": "A release an event of the project "
+                                             "has named, or latest."},
+                               "ignoreUntilEscalating": {"type": "boolean"},
+                               "ignoreDuration": {"type": "integer", "minimum": 1, "description": "Minutes."},
+                               "ignoreCount": {"type": "integer", "minimum": 1},
+                               "ignoreWindow": {"type": "integer", "minimum": 1, "maximum": 10080,
+                                                "description": "Minutes; with ignoreCount."},
+                               "ignoreUserCount": {"type": "integer", "minimum": 1}}},
+                       "ignoreDuration": {"type": ["integer", "null"], "minimum": 1},
+                       "ignoreCount": {"type": ["integer", "null"], "minimum": 1},
+                       "ignoreWindow": {"type": ["integer", "null"], "minimum": 1, "maximum": 10080},
+                       "ignoreUserCount": {"type": ["integer", "null"], "minimum": 1},
+                       "snoozeDuration": {"type": ["integer", "null"], "minimum": 1},
                        "assignedTo": {"type": ["string", "integer", "null"],
                                       "description": "user:<id>, a member's user id, username or email; null or "
                                                      "\"\" unassigns."}},
@@ -269,7 +308,8 @@ SCHEMAS = {
         "type": "object", "required": ["isPublic", "statusDetails"],
         "description": "What changed, as Sentry answers a bulk mutate.",
         "properties": {"status": {"type": "string", "enum": list(ISSUE_STATUSES)}, "isPublic": {"type": "boolean"},
-                       "statusDetails": {"type": "object"}, "assignedTo": {"type": ["object", "null"]}},
+                       "statusDetails": {"$ref": "#/components/schemas/StatusDetails"},
+                       "assignedTo": {"type": ["object", "null"]}},
     },
     "RateLimit": {
         "type": ["object", "null"], "required": ["window", "count"],

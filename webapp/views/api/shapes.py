@@ -21,10 +21,11 @@ from .apps import iso
 
 STATS_HOURS = 24  # Sentry's default groupStatsPeriod: 24 hourly buckets
 # Sentry's GroupInboxReason: why an unresolved issue is in the inbox.
-INBOX_NEW, INBOX_REGRESSION, INBOX_ONGOING = 0, 2, 6
+INBOX_NEW, INBOX_REGRESSION, INBOX_ESCALATING, INBOX_ONGOING = 0, 2, 5, 6
 # Sentry's activity types for what Hookline records on an issue.
 ACTIVITY_TYPES = {"set_resolved": "set_resolved", "set_ignored": "set_ignored", "set_unresolved": "set_unresolved",
-                  "assigned": "assigned", "unassigned": "unassigned", "comment": "note"}
+                  "assigned": "assigned", "unassigned": "unassigned", "comment": "note",
+                  "regression": "set_regression", "escalating": "set_escalating"}
 
 
 def api_issues(groups: list[Group]) -> list[dict]:
@@ -67,10 +68,12 @@ def _api_issue(shape: dict, group: Group, stats: list[list[int]]) -> dict:
 
 
 def _inbox(group: Group) -> dict | None:
-    """Sentry's inbox entry: an unresolved issue is there as new, regressed or ongoing; others are not."""
+    """Sentry's inbox entry: an unresolved issue is there as new, regressed, escalating or ongoing; others are not."""
     if group.status != "unresolved":
         return None
-    if group.regressed_at is not None:
+    if group.escalated_at is not None:
+        reason, since = INBOX_ESCALATING, group.escalated_at
+    elif group.regressed_at is not None:
         reason, since = INBOX_REGRESSION, group.regressed_at
     else:
         reason, since = (INBOX_NEW if group.times_seen <= 1 else INBOX_ONGOING), group.first_seen
@@ -79,7 +82,10 @@ def _inbox(group: Group) -> dict | None:
 
 def _activity(entry) -> dict:
     user = entry.user
-    return {"id": str(entry.id), "type": ACTIVITY_TYPES.get(entry.kind, entry.kind), "data": entry.data,
+    kind = ACTIVITY_TYPES.get(entry.kind, entry.kind)
+    if kind == "set_resolved" and entry.data:  # Sentry's type for a resolution in a release
+        kind = "set_resolved_in_release"
+    return {"id": str(entry.id), "type": kind, "data": entry.data,
             "user": {"id": str(user.id), "name": user.name or user.email, "email": user.email} if user else None,
             "dateCreated": iso(entry.date)}
 
