@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import keys
@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 # queued in the same transaction, [{"sentry_app_id", "webhook_id"}, ...] (None: none).
 OnChange = Callable[[int, str, int], "list[dict] | None"]
 
+# A tick evaluates at most this many minutes per rule: the minutes a longer outage missed are skipped (logged).
+CATCH_UP_MINUTES = 60
+
 
 class IncidentBusy(RuntimeError):
     """Another evaluation of the incident's rule holds the rule's lock; try again in a moment."""
@@ -34,7 +37,8 @@ class IncidentBusy(RuntimeError):
 def count_events(rule: MetricAlertRule, now: datetime) -> int:
     since = now - timedelta(minutes=rule.time_window_minutes)
     return db.session.scalar(
-        select(func.count()).select_from(Event).where(Event.project_id == rule.project_id, Event.received > since)
+        select(func.count()).select_from(Event).where(Event.project_id == rule.project_id, Event.received > since,
+                                                      Event.received <= now)
     ) or 0
 
 
@@ -62,14 +66,53 @@ def _record_change(incident_id: int, status: str, value: int, now: datetime, not
                                         notifications_json=json.dumps(notifications or [])))
 
 
-def evaluate_rule(rule: MetricAlertRule, now: datetime | None = None,
-                  on_change: OnChange | None = None) -> list[tuple[int, str, int]]:
+def tick_moments(evaluated_at: datetime | None, now: datetime) -> list[tuple[datetime, datetime]]:
+    """Return ``(moment, minute)`` for each minute the tick owes a rule last evaluated at ``evaluated_at``, in order.
+
+    Each minute that began after that evaluation: a past one as of its first second (when its tick was due), the
+    current one as of ``now``; at most the last CATCH_UP_MINUTES. A rule never evaluated owes only this minute.
+    """
+    current = now.replace(second=0, microsecond=0)
+    first = current
+    if evaluated_at is not None:
+        first = evaluated_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        oldest = current - timedelta(minutes=CATCH_UP_MINUTES - 1)
+        if first < oldest:
+            logger.warning("metric_alert.minutes_skipped minutes=%s", int((oldest - first).total_seconds() // 60))
+            first = oldest
+    moments = []
+    while first <= current:
+        moments.append((now if first == current else first, first))
+        first += timedelta(minutes=1)
+    return moments
+
+
+def _mark_evaluated(rule_id: int, now: datetime, unless_since: datetime | None) -> bool:
+    """Record ``now`` as the rule's latest evaluation if it is later; with ``unless_since``, return False (nothing
+    written) if an evaluation at that moment or later is recorded. On PostgreSQL the row stays locked until the commit.
+    """
+    latest = MetricAlertRule.evaluated_at
+    if unless_since is None:
+        db.session.execute(update(MetricAlertRule).where(MetricAlertRule.id == rule_id,
+                                                         or_(latest.is_(None), latest < now)).values(evaluated_at=now))
+        return True
+    return db.session.execute(
+        update(MetricAlertRule).where(MetricAlertRule.id == rule_id, or_(latest.is_(None), latest < unless_since))
+        .values(evaluated_at=now)
+    ).rowcount == 1
+
+
+def evaluate_rule(rule: MetricAlertRule, now: datetime | None = None, on_change: OnChange | None = None,
+                  unless_since: datetime | None = None) -> list[tuple[int, str, int]]:
     """Compare the rule's count with its thresholds; return ``(incident id, new status, value)`` per change.
 
     1. Only one evaluator per rule at a time (a Redis lock), so a change is found once.
-    2. No incident and a threshold crossed: open one. An open incident: move it to the new status,
+    2. The rule's ``evaluated_at`` moves on to ``now`` in the same transaction as the changes. With
+       ``unless_since`` (the tick's minute), nothing is done if an evaluation at that moment or later is recorded:
+       the tick evaluates a minute once, and never a past minute after a later evaluation.
+    3. No incident and a threshold crossed: open one. An open incident: move it to the new status,
        or close it when the count falls under the resolve threshold.
-    3. ``on_change`` is called with each change before it commits, so what it adds (the notifications)
+    4. ``on_change`` is called with each change before it commits, so what it adds (the notifications)
        commits with it, and so does the change's entry in the incident's status history.
     """
     on_change = on_change or (lambda *change: None)
@@ -79,11 +122,17 @@ def evaluate_rule(rule: MetricAlertRule, now: datetime | None = None,
         logger.warning("metric_alert.lock_busy rule=%s", rule.id)
         return []
     try:
+        if not _mark_evaluated(rule.id, now, unless_since):
+            db.session.rollback()
+            return []
         value = count_events(rule, now)
         incident = open_incident(rule)
         status = target_status(rule, value, incident.status if incident else None)
         if incident is None:
-            return [(_open(rule, status, value, now, on_change).id, status, value)] if status else []
+            if status is None:
+                db.session.commit()
+                return []
+            return [(_open(rule, status, value, now, on_change).id, status, value)]
         if status == incident.status:
             db.session.execute(update(Incident).where(Incident.id == incident.id).values(metric_value=value))
             db.session.commit()
@@ -108,14 +157,15 @@ def _open(rule: MetricAlertRule, status: str, value: int, now: datetime, on_chan
             select(func.max(Incident.identifier)).where(Incident.organization_id == organization_id)) or 0) + 1
         incident = Incident(organization_id=organization_id, alert_rule_id=rule.id, identifier=identifier,
                             title=rule.name, status=status, metric_value=value, date_started=now)
-        db.session.add(incident)
         try:
-            db.session.flush()
-            _record_change(incident.id, status, value, now, on_change(incident.id, status, value))
-            db.session.commit()
-            return incident
+            with db.session.begin_nested():  # a savepoint: the rule's evaluated_at stays written
+                db.session.add(incident)
         except IntegrityError:  # another rule of the organisation took the identifier
-            db.session.rollback()
+            continue
+        _record_change(incident.id, status, value, now, on_change(incident.id, status, value))
+        db.session.commit()
+        return incident
+    db.session.rollback()
     raise RuntimeError(f"could not open an incident for rule {rule.id}")
 
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from .. import keys
 from ..eventstore import StoredEvent, record_group_environment
 from ..extensions import db
-from ..incidents import OnChange, evaluate_rule, resolve_incident
-from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp, User
+from ..incidents import OnChange, evaluate_rule, resolve_incident, tick_moments
+from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp, User, utcnow
 from ..names import one_line
 from ..outages import TransientFailure
 from ..outbox import enqueue_after_commit
@@ -192,9 +192,9 @@ def incident_notifier(rule: MetricAlertRule, status_method: int = STATUS_METHOD_
     return notify
 
 
-def notify_incident_changes(rule: MetricAlertRule, now=None) -> None:
+def notify_incident_changes(rule: MetricAlertRule, now=None, unless_since=None) -> None:
     """Evaluate one metric alert rule; each status change commits with a notification per action."""
-    evaluate_rule(rule, now, on_change=incident_notifier(rule))
+    evaluate_rule(rule, now, on_change=incident_notifier(rule), unless_since=unless_since)
 
 
 def resolve_incident_and_notify(incident_id: int, actor: User) -> bool:
@@ -204,8 +204,16 @@ def resolve_incident_and_notify(incident_id: int, actor: User) -> bool:
 
 
 def evaluate_metric_alerts() -> int:
-    """Evaluate every metric alert rule (the minute tick); return how many rules were looked at."""
+    """Evaluate every metric alert rule for each minute it is owed, oldest first (the minute tick); return how many
+    rules were looked at.
+
+    A minute is owed from its start until the rule is evaluated (incidents.tick_moments), so the minutes a
+    database outage missed are evaluated by the first tick after it; each evaluation commits on its own, so a
+    tick retried after an outage cut it short evaluates only what it had not.
+    """
+    now = utcnow()
     rules = list(db.session.scalars(select(MetricAlertRule)))
     for rule in rules:
-        notify_incident_changes(rule)
+        for moment, minute in tick_moments(rule.evaluated_at, now):
+            notify_incident_changes(rule, moment, unless_since=minute)
     return len(rules)

@@ -62,6 +62,9 @@ class MetricAlertRule(ActionsMixin, db.Model):
     # Resolve when the count falls below this; None means below the lowest alerting threshold.
     resolve_threshold: Mapped[int | None] = mapped_column(Integer, default=None)
     date_added: Mapped[datetime] = mapped_column(default=utcnow)
+    # The moment of the latest evaluation (by the minute tick or an event): the tick evaluates each minute that began
+    # after it, once, and never a minute before it (incidents.py). None: never evaluated.
+    evaluated_at: Mapped[datetime | None] = mapped_column(default=None)
 
     project: Mapped[Project] = relationship(lazy="joined")
 
