@@ -120,6 +120,10 @@ def settings(tmp_path, redis_url, smtp_server):
         "WEBHOOK_TIMEOUT": "1",
         # Receivers in tests listen on loopback; the SSRF tests switch this off.
         "WEBHOOK_ALLOW_PRIVATE": "1",
+        # An app without answers is paused until the housekeeper ends it; the in-process burst workers of the unit
+        # tests have no housekeeper. Worker processes (tests/engine) run with the default pause: they are given
+        # only the settings they name.
+        "WEBHOOK_UNANSWERED_PAUSE": "0",
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp_server.port),
         "MAIL_DEFAULT_SENDER": "hookline@hookline.test",

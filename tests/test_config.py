@@ -18,6 +18,9 @@ from webapp.config import instance_secret_key, load_settings
         ("WEBHOOK_ALLOW_PRIVATE", "maybe"),
         ("WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/33"),
         ("DATABASE_URL", "hookline.db"),
+        ("WEBHOOK_UNANSWERED_PAUSE", "-1"),
+        ("WEBHOOK_UNANSWERED_PAUSE", "61"),
+        ("WEBHOOK_UNANSWERED_PAUSE", "a while"),
     ],
 )
 def test_bad_setting_stops_start_up_naming_it(name, value):
@@ -37,6 +40,7 @@ def test_defaults():
     assert settings["WEBHOOK_TIMEOUT"] == 1.0
     assert settings["WEBHOOK_ALLOW_PRIVATE"] is False
     assert settings["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+    assert settings["WEBHOOK_UNANSWERED_PAUSE"] == 1.0
 
 
 def test_short_secret_key_stops_start_up_without_repeating_it():

@@ -49,6 +49,13 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _pause_seconds(value: str) -> float:
+    number = float(value)
+    if not 0 <= number <= 60:
+        raise ValueError("must be a number of seconds from 0 to 60")
+    return number
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -167,6 +174,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # An app whose answer took this long (successful or not) is held to one attempt in flight, as one that
     # timed out is; unset: half of WEBHOOK_TIMEOUT.
     "WEBHOOK_SLOW_SECONDS": (_positive_float, None),
+    # An app whose latest attempt got no answer (refused, hung, reset, or not valid HTTP) makes its next attempt
+    # this long after that one ended, whatever is waiting: a broken or hostile receiver costs at most one attempt
+    # per (attempt + pause), not one per delivery queued. 0 turns the pause off.
+    "WEBHOOK_UNANSWERED_PAUSE": (_pause_seconds, 1.0),
     # Mail: its own slots in each worker, and a socket timeout for SMTP (a silent server cannot hold a slot).
     "MAIL_CONCURRENCY": (_positive_int, 2),
     "MAIL_TIMEOUT": (_positive_float, 10.0),

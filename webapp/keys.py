@@ -146,6 +146,14 @@ def app_rate_limit_waiting(app_id: int) -> str:
     return f"{app_rate_limit_config(app_id)}:rate_limited"
 
 
+# An app whose latest attempt got no answer is paused (WEBHOOK_UNANSWERED_PAUSE): this member in its allowed set
+# holds its one place until the pause ends, and the app is in PAUSED_APPS with the pause's end as its score; the
+# housekeeper takes the member out then and lets the app's next delivery in.
+#   hookline:paused-apps   (sorted set: app id -> end of its pause, Unix seconds)
+PAUSE_MEMBER = "hookline-pause"
+PAUSED_APPS = "hookline:paused-apps"
+
+
 # The organisations' gate (dispatch/orgs.py), all sorted sets whose members expire at their score.
 #   hookline:org-gate:<org id>:inflight   tokens of attempts in flight: "<app id or fanout>/<job id>"
 #   hookline:org-gate:<org id>:parked     jobs waiting for a place, by when they were parked (same members)

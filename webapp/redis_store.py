@@ -90,6 +90,9 @@ class WriteBatch:
     def hset(self, key: str, field: str, value: str | int) -> WriteBatch:
         return self._add("HSET", key, field, value)
 
+    def zadd(self, key: str, score: float, member: str | int) -> WriteBatch:
+        return self._add("ZADD", key, repr(float(score)), member)
+
     def hincrby(self, key: str, field: str, amount: int = 1) -> WriteBatch:
         return self._add("HINCRBY", key, field, amount)
 

@@ -1,11 +1,12 @@
 """What keeps the queues moving, run by every worker process in a thread of its own (``Housekeeper``).
 
-Every second: promote due scheduled jobs (retries, crash retries) under a 10-second lock, give parked
-deliveries the places the organisations' gate has free (orgs.py), count this process's slots there, and queue
-the minute tick. Every few seconds: RQ's registry maintenance (abandoned jobs re-run or failed, jobs stuck in
-an intermediate list after their worker died, rate-limit slots leaked by dead workers), and the outbox
-sweep. Every minute: the orphan sweep. Each takes a short Redis lock, so with many worker processes one
-does it, and a killed process holds nothing for longer than the lock's few seconds.
+Every second: promote due scheduled jobs (retries, crash retries) under a 10-second lock, end the pauses of
+apps whose receivers did not answer (``end_pauses``), give parked deliveries the places the organisations' gate
+has free (orgs.py), count this process's slots there, and queue the minute tick. Every few seconds: RQ's
+registry maintenance (abandoned jobs re-run or failed, jobs stuck in an intermediate list after their worker
+died, rate-limit slots leaked by dead workers), and the outbox sweep. Every minute: the orphan sweep. Each
+takes a short Redis lock, so with many worker processes one does it, and a killed process holds nothing for
+longer than the lock's few seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flask import Flask
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.intermediate_queue import IntermediateQueue
+from rq.rate_limit import RateLimitRegistry
 from rq.registry import ScheduledJobRegistry, clean_registries
 from rq.scheduler import RQScheduler
 from rq.scripts import acquire_or_refresh_lock, release_lock
@@ -40,6 +42,31 @@ SCHEDULER_LOCK_SECONDS = 10
 STUCK_SECONDS = 15
 SLOTS_TTL = 10  # a process's slots count toward the organisations' gate this long after its last second
 MAINTENANCE_LOCK_SECONDS = 30  # held only while maintaining; a process killed meanwhile delays the next pass
+# Take the paused apps whose pause has ended (score <= ARGV[1]), at most ARGV[2]; each is taken by one process.
+# KEYS: paused apps
+TAKE_ENDED_PAUSES = """
+local ended = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ended > 0 then
+    redis.call('ZREM', KEYS[1], unpack(ended))
+end
+return ended
+"""
+PAUSES_PER_SECOND = 1000  # pauses ended per pass at most; the rest next second
+
+
+def end_pauses(connection) -> list[int]:
+    """Let each app whose pause has ended (see ``keys.PAUSE_MEMBER``) have its next delivery; return their ids.
+
+    The pause member leaves the app's allowed set through RQ's own release script, which queues the app's oldest
+    waiting delivery if the app's cap has room. A process killed between the two steps leaves the member behind:
+    RQ's maintenance frees it as a place held by no job (``clean_registries``).
+    """
+    ended = connection.register_script(TAKE_ENDED_PAUSES)(keys=[keys.PAUSED_APPS],
+                                                          args=[time.time(), PAUSES_PER_SECOND])
+    app_ids = [int(app_id) for app_id in ended]
+    for app_id in app_ids:
+        RateLimitRegistry(keys.app_rate_limit(app_id), connection).release_and_enqueue(keys.PAUSE_MEMBER)
+    return app_ids
 
 
 class ShortLockScheduler(RQScheduler):
@@ -176,6 +203,7 @@ class Housekeeper:
         try:
             with self.app.app_context():
                 self.promote_due_jobs()
+                end_pauses(self.connection)
                 self.gate.promote_parked()
                 if self.slots:
                     self.gate.register_slots(self.name, self.slots, SLOTS_TTL)

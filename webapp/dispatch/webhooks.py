@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 from flask import current_app
@@ -88,6 +89,7 @@ def send_and_save_webhook_request(
     2. POST through the guarded HTTP client (timeout, no redirects, size cap, address check).
     3. In one script call (one round trip, applied together): the request-log entry, the day's health count,
        the app's last delivery, the counters and the app's cap.
+       No answer at all also pauses the app: its next attempt starts WEBHOOK_UNANSWERED_PAUSE after this one.
     4. After a counted failure, ``check_broken``.
     """
     config = current_app.config
@@ -121,6 +123,13 @@ def send_and_save_webhook_request(
     # for the deliveries already waiting their turn.
     cap = 1 if response.status_code == 0 or slow else config["WEBHOOK_APP_CONCURRENCY"]
     writes.hset(keys.app_rate_limit_config(sentry_app.id), "concurrency", cap)
+    pause = config["WEBHOOK_UNANSWERED_PAUSE"]
+    if response.status_code == 0 and pause:
+        # No answer (refused, hung, reset, not HTTP): the app's one place stays taken until the pause ends, so its
+        # waiting deliveries are not each tried at once against a receiver that just failed (keys.PAUSE_MEMBER).
+        now = time.time()
+        writes.zadd(keys.app_rate_limit_allowed(sentry_app.id), now, keys.PAUSE_MEMBER)
+        writes.zadd(keys.PAUSED_APPS, now + pause, sentry_app.id)
     today = clock.today()
     if count_health:
         buffer = IntegrationRequestBuffer(redis, sentry_app.id, sentry_app.organization_id)
