@@ -243,6 +243,7 @@ def test_a_failed_delivery_ends_the_runner_and_the_rest_go_to_new_runners(app, a
     assert run_runner(app, job_ids, apps) == 0  # it stopped at the failure ...
     assert sorted(sum(handed_on(connection, before), [])) == sorted(job_ids[1:])  # ... and handed the rest on
     assert Job.fetch(job_ids[0], connection=connection).get_status() == "started"  # left to RQ's clean-up
+    assert connection.hget("rq:worker:test-worker", "failed_job_count") == b"1"  # rq info counts it failed
     StartedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).cleanup(timestamp=time.time() + 1)
     assert Job.fetch(job_ids[0], connection=connection).get_status() == "scheduled"  # its crash retry
     move_scheduled_jobs(connection)
