@@ -169,3 +169,47 @@ def test_the_poller_brings_a_message_whole_when_it_has_a_new_attempt(app, owner_
     assert fragment.lstrip().startswith("<tbody id=\"log-poller\"")
     [message] = messages_on(fragment)
     assert (message["webhook_id"], message["state"], message["attempts"]) == (message_id, "delivered", ["200", "503"])
+
+
+def test_gave_up_failed_test_alert_and_errors_only_keep_whole_messages(app, owner_session, pager, receiver,
+                                                                       run_worker, run_scheduled):
+    receiver.answer(404)
+    [refused] = send(app, pager)  # a 404 is not retried
+    run_worker()
+    owner_session.post(f"{PAGE}/test-alert")
+    run_worker()  # a test alert answered 404: sent once
+    receiver.answer(503)
+    [recovered] = send(app, pager)
+    run_worker()
+    receiver.answer(200)
+    run_scheduled()
+    run_worker()  # failed once, then delivered
+
+    shown = {message["webhook_id"]: message for message in messages_on(log_page(owner_session))}
+    assert shown[refused]["state"] == "gave up"
+    assert shown[refused]["says"] == "Gave up after attempt 1 of 7 (404): an answer that is not retried."
+    [test_alert] = [message for message in shown.values() if message["webhook_id"] not in (refused, recovered)]
+    assert test_alert["state"] == "failed" and test_alert["says"] == (
+        "Failed (404); a test alert is sent once, never retried.")
+    errors_only = {message["webhook_id"]: message for message in messages_on(log_page(owner_session, "errors_only=1"))}
+    assert errors_only[recovered]["attempts"] == ["200", "503"]  # the whole message: it failed, then was delivered
+    assert set(errors_only) == set(shown)
+    assert [message["webhook_id"] for message in messages_on(log_page(owner_session, "status=2xx"))] == [recovered]
+
+
+def test_a_message_dropped_on_re_enable_without_replay_reads_stopped(app, clock, owner_session, pager, receiver,
+                                                                     run_worker, run_scheduled):
+    receiver.answer(503)
+    [message_id] = send(app, pager)
+    run_worker()
+    owner_session.post(f"{PAGE}/disable", data={"confirm": "1", "reason": "Receiver being moved"})
+    run_scheduled()
+    run_worker()  # kept while disabled
+    owner_session.post(f"{PAGE}/enable", data={"replay": "0"})  # ...and dropped
+    [message] = messages_on(log_page(owner_session))
+    assert message["state"] == "retrying" and message["says"].endswith("next attempt due now.")  # not yet late
+    clock.advance(hours=2)
+    [message] = messages_on(log_page(owner_session))
+    assert (message["webhook_id"], message["state"]) == (message_id, "stopped")
+    assert message["says"] == ("Stopped after attempt 1 of 7 (503): no later attempt was made. It was kept while "
+                               "the app was disabled and not replayed when the app was re-enabled.")

@@ -23,7 +23,7 @@ from rq.registry import ScheduledJobRegistry
 from .. import keys
 from .events import EVENT_TYPES
 from .queues import retry_job_id
-from .request_log import is_error_code, status_class
+from .request_log import date_of, is_error_code, status_class
 
 MESSAGES_SHOWN = keys.REQUEST_LOG_SIZE
 # A message's state, in the words the page and the API use.
@@ -36,6 +36,8 @@ STATES = {
     "stopped": "stopped",  # a retry was due long ago and none was logged (dropped when re-enabled without replay)
 }
 HEX_ID = re.compile(r"[0-9a-f]{32}")
+_DATE_PREFIX = b'{"date": "'
+_DATE_START, _DATE_END = len(_DATE_PREFIX), len(_DATE_PREFIX) + len("2026-11-01T12:00:00.000000Z")
 RETRY_GRACE = timedelta(minutes=10)  # how late a due retry may start (the workers promote scheduled jobs)
 
 
@@ -77,9 +79,6 @@ class Message:
     def missed_while_disabled(self) -> bool:
         return self.kept or bool(self.replays)
 
-    def has_attempt(self, test) -> bool:
-        return any(test(entry) for entry in self.attempts)
-
 
 @dataclass(frozen=True)
 class MessageQuery:
@@ -95,69 +94,79 @@ class MessageQuery:
 def read_messages(client, app_id: int, query: MessageQuery, now: datetime) -> list[Message]:
     """Return the app's newest messages that match ``query``, newest activity first.
 
-    1. Read every entry of the log (both lists of every event type) and the count of kept messages; group the
-       entries by webhook-id.
-    2. Keep the messages that match the filters and the search (an event id is looked for in the bodies).
-    3. Say each one's state; only then read what a state needs (the kept messages, the retries' due times).
+    1. Read the log's entries (the lists of every attempt; the errors lists too, which reach further back, when
+       failures or an id are looked for) and the count of kept messages.
+    2. Group the entries by webhook-id, read off their raw JSON (``add_request`` writes the date first; the ids are
+       found by their keys): up to 3,000 entries are read, only the shown messages' ones are parsed.
+    3. Keep the newest MESSAGES_SHOWN that match the filters and the search (an event id is looked for in the
+       kept bodies), with the messages kept while the app is disabled that were never attempted.
+    4. Say each one's state; only then read what a state needs (the retries' due times).
     """
     names = [query.event_type] if query.event_type else list(EVENT_TYPES)
+    with_errors = bool(query.errors_only or query.search or query.status not in (None, "2xx"))
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.lrange(keys.request_log(app_id, name), 0, -1)
-        pipe.lrange(keys.request_log_errors(app_id, name), 0, -1)
+        if with_errors:
+            pipe.lrange(keys.request_log_errors(app_id, name), 0, -1)
     pipe.llen(keys.missed_deliveries(app_id))
     *chunks, kept_count = pipe.execute()
-    messages = group_attempts(raw for chunk in chunks for raw in chunk)
+    errors = {raw for chunk in chunks[1::2] for raw in chunk} if with_errors else set()  # the same bytes on both
+    # Newest first; entries of the same time stay in their list's order, which is newest first.
+    dated = sorted(((_raw_date(raw), raw) for raw in dict.fromkeys(raw for chunk in chunks for raw in chunk)),
+                   key=lambda pair: pair[0], reverse=True)
+    groups: dict[bytes, tuple[bytes, list[bytes]]] = {}  # key: the webhook-id (else the Request-ID), newest first
+    for date, raw in dated:
+        key = _raw_field(raw, b'"message_id": "') or _raw_field(raw, b'"request_id": "')
+        groups.setdefault(key, (date, []))[1].append(raw)
     kept = _kept_messages(client, app_id) if kept_count else {}
-    for message_id, item in kept.items():  # kept before any attempt was made: a message with no attempts yet
-        if message_id not in messages and item["event_type"] in names:
-            messages[message_id] = Message(message_id, item["event_type"], [], kept_since=item["date"])
-    found = [message for message in messages.values() if _matches(message, query)]
-    if query.search:
-        found = search_messages(client, app_id, found, query.search.strip(), names)
-    found.sort(key=lambda message: message.date, reverse=True)
-    found = found[:MESSAGES_SHOWN]
+    order = [(date, key) for key, (date, _) in groups.items()]
+    if not (query.after or query.errors_only or query.status):  # never attempted: no attempt to match a filter
+        order += [(item["date"].encode(), message_id.encode()) for message_id, item in kept.items()
+                  if message_id.encode() not in groups and item["event_type"] in names]
+    order.sort(reverse=True)
+    after = query.after.encode() if query.after else None
+    search = _Search(client, app_id, query.search.strip(), names) if query.search else None
+    found = []
+    for date, key in order:
+        raws = groups[key][1] if key in groups else []
+        if after and date <= after:
+            break  # newest activity first: none after this one is newer
+        if query.errors_only and not any(raw in errors for raw in raws):
+            continue
+        if search and not search.matches(key, raws):
+            continue
+        attempts = [json.loads(raw) for raw in raws]
+        if query.status and not any(status_class(entry) == query.status for entry in attempts):
+            continue
+        if attempts:
+            found.append(Message(attempts[0].get("message_id"), attempts[0]["event_type"], attempts))
+        else:
+            item = kept[key.decode()]
+            found.append(Message(key.decode(), item["event_type"], [], kept_since=item["date"]))
+        if len(found) == MESSAGES_SHOWN:
+            break
     say_states(client, found, kept, now)
     return found
 
 
-def group_attempts(raws) -> dict[str, Message]:
-    """Group raw log entries into messages by webhook-id (an entry logged without one is a message of its own)."""
-    messages: dict[str, Message] = {}
-    seen = set()
-    for raw in raws:
-        entry = json.loads(raw)
-        if entry["request_id"] in seen:  # a failed attempt is on both lists
-            continue
-        seen.add(entry["request_id"])
-        key = entry.get("message_id") or entry["request_id"]
-        message = messages.get(key)
-        if message is None:
-            message = messages[key] = Message(entry.get("message_id"), entry["event_type"], [])
-        message.attempts.append(entry)
-    for message in messages.values():
-        message.attempts.sort(key=lambda entry: entry["date"], reverse=True)
-    return messages
+class _Search:
+    """A search for a whole webhook-id or Request-ID, or else an event id in the kept bodies (read once, if asked)."""
 
+    def __init__(self, client, app_id: int, text: str, names: list[str]):
+        self.client, self.app_id, self.text, self.names = client, app_id, text, names
+        self.event_id = text.replace("-", "").lower() if HEX_ID.fullmatch(text.replace("-", "").lower()) else None
+        self._event_requests: set[str] | None = None
 
-def _matches(message: Message, query: MessageQuery) -> bool:
-    if query.after and not message.has_attempt(lambda entry: entry["date"] > query.after):
-        return False
-    if query.errors_only and not message.has_attempt(lambda entry: is_error_code(entry["response_code"])):
-        return False
-    return not query.status or message.has_attempt(lambda entry: status_class(entry) == query.status)
-
-
-def search_messages(client, app_id: int, messages: list[Message], text: str, names: list[str]) -> list[Message]:
-    """Return the messages whose webhook-id or one of whose Request-IDs is ``text``, or else whose body holds it as
-    an event id (read from the kept request bodies; a compressed one is opened only when needed)."""
-    exact = [message for message in messages if text == message.message_id
-             or message.has_attempt(lambda entry: entry["request_id"] == text)]
-    if exact or not HEX_ID.fullmatch(text.replace("-", "").lower()):
-        return exact
-    event_id = text.replace("-", "").lower()
-    request_ids = request_ids_with_event(client, app_id, event_id, names)
-    return [message for message in messages if message.has_attempt(lambda entry: entry["request_id"] in request_ids)]
+    def matches(self, key: bytes, raws: list[bytes]) -> bool:
+        request_ids = [_raw_field(raw, b'"request_id": "').decode() for raw in raws]
+        if self.text == key.decode() or self.text in request_ids:
+            return True
+        if self.event_id is None:
+            return False
+        if self._event_requests is None:
+            self._event_requests = request_ids_with_event(self.client, self.app_id, self.event_id, self.names)
+        return any(request_id in self._event_requests for request_id in request_ids)
 
 
 def request_ids_with_event(client, app_id: int, event_id: str, names: list[str]) -> set[str]:
@@ -231,6 +240,21 @@ def _kept_messages(client, app_id: int) -> dict[str, dict]:
         kept.setdefault(item["message_id"], {"event_type": item["event_type"],
                                              "date": date.isoformat(timespec="microseconds") + "Z"})
     return kept
+
+
+def _raw_field(raw: bytes, needle: bytes) -> bytes | None:
+    """Read a string field (``needle`` is its ``"name": "``) off an entry's raw JSON without parsing it: a key is
+    unique, as inside other strings quotes are escaped."""
+    start = raw.find(needle)
+    if start < 0:
+        return None
+    start += len(needle)
+    return raw[start:raw.find(b'"', start)]
+
+
+def _raw_date(raw: bytes) -> bytes:
+    """An entry's date as bytes (``add_request`` writes it first; see ``request_log.date_of``)."""
+    return raw[_DATE_START:_DATE_END] if raw.startswith(_DATE_PREFIX) else date_of(raw).encode()
 
 
 def _logged_at(entry: dict) -> datetime:
