@@ -49,7 +49,7 @@ def test_unknown_status_changes_nothing(owner, issue, receiver, run_worker):
     owner.post(f"/orgs/acme/issues/{issue.id}/status", {"status": "deleted"})
     run_worker()
     text = page(owner, issue)
-    assert "Unknown status" in text and 'data-testid="issue-status">unresolved<' in text
+    assert "status: must be one of unresolved, resolved, ignored" in text and 'data-testid="issue-status">unresolved<' in text
     assert receiver.received == []
 
 

@@ -12,6 +12,15 @@ from ..event_display import display_event, exception_chain
 from ..extensions import db
 from ..input_guard import parse_row_id
 from ..issue_history import CHART_DAYS, activity_of, events_per_day
+from ..issue_status import (
+    StatusChange,
+    StatusChangeError,
+    change_done,
+    details_in_words,
+    read_change,
+    recent_releases,
+    status_summary,
+)
 from ..issue_search import (
     SORT_LABELS,
     STATUS_CHOICES,
@@ -24,8 +33,6 @@ from ..models import LEVELS, MANAGING_ROLES, Comment, Event, Group, Membership, 
 from ..projects import list_projects
 from ..workflow import WorkflowError, add_comment, assign, delete_comment, display_name, edit_comment, set_status
 from .helpers import confirm_step, confirmed, get_group_or_404, get_org_or_404
-
-STATUS_DONE = {"resolved": "Resolved.", "ignored": "Ignored.", "unresolved": "Unresolved."}
 
 bp = Blueprint("issues", __name__, url_prefix="/orgs/<org_slug>/issues")
 
@@ -56,7 +63,8 @@ def detail(org_slug, group_id):
     return render_template("issues/detail.html", organization=organization, group=group, events=events,
                            latest_exceptions=exception_chain(events[0].data) if events else [],
                            activity=activity_of(group), members=list(members), can_moderate=role in MANAGING_ROLES,
-                           days=days, chart_days=CHART_DAYS,
+                           days=days, chart_days=CHART_DAYS, releases=recent_releases(group.project_id),
+                           status_summary=status_summary(group), details_in_words=details_in_words,
                            chart=count_bars_svg(days, 560, 80, f"Events per day, last {CHART_DAYS} days"))
 
 
@@ -76,11 +84,44 @@ def event_detail(org_slug, group_id, event_id):
 @bp.route("/<int:group_id>/status", methods=["POST"])
 @login_required
 def change_status(org_slug, group_id):
+    """Resolve (now, in the next release, in a release), ignore (forever, until escalating, for a time, until more
+    events or users) or unresolve, from the issue page's menus."""
     organization, _ = get_org_or_404(org_slug)
     group = get_group_or_404(organization, group_id)
-    status = request.form.get("status", "")
-    return _act(org_slug, group, lambda: set_status(group, status, current_user),
-                lambda changed: STATUS_DONE[status] if changed else f"Already {status}.")
+
+    try:
+        change = change_from_form(request.form)
+    except StatusChangeError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("issues.detail", org_slug=org_slug, group_id=group.id), 303)
+    return _act(org_slug, group, lambda: set_status(group, change, current_user),
+                lambda changed: change_done(change) if changed else f"Already {change.status}.")
+
+
+def change_from_form(form) -> StatusChange:
+    """The menus' fields as Sentry's update fields: ``resolution`` now/next/release (+ ``release``), ``ignore``
+    forever/escalating/duration/count/users (+ ``minutes``, ``count``, ``window``, ``users``)."""
+    status, details = form.get("status", ""), {}
+    choice = form.get("resolution") if status == "resolved" else form.get("ignore") if status == "ignored" else None
+    if choice == "next":
+        details["inNextRelease"] = True
+    elif choice == "release":
+        details["inRelease"] = form.get("release", "")
+    elif choice == "escalating":
+        details["ignoreUntilEscalating"] = True
+    elif choice in ("duration", "count", "users"):
+        field, name = {"duration": ("minutes", "ignoreDuration"), "count": ("count", "ignoreCount"),
+                       "users": ("users", "ignoreUserCount")}[choice]
+        details[name] = _whole(form.get(field, ""), field)
+        if choice == "count" and form.get("window"):
+            details["ignoreWindow"] = _whole(form["window"], "window")
+    return read_change(status, None, details)
+
+
+def _whole(raw: str, name: str) -> int:
+    if not (raw.strip().isascii() and raw.strip().isdigit()) or len(raw.strip()) > 9:
+        raise StatusChangeError(f"{name}: choose a whole number.")
+    return int(raw)
 
 
 @bp.route("/<int:group_id>/assign", methods=["POST"])
