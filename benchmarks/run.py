@@ -40,6 +40,10 @@ Cases (default sizes: ``-n 1000``, ``--throughput-n 3000``, ``--memory-deliverie
     (gzip and brotli bombs of 4.9 KB that inflate to 5 MiB, 1 MiB sent plain), the worst against the target
     <= 5 ms; and another project's accepted envelopes (``REFUSAL_SAMPLES`` at 25/s) idle and beside 50 such
     requests a second. Target: p99 beside them <= 2 x idle p99.
+13. Redis memory: 1 process takes 250 deliveries/s (half resource webhooks, half issue alerts) until the first
+    finished jobs have expired at the shipped ``JOB_RESULT_TTL``; every ``rq:*`` key's MEMORY USAGE (and the
+    expired keys not yet reclaimed) is summed five times, 2 s apart, and the largest scaled to 1,000
+    deliveries/s. Target: <= 100 MB.
 
 ``--cases 1,3`` runs a subset. A case that fails (a wait that times out, a process that dies) is reported
 with its reason as a NOT met row; the others still run, and the exit status is then 1.
@@ -66,10 +70,11 @@ sys.path.insert(0, str(ROOT))
 
 import brotli  # noqa: E402
 import requests  # noqa: E402
+from rq import Queue  # noqa: E402
 
 from benchmarks.harness import (  # noqa: E402
-    BenchError, RoundTrips, cpu_seconds, env_for, percentile, reset_redis, rss_kib, running_workers, start_gunicorn, stop,
-    wait_delivered, wait_finished, wait_received,
+    BenchError, RoundTrips, check_alive, cpu_seconds, env_for, percentile, rate_limited_waiting, reset_redis, rss_kib,
+    running_workers, start_gunicorn, stop, wait_delivered, wait_finished, wait_received,
 )
 from benchmarks.hostile import EndlessTrailersServer  # noqa: E402
 from benchmarks.hung import HungServer  # noqa: E402
@@ -101,6 +106,12 @@ PREVIOUS_RSS_KIB = 89_492  # the single-threaded worker's RSS after 10,000 deliv
 REFUSAL_REQUESTS = 200  # requests without a key per hostile body, whose server CPU is averaged
 REFUSAL_RATE = 50       # requests without a key a second, beside another project's accepted envelopes
 REFUSAL_SAMPLES = 300   # accepted envelopes timed idle and under those requests, at 25 a second
+REDIS_RATE = 250        # deliveries/s queued steadily in the Redis memory case (a loaded machine's one process keeps up)
+REDIS_TARGET_RATE = 1000
+REDIS_TARGET_MB = 100
+REDIS_SAMPLES = 5       # samples of what Redis holds, 2 s apart, once the oldest finished jobs have expired
+# What Redis keeps of each finished job, by key prefix (the registry: a sorted set of all of them, per queue).
+FINISHED_KINDS = {b"rq:job:": "job hashes", b"rq:results:": "result streams", b"rq:finished:": "finished registries"}
 
 
 def record(case: str, figure: str, value: float | None, baseline: float | None, target: str, met: bool | None,
@@ -134,6 +145,9 @@ class Bench:
             "BASE_URL": f"http://127.0.0.1:{self.web_port}", "WEBHOOK_ALLOW_PRIVATE": "1",
             "WEBHOOK_TIMEOUT": "5", "BENCH_REDIS_URL": redis_url,
             "INGEST_RATE_LIMIT": "1000000",  # the ingestion case measures throughput, not the quota
+            # The cases count finished jobs in RQ's finished registry, so they keep them for the run; the Redis
+            # memory case (13) runs with the shipped default.
+            "JOB_RESULT_TTL": "3600",
         }
         os.environ.update({key: str(value) for key, value in self.settings.items()})
         self.env = env_for(self.settings)
@@ -660,6 +674,86 @@ class Bench:
                "single-threaded worker after 10,000, measured on main before the engine change)", last,
                PREVIOUS_RSS_KIB, f"<= 1.5 x {PREVIOUS_RSS_KIB:,} = {limit:,.0f} KiB", last <= limit)
 
+    def case_redis_memory(self) -> None:
+        """What Redis holds for a steady stream of deliveries at the shipped JOB_RESULT_TTL, scaled to 1,000/s.
+
+        1. One process (WORKER_CONCURRENCY 32) takes REDIS_RATE deliveries a second (half resource webhooks, half
+           issue alerts, over 8 apps), queued in tenths of a second, until the first finished jobs have expired
+           and RQ's registry clean-up (the housekeeper's, every 5 s) has run: a steady state.
+        2. Every ``rq:*`` key's MEMORY USAGE is summed REDIS_SAMPLES times, 2 s apart, with the expired keys Redis
+           has not reclaimed yet (its active expiry lags); the largest sum is what one delivery/s costs times the
+           rate. Held memory grows linearly with the rate (each delivery's records live JOB_RESULT_TTL s), so it
+           is scaled to 1,000/s. Hookline's own keys (request logs, health) are bounded per app, not per
+           delivery, and are left out. Jobs still waiting at the end (reported) would only add to the figure.
+        """
+        from webapp.config import SETTINGS
+
+        retention = SETTINGS["JOB_RESULT_TTL"][1]
+        warm_up = retention + 5 + 2  # the first jobs expired and the registries cleaned once
+        self.app.config["JOB_RESULT_TTL"] = retention
+        samples: list[tuple[int, dict, int, int]] = []
+        queued = 0
+        try:
+            with self.workers(1, WORKER_CONCURRENCY=32, JOB_RESULT_TTL=retention) as (worker,):
+                started = time.monotonic()
+                next_sample = started + warm_up
+                while len(samples) < REDIS_SAMPLES:
+                    self.enqueue_deliveries(REDIS_RATE // 10, self.fast_apps, prefix="msg_mem_")
+                    queued += REDIS_RATE // 10
+                    if time.monotonic() >= next_sample:
+                        samples.append(self.redis_held())
+                        next_sample += 2
+                    check_alive([worker])
+                    time.sleep(max(0.0, started + queued / REDIS_RATE - time.monotonic()))
+                backlog = self.backlog()
+        finally:
+            self.app.config["JOB_RESULT_TTL"] = int(self.settings["JOB_RESULT_TTL"])
+        held, kinds, finished, stale = max(samples, key=lambda sample: sample[0])
+        per_rate = held / REDIS_RATE  # bytes held per delivery/s sustained
+        at_target = per_rate * REDIS_TARGET_RATE / 1e6
+        # A job hash and a result stream each, and an entry of the registry's sorted set.
+        job, result, registry = (kinds.get(kind, (1, 0)) for kind in FINISHED_KINDS.values())
+        per_finished = job[1] / job[0] + result[1] / result[0] + registry[1] / max(1, finished)
+        record("redis memory", f"Redis KB held per delivery/s sustained (JOB_RESULT_TTL {retention} s; {REDIS_RATE}/s "
+               f"for {time.monotonic() - started:.0f} s, the largest of {REDIS_SAMPLES} samples: "
+               + ", ".join(f"{kind} {count:,} keys {size / 1e6:.2f} MB" for kind, (count, size) in kinds.items())
+               + f", {stale:,} expired keys not yet reclaimed; {finished:,} finished jobs listed; {backlog} "
+               "waiting at the end)", per_rate / 1000, None, "info", None)
+        record("redis memory", f"Redis bytes per finished delivery ({', '.join(FINISHED_KINDS.values())}); at the 60 s "
+               f"kept before, 1,000/s held {per_finished * 60 * REDIS_TARGET_RATE / 1e6:,.0f} MB", per_finished, None,
+               "info", None)
+        record("redis memory", "Redis MB held at 1,000 deliveries/s steady", at_target, None,
+               f"<= {REDIS_TARGET_MB} MB", at_target <= REDIS_TARGET_MB)
+
+    def redis_held(self) -> tuple[int, dict[str, tuple[int, int]], int, int]:
+        """Return what Redis holds for RQ: MEMORY USAGE summed over every ``rq:*`` key, with the expired keys Redis
+        has not reclaimed yet (counted by DBSIZE, skipped by SCAN); (keys, bytes) by kind; the finished jobs
+        listed; and how many expired keys were not reclaimed."""
+        counted = self.redis.dbsize()
+        every = list(self.redis.scan_iter(count=1000))
+        names = [name for name in every if name.startswith(b"rq:")]
+        pipeline = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipeline.memory_usage(name, samples=0)
+        finished_keys = [name for name in names if name.startswith(b"rq:finished:")]
+        for name in finished_keys:
+            pipeline.zcard(name)
+        replies = pipeline.execute()
+        kinds: dict[str, tuple[int, int]] = {}
+        for name, size in zip(names, replies):
+            kind = FINISHED_KINDS.get(name[:name.find(b":", 3) + 1], "other rq keys")
+            count, total = kinds.get(kind, (0, 0))
+            kinds[kind] = (count + 1, total + (size or 0))  # None: the key expired between the scan and the read
+        # An expired key not yet reclaimed is a job hash or a result stream: counted at their mean size.
+        expiring = [kinds.get(kind, (0, 0)) for kind in ("job hashes", "result streams")]
+        mean = sum(size for _, size in expiring) / max(1, sum(count for count, _ in expiring))
+        stale = max(0, counted - len(every))
+        return sum(size for _, size in kinds.values()) + int(stale * mean), kinds, sum(replies[len(names):]), stale
+
+    def backlog(self) -> int:
+        """Jobs queued or waiting for their app's place, not yet run."""
+        return Queue(keys.WEBHOOK_QUEUE, connection=self.redis).count + rate_limited_waiting(self.redis)
+
     def case_ingestion(self) -> None:
         web = start_gunicorn("benchmarks.wsgi:application", self.web_port, self.env, workers=2,
                              log=self.work / "web.log")
@@ -922,6 +1016,8 @@ CASES = [
     ("10", "Dashboard server time with full buffers (100 apps, every list at 100 entries)", "case_dashboard"),
     ("12", f"Requests without a valid key: server CPU each, and another project beside {REFUSAL_RATE} a second "
            "(gunicorn, 2 workers)", "case_refusal"),
+    ("13", f"Redis memory held by a steady {REDIS_RATE} deliveries/s (1 process x WORKER_CONCURRENCY 32)",
+     "case_redis_memory"),
 ]
 
 

@@ -124,6 +124,10 @@ def settings(tmp_path, redis_url, smtp_server):
         # tests have no housekeeper. Worker processes (tests/engine) run with the default pause: they are given
         # only the settings they name.
         "WEBHOOK_UNANSWERED_PAUSE": "0",
+        # Tests read a finished job's record and result after the run, however loaded the machine: kept an hour, not
+        # the default few seconds (jobs queued by a worker process, which is given only the settings it names, keep
+        # the default).
+        "JOB_RESULT_TTL": "3600",
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp_server.port),
         "MAIL_DEFAULT_SENDER": "hookline@hookline.test",

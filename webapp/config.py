@@ -178,6 +178,11 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # this long after that one ended, whatever is waiting: a broken or hostile receiver costs at most one attempt
     # per (attempt + pause), not one per delivery queued. 0 turns the pause off.
     "WEBHOOK_UNANSWERED_PAUSE": (_pause_seconds, 1.0),
+    # A finished delivery or task job (its RQ record, pickled arguments and result: about 7 KB of Redis) is kept
+    # this many seconds, so Redis holds rate x this of them; rq info and rq-dashboard show it as finished meanwhile.
+    # Nothing in Hookline reads them (the request log is a delivery's record); mail, test alerts and the minute
+    # tick keep theirs longer. The tests raise it: they read results after a run, however slow the machine.
+    "JOB_RESULT_TTL": (_positive_int, 5),
     # Mail: its own slots in each worker, and a socket timeout for SMTP (a silent server cannot hold a slot).
     "MAIL_CONCURRENCY": (_positive_int, 2),
     "MAIL_TIMEOUT": (_positive_float, 10.0),

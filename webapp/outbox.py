@@ -38,8 +38,9 @@ class JobSpec:
     args: list
     queue: str
     timeout: int
-    # A finished job (its pickled arguments and its result, about 7 KB for a delivery) stays in Redis this long:
-    # long enough to read what became of it, short enough that Redis holds rate x 60 s of them, not 600 s.
+    # A finished job (its pickled arguments and its result, about 7 KB for a delivery) stays in Redis this long.
+    # Deliveries and tasks take JOB_RESULT_TTL (seconds: Redis holds rate x that of them) and mail a week: every
+    # spec of dispatch/queues.py names its own.
     result_ttl: int = 60
     failure_ttl: int = 30 * 24 * 3600
     retry: list | None = None  # [max, [intervals...]]

@@ -31,9 +31,9 @@ def test_a_backlog_arrives_each_message_once_in_few_rq_jobs(app, pager, receiver
     finished = FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"])
     assert len(finished.get_job_ids()) == 30  # every delivery is a finished RQ job with its result
     connection = app.extensions["redis"]
-    for job_id in finished.get_job_ids():  # ... kept for its result_ttl, as RQ keeps any job, then gone
+    for job_id in finished.get_job_ids():  # ... kept for its result_ttl (JOB_RESULT_TTL), as RQ keeps any job
         assert Job.fetch(job_id, connection=connection).latest_result().return_value == "success"
-        assert 0 < connection.ttl(Job.key_for(job_id)) <= 60
+        assert 0 < connection.ttl(Job.key_for(job_id)) <= app.config["JOB_RESULT_TTL"]
     assert len(log_entries(app, pager)) == 30
     registry = RateLimitRegistry(keys.app_rate_limit(pager), app.extensions["redis"])
     assert registry.get_allowed_job_count() == 0 and registry.get_rate_limited_job_count() == 0
@@ -178,7 +178,8 @@ def test_a_batch_finishes_its_jobs_with_the_records_rq_itself_writes(app, pager,
     def record(job):
         result = job.latest_result()
         fields = {field.decode() for field in connection.xrange(f"rq:results:{job.id}")[-1][1]}
-        expiring = [0 < connection.ttl(key) <= 600 for key in (job.key, f"rq:results:{job.id}")]
+        kept = app.config["JOB_RESULT_TTL"]
+        expiring = [0 < connection.ttl(key) <= kept for key in (job.key, f"rq:results:{job.id}")]
         return (job.get_status(), bool(job.worker_name), job.created_at <= job.enqueued_at <= job.started_at,
                 job.started_at <= job.ended_at, result.type, result.return_value,
                 result.worker_name == job.worker_name, sorted(fields), expiring,

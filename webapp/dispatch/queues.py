@@ -75,7 +75,8 @@ def delivery_spec(args: tuple, queue: str = keys.WEBHOOK_QUEUE, cap: int | None 
     """Return the job of one delivery attempt: ``deliver_webhook(*args)``, capped per app (``args[0]``)."""
     app_id = args[0]
     cap = cap or app_caps([app_id])[app_id]
-    return JobSpec(DELIVER_JOB, list(args), queue, timeout=job_timeout(), retry=CRASH_RETRY,
+    return JobSpec(DELIVER_JOB, list(args), queue, timeout=job_timeout(),
+                   result_ttl=current_app.config["JOB_RESULT_TTL"], retry=CRASH_RETRY,
                    rate_limit=[keys.app_rate_limit(app_id), cap])
 
 
@@ -91,7 +92,8 @@ def retry_job_id(message_id: str, attempt: int, resend: bool) -> str:
 def task_spec(func: str, args: tuple, queue: str = keys.WEBHOOK_QUEUE, timeout: int | None = None,
               app_cap: tuple[int, int] | None = None) -> JobSpec:
     """Return the job of a task (``func`` is its dotted path); one that delivers to an app names it and its cap."""
-    return JobSpec(func, list(args), queue, timeout=timeout or job_timeout() + 30, retry=CRASH_RETRY,
+    return JobSpec(func, list(args), queue, timeout=timeout or job_timeout() + 30,
+                   result_ttl=current_app.config["JOB_RESULT_TTL"], retry=CRASH_RETRY,
                    rate_limit=[keys.app_rate_limit(app_cap[0]), app_cap[1]] if app_cap else None)
 
 
