@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from redis.exceptions import LockError, RedisError
@@ -20,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from . import keys
 from .extensions import db
 from .redis_store import get_redis
-from .issue_status import CLEARED_STATUS_DETAILS, regresses, snooze_ends
-from .models import LEVELS, Activity, Event, Group, GroupEnvironment, Release, utcnow
+from .issue_reopening import comes_back, known_releases, record_release
+from .models import LEVELS, Activity, Event, Group, GroupEnvironment, utcnow
 
 DEFAULT_FINGERPRINT = {"{{ default }}", "{{default}}"}
 # Events name the grouping that made their issue (``grouping_config``), as Sentry's do: Hookline's own.
@@ -237,8 +236,10 @@ def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None =
     hash_ = fingerprint_hash(grouping_components(event))
     group, is_new = _get_or_create_group(project, event, hash_)
     now = utcnow()
-    release = _record_release(project.id, event.get("release"), now)
-    reopened = _comes_back(group, event, release, now)
+    release = event.get("release")
+    release = clean_text(release.strip()[:200]) if isinstance(release, str) and release.strip() else None
+    record_release(project.id, release, now)
+    reopened = comes_back(group, event, release, now)
     db.session.execute(
         update(Group).where(Group.id == group.id)
         .values(times_seen=Group.times_seen + 1, last_seen=now, level=event["level"])
@@ -259,67 +260,8 @@ def store_event(project, raw: dict, then: Callable[[StoredEvent], None] | None =
         db.session.rollback()
         return event["event_id"], None
     if release:
-        _known_releases().add((project.id, release))
+        known_releases().add((project.id, release))
     return event["event_id"], stored
-
-
-KNOWN_RELEASES_MAX = 10_000
-
-
-def _known_releases() -> set[tuple[int, str]]:
-    """(project id, version) of the releases this app has seen committed: their row exists, no INSERT is needed."""
-    return current_app.extensions.setdefault("hookline.known_releases", set())
-
-
-def _record_release(project_id: int, release, now: datetime) -> str | None:
-    """Note the event's release among its project's, first seen now if new (a later row is a newer release)."""
-    if not isinstance(release, str) or not release.strip():
-        return None
-    version = clean_text(release.strip()[:200])
-    known = _known_releases()
-    if (project_id, version) in known:
-        return version
-    if len(known) >= KNOWN_RELEASES_MAX:
-        known.clear()
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    db.session.execute(insert(Release).values(project_id=project_id, version=version, first_seen=now)
-                       .on_conflict_do_nothing(index_elements=["project_id", "version"]))
-    return version
-
-
-def _comes_back(group: Group, event: dict, release: str | None, now: datetime) -> bool:
-    """Reopen a resolved issue the event regresses, or bring back an ignored one whose snooze it ends.
-
-    The conditional UPDATE decides it atomically; an issue neither resolved nor ignored when it was read costs
-    no statement. The change goes on the issue's activity (regression or escalating).
-    """
-    if group.status == "resolved" and regresses(group, release):
-        kind, values = "regression", {"regressed_at": now, "escalated_at": None}
-    elif group.status == "ignored" and snooze_ends(group, now, user_identity(event.get("user"))):
-        kind, values = "escalating", {"escalated_at": now, "regressed_at": None}
-    else:
-        return False
-    back = db.session.execute(
-        update(Group).where(Group.id == group.id, Group.status == group.status)
-        .values(status="unresolved", resolved_at=None, **values, **CLEARED_STATUS_DETAILS)
-    ).rowcount == 1
-    if back:
-        db.session.add(Activity(group_id=group.id, kind=kind, date=now,
-                                data_json=json.dumps({"event_id": event["event_id"]})))
-    return back
-
-
-def user_identity(user) -> str | None:
-    """Who an event's user is, as Sentry counts users: id, else email, else username, else IP address.
-
-    The same rule as the ingest job's count of the issue's users (``dispatch.intake.user_identity``).
-    """
-    if not isinstance(user, dict):
-        return None
-    for field in ("id", "email", "username", "ip_address"):
-        if user.get(field) not in (None, ""):
-            return f"{field}:{user[field]}"
-    return None
 
 
 def _get_or_create_group(project, event: dict, hash_: str) -> tuple[Group, bool]:

@@ -2,15 +2,15 @@
 
 A person resolves an issue now, in the next release, or in a release; or ignores (archives) it forever, until
 it escalates, for a time, until more events (optionally within a window) or until more users. ``read_change``
-turns Sentry's fields into a ``StatusChange``; ``status_details`` and ``substatus`` say what an issue shows;
-``comes_back`` decides, for each new event, whether a resolved or ignored issue returns.
+turns Sentry's fields into a ``StatusChange``, ``new_values`` into the issue's columns; ``status_details`` and
+``substatus`` say what an issue shows. What brings an issue back is in ``issue_reopening``; the dashboard's words
+are in ``issue_status_text``.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
@@ -19,8 +19,6 @@ from . import keys
 from .extensions import db
 from .models import ISSUE_STATUSES, Event, Group, Release, utcnow
 from .redis_store import get_redis
-
-logger = logging.getLogger(__name__)
 
 MAX_WINDOW = 7 * 24 * 60  # minutes: Sentry's longest ignoreWindow
 MAX_MINUTES = 10 * 366 * 24 * 60  # ten years: ignoreDuration beyond this is a mistake
@@ -192,7 +190,8 @@ def new_values(group: Group, change: StatusChange) -> dict:
             values.update(ignore_until_escalating=True, ignore_window=60,
                           ignore_count=max(ESCALATING_MIN, -(-week * ESCALATING_FACTOR // (7 * 24))))
         else:
-            values.update(ignore_until=now + timedelta(minutes=change.ignore_minutes) if change.ignore_minutes else None,
+            until = now + timedelta(minutes=change.ignore_minutes) if change.ignore_minutes else None
+            values.update(ignore_until=until,
                           ignore_count=change.ignore_count, ignore_window=change.ignore_window,
                           ignore_user_count=change.ignore_user_count)
             if change.ignore_count and not change.ignore_window:
@@ -254,125 +253,7 @@ def substatus(group: Group) -> str | None:
     return "new" if group.times_seen <= 1 else "ongoing"
 
 
-def regresses(group: Group, release: str | None) -> bool:
-    """Whether a new event of ``release`` reopens the resolved issue, as Sentry decides.
-
-    Resolved now: any event. In the next release: an event of a release newer than the one current when it
-    was resolved. In a release: an event of that release or a newer one. An event without a release leaves a
-    release resolution alone. Newer means first seen later.
-    """
-    if group.resolution_type not in ("in_next_release", "in_release"):
-        return True
-    if not release:
-        return False
-    ids = dict(db.session.execute(select(Release.version, Release.id).where(
-        Release.project_id == group.project_id, Release.version.in_([release, group.resolution_release]))).all())
-    resolved_in, seen_in = ids.get(group.resolution_release), ids.get(release)
-    if resolved_in is None or seen_in is None:  # a release not recorded (deleted meanwhile): take it as newer
-        return True
-    return seen_in > resolved_in if group.resolution_type == "in_next_release" else seen_in >= resolved_in
-
-
-def snooze_ends(group: Group, now: datetime, user: str | None) -> bool:
-    """Whether a new event (of ``user``, Sentry's user identity, if any) ends the ignored issue's snooze.
-
-    Any condition met ends it: the time passed, the events counted (since ignored, or within the window,
-    this one included), the users counted since ignored.
-    """
-    if group.ignore_until is not None and now >= group.ignore_until:
-        return True
-    if group.ignore_count is not None:
-        if group.ignore_window:
-            recent = db.session.scalar(select(func.count()).select_from(Event).where(
-                Event.group_id == group.id, Event.received > now - timedelta(minutes=group.ignore_window)))
-            if recent + 1 >= group.ignore_count:
-                return True
-        elif group.times_seen + 1 - (group.ignore_base_count or 0) >= group.ignore_count:
-            return True
-    if group.ignore_user_count is not None and user:
-        try:  # counted now, not after the event is stored, so this event's user counts (PFADD twice is a no-op)
-            redis = get_redis()
-            redis.pfadd(keys.group_users(group.id), user)
-            users = int(redis.pfcount(keys.group_users(group.id)))
-        except RedisError:
-            logger.exception("snooze.users_unknown group=%s: Redis did not answer; the user count waits", group.id)
-            return False
-        if users - (group.ignore_base_users or 0) >= group.ignore_user_count:
-            return True
-    return False
-
-
 def recent_releases(project_id: int, limit: int = 20) -> list[str]:
     """The project's newest releases, newest first (the dashboard's choices)."""
     return list(db.session.scalars(select(Release.version).where(Release.project_id == project_id)
                                    .order_by(Release.id.desc()).limit(limit)))
-
-
-def span(minutes: int) -> str:
-    """Minutes in words: "an hour", "3 days", "90 minutes"."""
-    for size, one, many in ((7 * 24 * 60, "a week", "weeks"), (24 * 60, "a day", "days"), (60, "an hour", "hours")):
-        if minutes % size == 0:
-            return one if minutes == size else f"{minutes // size} {many}"
-    return "a minute" if minutes == 1 else f"{minutes} minutes"
-
-
-def status_summary(group: Group) -> str:
-    """Say in a sentence how the issue is resolved or ignored and what brings it back ("" while unresolved)."""
-    if group.status == "resolved":
-        if group.resolution_type == "in_next_release":
-            return (f"Resolved in the next release: an event of a release newer than {group.resolution_release} "
-                    "reopens it.")
-        if group.resolution_type == "in_release":
-            return f"Resolved in {group.resolution_release}: an event of it or of a newer release reopens it."
-        return "Resolved: any new event reopens it."
-    if group.status != "ignored":
-        return ""
-    if group.ignore_until_escalating:
-        return f"Ignored until it escalates: {group.ignore_count} events within an hour bring it back."
-    parts = []
-    if group.ignore_until is not None:
-        parts.append(f"the first event after {group.ignore_until:%Y-%m-%d %H:%M} UTC")
-    if group.ignore_count is not None:
-        parts.append(f"{group.ignore_count} events within {span(group.ignore_window)}" if group.ignore_window
-                     else f"{status_details(group)['ignoreCount']} more events")
-    if group.ignore_user_count is not None:
-        parts.append(f"{status_details(group)['ignoreUserCount']} more users")
-    if not parts:
-        return "Ignored until someone unresolves it."
-    return f"Ignored; it comes back with {' or '.join(parts)}."
-
-
-def change_done(change: StatusChange) -> str:
-    """What a person is told once the change is made: "Resolved in the next release.", "Ignored for an hour."."""
-    if change.status == "resolved":
-        return ("Resolved in the next release." if change.in_next_release
-                else f"Resolved in {change.in_release}." if change.in_release else "Resolved.")
-    if change.status == "unresolved":
-        return "Unresolved."
-    if change.until_escalating:
-        return "Ignored until it escalates."
-    parts = ([f"for {span(change.ignore_minutes)}"] if change.ignore_minutes else []) + (
-        [f"until {change.ignore_count} events within {span(change.ignore_window)}" if change.ignore_window
-         else f"until {change.ignore_count} more events"] if change.ignore_count else []) + (
-        [f"until {change.ignore_user_count} more users"] if change.ignore_user_count else [])
-    return f"Ignored {' or '.join(parts)}." if parts else "Ignored."
-
-
-def details_in_words(details: dict) -> str:
-    """An activity entry's statusDetails as the rest of its sentence: " in the next release", " for ..."."""
-    if details.get("inNextRelease"):
-        return " in the next release"
-    if details.get("inRelease"):
-        return f" in {details['inRelease']}"
-    if details.get("ignoreUntilEscalating"):
-        return " until it escalates"
-    parts = []
-    if details.get("ignoreUntil"):
-        parts.append(f"{details['ignoreUntil'][:16].replace('T', ' ')} UTC")
-    if details.get("ignoreCount"):
-        window = details.get("ignoreWindow")
-        parts.append(f"{details['ignoreCount']} events within {span(window)}" if window
-                     else f"{details['ignoreCount']} more events")
-    if details.get("ignoreUserCount"):
-        parts.append(f"{details['ignoreUserCount']} more users")
-    return f" until {' or '.join(parts)}" if parts else ""

@@ -147,7 +147,8 @@ def test_ignored_until_more_users(world, sdk, api, receiver, run_worker):
 def test_archived_until_escalating_comes_back_on_an_hour_ten_times_its_usual(world, sdk, api, receiver, run_worker):
     issue_id = one_issue(world, sdk, run_worker, receiver)
     answer = put(api, issue_id, {"status": "ignored", "substatus": "archived_until_escalating", "statusDetails": {}})
-    assert (answer["substatus"], answer["statusDetails"]) == ("archived_until_escalating", {"ignoreUntilEscalating": True})
+    assert (answer["substatus"], answer["statusDetails"]) == ("archived_until_escalating",
+                                                              {"ignoreUntilEscalating": True})
     [ignored] = sent(receiver, run_worker, "ignored")
     assert ignored["issue"]["statusDetails"] == {"ignoreUntilEscalating": True}
     for _ in range(8):  # nine events in the hour with the first: its usual week would give fewer than 10

@@ -27,7 +27,8 @@ CHOICES = [
      "Ignored; it comes back with the first event after 2026-11-01 14:00 UTC.",
      "owner marked the issue ignored until 2026-11-01 14:00 UTC.", None,
      {"ignoreUntil": "2026-11-01T14:00:00.000Z"}),
-    ({"status": "ignored", "ignore": "count", "count": "100", "window": "60"}, "Ignored until 100 events within an hour.",
+    ({"status": "ignored", "ignore": "count", "count": "100", "window": "60"},
+     "Ignored until 100 events within an hour.",
      "Ignored; it comes back with 100 events within an hour.",
      "owner marked the issue ignored until 100 events within an hour.", None, {"ignoreCount": 100, "ignoreWindow": 60}),
     ({"status": "ignored", "ignore": "count", "count": "10", "window": ""}, "Ignored until 10 more events.",
@@ -63,7 +64,8 @@ def test_the_menus_offer_the_projects_releases_newest_first(owner, issue, world,
 
 
 @pytest.mark.parametrize("form, refusal", [
-    ({"status": "resolved", "resolution": "release", "release": "web@9"}, "inRelease: project web has no release 'web@9'"),
+    ({"status": "resolved", "resolution": "release", "release": "web@9"},
+     "inRelease: project web has no release 'web@9'"),
     ({"status": "ignored", "ignore": "duration", "minutes": "-5"}, "minutes: choose a whole number."),
     ({"status": "ignored", "ignore": "count", "count": "²"}, "count: choose a whole number."),
     ({"status": "ignored", "ignore": "duration", "minutes": "0"}, "ignoreDuration: must be a whole number from 1"),

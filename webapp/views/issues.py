@@ -12,15 +12,8 @@ from ..event_display import display_event, exception_chain
 from ..extensions import db
 from ..input_guard import parse_row_id
 from ..issue_history import CHART_DAYS, activity_of, events_per_day
-from ..issue_status import (
-    StatusChange,
-    StatusChangeError,
-    change_done,
-    details_in_words,
-    read_change,
-    recent_releases,
-    status_summary,
-)
+from ..issue_status import StatusChange, StatusChangeError, read_change, recent_releases
+from ..issue_status_text import change_done, details_in_words, status_summary
 from ..issue_search import (
     SORT_LABELS,
     STATUS_CHOICES,
