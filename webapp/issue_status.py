@@ -26,7 +26,7 @@ FRESH_DAYS = 7  # Sentry calls an issue "regressed" or "escalating" this long af
 # Archived until escalating: Hookline has no forecast; an hour with ten times the archived week's hourly mean
 # (and at least ESCALATING_MIN events) is an escalation.
 ESCALATING_FACTOR, ESCALATING_MIN = 10, 10
-STATUS_ALIASES = {"muted": "ignored", "archived": "ignored", "resolvedInNextRelease": "resolved"}
+STATUS_ALIASES = {"muted": "ignored", "resolvedInNextRelease": "resolved"}  # Sentry's other names
 RESOLVE_DETAILS = ("inNextRelease", "inRelease")
 IGNORE_DETAILS = ("ignoreDuration", "snoozeDuration", "ignoreCount", "ignoreWindow", "ignoreUserCount",
                   "ignoreUserWindow", "ignoreUntilEscalating")
@@ -98,8 +98,11 @@ def read_change(status: str | None, substatus: str | None, details: dict) -> Sta
         return _resolution(status, substatus, details)
     if asked == "ignored":
         return _snooze(substatus, details)
-    if details or substatus not in (None, "ongoing"):
+    if details:
         raise StatusChangeError("statusDetails: an unresolved issue has no details; send status alone.")
+    if substatus not in (None, "ongoing"):
+        raise StatusChangeError("substatus: an unresolved issue's substatus follows from its events (new, regressed, "
+                                "escalating); send ongoing or leave it out.")
     return StatusChange("unresolved")
 
 
