@@ -1,4 +1,4 @@
-"""A person reads the log's messages, opens a logged request, copies its webhook-id and resends it, in a real browser."""
+"""In a real browser: the log's messages at desktop width; open a logged request, copy its webhook-id, resend it."""
 
 from playwright.sync_api import Page, expect
 

@@ -107,7 +107,8 @@ def test_a_message_cut_off_by_a_disable_is_kept_then_replayed_and_linked(app, ow
     receiver.answer(200)
     owner_session.post(f"{PAGE}/enable", data={"replay": "1"})
     run_worker()
-    replay = next(entry for entry in log_entries(app, pager) if entry["message_id"] == message_id and entry.get("replay"))
+    replay = next(entry for entry in log_entries(app, pager)
+                  if entry["message_id"] == message_id and entry.get("replay"))
     rid = replay["request_id"]
     shown = {message["webhook_id"]: message for message in messages_on(log_page(owner_session))}
     replayed = shown[message_id]

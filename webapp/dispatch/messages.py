@@ -1,10 +1,11 @@
 """The request log read as messages: one webhook-id each, its attempts under it, and its state in words.
 
 An attempt's entry names its message (webhook-id), its number out of how many, its outcome, and how it was sent
-(a replay, a resend, a test alert). Two things it cannot know when it is written are read beside the log, in one
-more round trip and only when a message needs them: when a retry is due (RQ's scheduled registry of the retry
-queue, by the retry job's id, ``queues.retry_job_id``) and whether the message is kept while the app is disabled
-(``keys.missed_deliveries``). A replay and a resend go under the message's own webhook-id, so a receiver can
+(a replay, a resend, a test alert). Two things it cannot know when it is written are read beside the log, each
+in one more round trip and only when needed: whether the message is kept while the app is disabled
+(``keys.missed_deliveries``, read when it holds any) and when a retry is due (RQ's scheduled registry of the retry
+queue, by the retry job's id, ``queues.retry_job_id``; read for the messages waiting for one). The write path is
+unchanged by this view. A replay and a resend go under the message's own webhook-id, so a receiver can
 de-duplicate: they are attempts of the same message, told apart by their marks.
 """
 
@@ -23,9 +24,10 @@ from rq.registry import ScheduledJobRegistry
 from .. import keys
 from .events import EVENT_TYPES
 from .queues import retry_job_id
-from .request_log import date_of, is_error_code, status_class
+from .request_log import is_error_code, raw_date, status_class
 
 MESSAGES_SHOWN = keys.REQUEST_LOG_SIZE
+SEARCH_LIMIT = 200  # characters of a search kept: every id searched for is far shorter
 # A message's state, in the words the page and the API use.
 STATES = {
     "delivered": "delivered",
@@ -36,8 +38,6 @@ STATES = {
     "stopped": "stopped",  # a retry was due long ago and none was logged (dropped when re-enabled without replay)
 }
 HEX_ID = re.compile(r"[0-9a-f]{32}")
-_DATE_PREFIX = b'{"date": "'
-_DATE_START, _DATE_END = len(_DATE_PREFIX), len(_DATE_PREFIX) + len("2026-11-01T12:00:00.000000Z")
 RETRY_GRACE = timedelta(minutes=10)  # how late a due retry may start (the workers promote scheduled jobs)
 
 
@@ -113,7 +113,7 @@ def read_messages(client, app_id: int, query: MessageQuery, now: datetime) -> li
     *chunks, kept_count = pipe.execute()
     errors = {raw for chunk in chunks[1::2] for raw in chunk} if with_errors else set()  # the same bytes on both
     # Newest first; entries of the same time stay in their list's order, which is newest first.
-    dated = sorted(((_raw_date(raw), raw) for raw in dict.fromkeys(raw for chunk in chunks for raw in chunk)),
+    dated = sorted(((raw_date(raw), raw) for raw in dict.fromkeys(raw for chunk in chunks for raw in chunk)),
                    key=lambda pair: pair[0], reverse=True)
     groups: dict[bytes, tuple[bytes, list[bytes]]] = {}  # key: the webhook-id (else the Request-ID), newest first
     for date, raw in dated:
@@ -250,11 +250,6 @@ def _raw_field(raw: bytes, needle: bytes) -> bytes | None:
         return None
     start += len(needle)
     return raw[start:raw.find(b'"', start)]
-
-
-def _raw_date(raw: bytes) -> bytes:
-    """An entry's date as bytes (``add_request`` writes it first; see ``request_log.date_of``)."""
-    return raw[_DATE_START:_DATE_END] if raw.startswith(_DATE_PREFIX) else date_of(raw).encode()
 
 
 def _logged_at(entry: dict) -> datetime:

@@ -254,7 +254,7 @@ class SentryAppWebhookRequestsBuffer:
             pipe.lrange(key_of(self.app_id, name), 0, keys.REQUEST_LOG_SIZE - 1)
         raws = [raw for chunk in pipe.execute() for raw in chunk]
         # Sort on the date without parsing every entry: up to 1,500 are read, at most 100 are shown.
-        dated = [(date_of(raw), raw) for raw in raws]
+        dated = [(_date_of(raw), raw) for raw in raws]
         if after:
             dated = [(date, raw) for date, raw in dated if date > after]
         dated.sort(key=lambda pair: pair[0], reverse=True)
@@ -299,7 +299,7 @@ def failed_messages_since(client, app_id: int, since: str) -> list[LoggedRequest
         pipe.lrange(keys.request_log_errors(app_id, name), 0, -1)
     newest: dict[str, dict] = {}
     for raw in (raw for chunk in pipe.execute() for raw in chunk):
-        if date_of(raw) < since:
+        if _date_of(raw) < since:
             continue
         entry = json.loads(raw)
         message_id = entry.get("message_id")
@@ -326,7 +326,14 @@ _DATE_PREFIX = b'{"date": "'
 _DATE_END = len(_DATE_PREFIX) + len("2026-11-01T12:00:00.000000Z")
 
 
-def date_of(raw: bytes) -> str:
+def raw_date(raw: bytes) -> bytes:
+    """Return an entry's date as bytes, to sort and compare without decoding (see ``_date_of``)."""
+    if raw.startswith(_DATE_PREFIX) and raw[_DATE_END - 1:_DATE_END] == b"Z":
+        return raw[len(_DATE_PREFIX):_DATE_END]
+    return json.loads(raw)["date"].encode()
+
+
+def _date_of(raw: bytes) -> str:
     """Return an entry's date; ``add_request`` writes it first, so it is read off the front of the JSON."""
     if raw.startswith(_DATE_PREFIX) and raw[_DATE_END - 1:_DATE_END] == b"Z":
         return raw[len(_DATE_PREFIX):_DATE_END].decode()

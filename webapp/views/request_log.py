@@ -14,7 +14,7 @@ from ..dispatch.delivery import (
 )
 from ..dispatch.events import EVENT_TYPES
 from ..dispatch.failures import label_of
-from ..dispatch.messages import Message, MessageQuery, read_messages
+from ..dispatch.messages import SEARCH_LIMIT, Message, MessageQuery, read_messages
 from ..dispatch.request_log import (
     STATUS_CLASSES,
     LoggedRequest,
@@ -34,7 +34,6 @@ STATUS_CLASS_LABELS = {**STATUS_CLASSES, "timeout": "no answer (timeout, refused
                        "other": "other errors (3xx, blocked)"}
 RESENT = ("Resend queued: its attempts appear under this message, marked \u201cresend\u201d, with the same "
           "webhook-id; the message moves to the top of the log.")
-SEARCH_LIMIT = 200  # characters of a search kept: every id searched for is far shorter
 
 
 @dataclass(frozen=True)

@@ -198,4 +198,5 @@ def _link(rel: str, offset: int, results: bool) -> str:
     return f'<{request.base_url}?{urlencode(query)}>; rel="{rel}"; results="{str(results).lower()}"; cursor="{cursor}"'
 
 
-from . import apps, events, issues, members, orgs, project_keys, webhook_messages  # noqa: E402,F401  (register the routes)
+# Register the routes.
+from . import apps, events, issues, members, orgs, project_keys, webhook_messages  # noqa: E402,F401

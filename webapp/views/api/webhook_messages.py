@@ -6,13 +6,11 @@ from flask import request
 
 from ... import clock
 from ...dispatch.events import EVENT_TYPES
-from ...dispatch.messages import Message, MessageQuery, read_messages
+from ...dispatch.messages import SEARCH_LIMIT, Message, MessageQuery, read_messages
 from ...dispatch.request_log import STATUS_CLASSES
 from ...redis_store import get_redis
 from . import ApiError, bp, flag, paged
 from .apps import app_or_404, serialize_request
-
-SEARCH_LIMIT = 200
 
 
 @bp.route("/sentry-apps/<app_slug>/webhook-messages/")
