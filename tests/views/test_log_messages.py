@@ -198,18 +198,17 @@ def test_gave_up_failed_test_alert_and_errors_only_keep_whole_messages(app, owne
     assert [message["webhook_id"] for message in messages_on(log_page(owner_session, "status=2xx"))] == [recovered]
 
 
-def test_a_message_dropped_on_re_enable_without_replay_reads_stopped(app, clock, owner_session, pager, receiver,
-                                                                     run_worker, run_scheduled):
+def test_a_retry_waiting_its_turn_is_due_now_and_one_dropped_on_re_enable_reads_stopped(
+        app, owner_session, pager, receiver, run_worker, run_scheduled):
     receiver.answer(503)
     [message_id] = send(app, pager)
     run_worker()
     owner_session.post(f"{PAGE}/disable", data={"confirm": "1", "reason": "Receiver being moved"})
-    run_scheduled()
+    run_scheduled()  # the retry's time has come: queued, not yet run
+    [message] = messages_on(log_page(owner_session))
+    assert message["state"] == "retrying" and message["says"].endswith("; next attempt due now.")
     run_worker()  # kept while disabled
     owner_session.post(f"{PAGE}/enable", data={"replay": "0"})  # ...and dropped
-    [message] = messages_on(log_page(owner_session))
-    assert message["state"] == "retrying" and message["says"].endswith("next attempt due now.")  # not yet late
-    clock.advance(hours=2)
     [message] = messages_on(log_page(owner_session))
     assert (message["webhook_id"], message["state"]) == (message_id, "stopped")
     assert message["says"] == ("Stopped after attempt 1 of 7 (503): no later attempt was made. It was kept while "

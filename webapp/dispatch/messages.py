@@ -16,9 +16,9 @@ import json
 import re
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
-from flask import current_app
+from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from .. import keys
@@ -35,10 +35,11 @@ STATES = {
     "gave_up": "gave up",
     "missed": "missed while disabled",
     "failed": "failed",  # a test alert: sent once, never retried
-    "stopped": "stopped",  # a retry was due long ago and none was logged (dropped when re-enabled without replay)
+    "stopped": "stopped",  # its retry ran and logged nothing: kept while disabled, dropped on re-enable
 }
 HEX_ID = re.compile(r"[0-9a-f]{32}")
-RETRY_GRACE = timedelta(minutes=10)  # how late a due retry may start (the workers promote scheduled jobs)
+# The states of a retry job that will not make another attempt (RQ's own Retry reschedules a crashed one).
+RAN = {JobStatus.FINISHED.value, JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value}
 
 
 @dataclass
@@ -91,7 +92,7 @@ class MessageQuery:
     after: str | None = None  # only messages with an attempt logged after this date (the page's poller)
 
 
-def read_messages(client, app_id: int, query: MessageQuery, now: datetime) -> list[Message]:
+def read_messages(client, app_id: int, query: MessageQuery) -> list[Message]:
     """Return the app's newest messages that match ``query``, newest activity first.
 
     1. Read the log's entries (the lists of every attempt; the errors lists too, which reach further back, when
@@ -146,7 +147,7 @@ def read_messages(client, app_id: int, query: MessageQuery, now: datetime) -> li
             found.append(Message(key.decode(), item["event_type"], [], kept_since=item["date"]))
         if len(found) == MESSAGES_SHOWN:
             break
-    say_states(client, found, kept, now)
+    say_states(client, found, kept)
     return found
 
 
@@ -191,7 +192,7 @@ def request_ids_with_event(client, app_id: int, event_id: str, names: list[str])
     return found
 
 
-def say_states(client, messages: list[Message], kept: dict[str, dict], now: datetime) -> None:
+def say_states(client, messages: list[Message], kept: dict[str, dict]) -> None:
     """Set each message's state from its newest attempt, reading the due times of the retries waiting."""
     waiting = []
     for message in messages:
@@ -213,21 +214,19 @@ def say_states(client, messages: list[Message], kept: dict[str, dict], now: date
     pipe = client.pipeline(transaction=False)
     for message in waiting:
         newest = message.newest
-        pipe.zscore(registry.key, retry_job_id(message.message_id, newest["attempt"], bool(newest.get("resend"))))
-    for message, score in zip(waiting, pipe.execute()):
+        job_id = retry_job_id(message.message_id, newest["attempt"], bool(newest.get("resend")))
+        pipe.zscore(registry.key, job_id)
+        pipe.hget(Job.key_for(job_id), "status")
+    answers = pipe.execute()
+    for message, score, status in zip(waiting, answers[::2], answers[1::2]):
         if score is not None:
             due = datetime.fromtimestamp(score, timezone.utc)
             message.next_attempt_at = due.isoformat(timespec="seconds").replace("+00:00", "Z")
-        elif _logged_at(message.newest) + latest_retry_delay(message.newest["attempt"]) + RETRY_GRACE < now:
+        elif status is None or status.decode() in RAN:
+            # The retry ran (or is gone) and logged no attempt: it found the app disabled and the message was kept,
+            # then dropped when the app was re-enabled without replay.
             message.state = "stopped"
-
-
-def latest_retry_delay(attempt: int) -> timedelta:
-    """The longest a retry after attempt ``attempt`` waits: the schedule's step +20 %, or the Retry-After cap."""
-    config = current_app.config
-    schedule = config["WEBHOOK_RETRY_SCHEDULE"]
-    step = schedule[min(attempt, len(schedule)) - 1] * 1.2
-    return timedelta(seconds=max(step, config["WEBHOOK_RETRY_AFTER_CAP"]))
+        # else: queued, started or waiting for the app's turn: due now
 
 
 def _kept_messages(client, app_id: int) -> dict[str, dict]:
@@ -250,7 +249,3 @@ def _raw_field(raw: bytes, needle: bytes) -> bytes | None:
         return None
     start += len(needle)
     return raw[start:raw.find(b'"', start)]
-
-
-def _logged_at(entry: dict) -> datetime:
-    return datetime.fromisoformat(entry["date"].replace("Z", "+00:00"))

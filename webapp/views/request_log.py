@@ -68,7 +68,7 @@ class LogFilters:
 
 def read_log_messages(sentry_app: SentryApp, filters: LogFilters, after: str | None = None) -> list[Message]:
     query = MessageQuery(filters.event_type, filters.errors_only, filters.status, filters.search or None, after)
-    return read_messages(get_redis(), sentry_app.id, query, clock.now())
+    return read_messages(get_redis(), sentry_app.id, query)
 
 
 def newest_date(messages: list[Message], default: str | None) -> str | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import request
 
-from ... import clock
 from ...dispatch.events import EVENT_TYPES
 from ...dispatch.messages import SEARCH_LIMIT, Message, MessageQuery, read_messages
 from ...dispatch.request_log import STATUS_CLASSES
@@ -19,7 +18,7 @@ def webhook_messages(app_slug):
     sentry_app, role = app_or_404(app_slug)
     query = MessageQuery(_choice("eventType", EVENT_TYPES), flag("errorsOnly"), _choice("status", STATUS_CLASSES),
                          (request.args.get("query") or "").strip()[:SEARCH_LIMIT] or None)
-    messages = read_messages(get_redis(), sentry_app.id, query, clock.now())
+    messages = read_messages(get_redis(), sentry_app.id, query)
     organization = sentry_app.organization
     return paged(messages, lambda message: serialize_message(
         message, [serialize_request(entry, sentry_app, organization, role) for entry in message.attempts]))
