@@ -70,7 +70,7 @@ def comes_back(group: Group, event: dict, release: str | None, now: datetime) ->
 def user_identity(user) -> str | None:
     """Who an event's user is, as Sentry counts users: id, else email, else username, else IP address.
 
-    The same rule as the ingest job's count of the issue's users (``dispatch.intake.user_identity``).
+    The ingest job counts the issue's users (its userCount) by it too, so a snooze until N more users counts alike.
     """
     if not isinstance(user, dict):
         return None

@@ -20,6 +20,7 @@ import uuid
 from .. import keys
 from ..cache import get_from_cache
 from ..eventstore import StoredEvent, event_id_of, store_event
+from ..issue_reopening import user_identity
 from ..models import Project
 from ..outbox import enqueue_specs
 from ..redis_store import get_redis
@@ -79,16 +80,6 @@ def store_queued_event(project_id: int, event_id: str) -> str:
     pipe.delete(key)
     pipe.execute()
     return "stored" if stored else "duplicate"
-
-
-def user_identity(user) -> str | None:
-    """Who an event's user is, as Sentry counts users: id, else email, else username, else IP address."""
-    if not isinstance(user, dict):
-        return None
-    for field in ("id", "email", "username", "ip_address"):
-        if user.get(field) not in (None, ""):
-            return f"{field}:{user[field]}"
-    return None
 
 
 def post_process_after_commit(stored: StoredEvent) -> None:
