@@ -89,15 +89,14 @@ def test_a_healthy_apps_fan_out_deliveries_never_wait_for_hung_apps(app, setting
             assert worker.poll() is None
     finally:
         hung.close()
-    # The delivery engine's part: the 20th delivery within 1 s of the 20th event being stored (before: 11 s).
-    # Ingestion of a burst of 20 new events takes most of a second on a quiet 2-core machine by itself (as long
-    # with no hung app at all) and up to 2.4 s at a load average of 10 (measured), so from the SDK's last send
-    # the bound is looser: it still tells 11 s from a working engine. On PostgreSQL over loopback each event's
-    # post-processing (its statements are round trips) takes longer: half as much again.
+    # The delivery engine's part: the 20th delivery within 1 s of the 20th event being stored (before: 11 s, which
+    # a broken engine still shows here, since the hung apps would hold the fan-out after storage). The time from the
+    # SDK's last send to that storage is ingestion's: most of a second on a quiet 2-core machine, as long with no hung
+    # app at all, and 2-3.5 s while CI loads the machine, so it is shown but not bounded here. On PostgreSQL over
+    # loopback each event's post-processing (its statements are round trips) takes longer: half as much again.
     slower = 1.0 if settings["DATABASE_URL"].startswith("sqlite") else 1.5
     shown = f"after stored {[f'{lag:.2f}' for lag in after_stored]}, after sent {[f'{lag:.2f}' for lag in after_sent]}"
     assert all(lag <= 1.0 * slower for lag in after_stored), shown
-    assert all(lag <= 3.5 * slower for lag in after_sent), shown
 
 
 def last_event_stored(app, run: int) -> float:

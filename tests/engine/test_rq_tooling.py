@@ -37,6 +37,11 @@ def rq_info(settings) -> dict[str, tuple[str, str, int, int]]:
     return workers
 
 
+def finished_jobs(redis) -> list[Job]:
+    return [Job.fetch(job_id, connection=redis) for name in keys.ALL_QUEUES
+            for job_id in FinishedJobRegistry(name, connection=redis).get_job_ids()]
+
+
 def test_rq_info_shows_idle_slots_and_counts_every_job_they_ran(app, settings, pager, receiver, tmp_path):
     receiver.respond()
     redis = app.extensions["redis"]
@@ -53,17 +58,27 @@ def test_rq_info_shows_idle_slots_and_counts_every_job_they_ran(app, settings, p
             notify_resource_change(organization_id, "issue.resolved", {"issue": {"id": "7", "title": "Fails"}})
             db.session.commit()
         wait_for(lambda: len(receiver.received) == 34, 20)
-        finished = [Job.fetch(job_id, connection=redis) for name in keys.ALL_QUEUES
-                    for job_id in FinishedJobRegistry(name, connection=redis).get_job_ids()]
+        finished = finished_jobs(redis)
         executions = {job.latest_result().execution_id.split("-")[0] for job in finished}
         assert {"batch", "fanout"} <= executions  # some ran in a batch, some in a fan-out runner
         assert all(job.enqueued_at is not None for job in finished)  # rq-dashboard shows when each was queued
 
-        workers = wait_for(lambda: (lambda shown: shown if all(state == "idle" for state, *_ in shown.values())
-                                    else None)(rq_info(settings)), 5)
+        # The minute tick may finish between two reads: read both until they describe the same moment.
+        readings = []
+
+        def idle_and_counted():
+            shown, finished = rq_info(settings), finished_jobs(redis)
+            readings.append((shown, len(finished)))
+            return (all(state == "idle" for state, *_ in shown.values())
+                    and sum(count for *_, count, _failed in shown.values()) == len(finished))
+
+        try:
+            wait_for(idle_and_counted, 10, interval=0.2)
+        except AssertionError:
+            raise AssertionError(f"rq info never matched the finished registries: {readings[-3:]}") from None
+        workers, _ = readings[-1]
         assert sorted(queue for _, queue, *_ in workers.values()) == sorted(
             [keys.PERIODIC_QUEUE, keys.MAIL_QUEUE, keys.RETRY_QUEUE] + [keys.WEBHOOK_QUEUE] * 4)
-        assert sum(count for *_, count, _failed in workers.values()) == len(finished)
         assert sum(failed for *_, failed in workers.values()) == 0
         stop(worker, (signal.SIGTERM, 0))
     assert "Traceback" not in log.read_text(), log.read_text()
