@@ -191,6 +191,14 @@ def fanout_released(group: str) -> str:
 # token, 30 s), and sweeps the orphaned jobs (SET NX EX, once a minute).
 #   hookline:lock:maintenance   hookline:lock:orphan-sweep
 MAINTENANCE_LOCK = "hookline:lock:maintenance"
+# The messages delivered or given up (webhook-id -> when), written with the attempt's log entry: the outbox
+# rows kept for them are deleted in batches (outbox.drain_done, which reads on from the cursor) and a message
+# found here is never queued again. Members older than OUTBOX_DONE_KEEP seconds are trimmed.
+#   hookline:outbox:done   hookline:outbox:done-cursor   hookline:outbox:recover-cursor (last row id checked)
+OUTBOX_DONE = "hookline:outbox:done"
+OUTBOX_DONE_CURSOR = "hookline:outbox:done-cursor"
+OUTBOX_RECOVER_CURSOR = "hookline:outbox:recover-cursor"
+OUTBOX_DONE_KEEP = 60
 ORPHAN_SWEEP_LOCK = "hookline:lock:orphan-sweep"
 
 

@@ -152,5 +152,10 @@ class HooklineCollector:
         for status in sorted({"enabled", "disabled", *by_status}):
             apps.add_metric([status], by_status.get(status, 0))
         yield apps
+        waiting, kept = db.session.execute(select(
+            func.count().filter(OutboxJob.queued_at.is_(None)), func.count(OutboxJob.queued_at))).one()
         yield GaugeMetricFamily("hookline_outbox_rows", "Committed jobs not yet handed to RQ (Redis was away)",
-                                value=db.session.scalar(select(func.count()).select_from(OutboxJob)) or 0)
+                                value=waiting or 0)
+        yield GaugeMetricFamily("hookline_outbox_kept_messages",
+                                "Messages queued on RQ and kept in the database until delivered or given up",
+                                value=kept or 0)

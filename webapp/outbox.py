@@ -2,9 +2,15 @@
 
 A change that must send webhooks (an ingested event, an issue resolved, an incident opened, an app
 disabled) adds its jobs with ``enqueue_after_commit``. They are rows of ``outbox_job`` until the commit;
-right after it they are queued on RQ and the rows deleted. If Redis does not answer then, the rows stay
-and a worker's housekeeping (``sweep_outbox``) queues them a few seconds later. So a committed change is
-never without its jobs, and a rolled-back one never has them.
+right after it they are queued on RQ. If Redis does not answer then, the rows stay and a worker's
+housekeeping (``sweep_outbox``) queues them a few seconds later. So a committed change is never without its
+jobs, and a rolled-back one never has them.
+
+Once queued, a job's row is deleted, except a message's (a spec with a ``message_id``: a delivery, or a task
+that sends one): Redis may still lose it (a failover to a replica that missed the newest writes, a flush), so
+its row stays, marked ``queued_at``, until the message is delivered or given up. Its last attempt adds the
+webhook-id to ``keys.OUTBOX_DONE`` with the attempt's log entry, and the housekeeper deletes those rows in
+batches (``dispatch/recovery.py``, which also queues again the messages Redis lost).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 
 from redis.exceptions import RedisError
 from rq import Queue, RateLimit, Retry
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -48,6 +54,8 @@ class JobSpec:
     # Held this long in RQ's scheduled registry before it is queued (a fan-out's runners may take it sooner).
     defer_seconds: float = 0.0
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The webhook-id of the message the job sends (its row is kept until it is delivered or given up), if any.
+    message_id: str | None = None
 
     def rq_retry(self) -> Retry | None:
         return Retry(max=self.retry[0], interval=self.retry[1]) if self.retry else None
@@ -111,7 +119,7 @@ def schedule_spec(spec: JobSpec, delay_seconds: float, connection=None) -> str:
 
 def enqueue_after_commit(spec: JobSpec) -> str:
     """Write the job into the open transaction; it is queued when that transaction commits. Return its id."""
-    db.session.add(OutboxJob(job_id=spec.job_id, spec_json=spec.to_json()))
+    db.session.add(OutboxJob(job_id=spec.job_id, spec_json=spec.to_json(), message_id=spec.message_id))
     db.session.info.setdefault(_PENDING, []).append(spec)
     return spec.job_id
 
@@ -129,15 +137,21 @@ def _forget_rolled_back_jobs(session: Session) -> None:
 
 
 def flush_specs(specs: list[JobSpec]) -> bool:
-    """Queue committed jobs and delete their rows; on a Redis or database fault leave the rows to the sweep."""
+    """Queue committed jobs, then mark the messages' rows queued and delete the others; on a Redis or database
+    fault leave the rows to the sweep."""
     try:
         enqueue_specs(specs)
     except RedisError as exc:
         logger.warning("outbox.deferred jobs=%s reason=%r (a worker queues them within seconds)", len(specs), str(exc))
         return False
+    messages = [spec.job_id for spec in specs if spec.message_id]
+    others = [spec.job_id for spec in specs if not spec.message_id]
     try:
         with db.engine.begin() as connection:
-            connection.execute(delete(OutboxJob).where(OutboxJob.job_id.in_([spec.job_id for spec in specs])))
+            if messages:
+                connection.execute(update(OutboxJob).where(OutboxJob.job_id.in_(messages)).values(queued_at=utcnow()))
+            if others:
+                connection.execute(delete(OutboxJob).where(OutboxJob.job_id.in_(others)))
     except SQLAlchemyError as exc:
         # The jobs are queued; the sweep would queue them again under the same job ids (same webhook-ids).
         logger.warning("outbox.rows_kept jobs=%s reason=%s", len(specs), exc.__class__.__name__)
@@ -148,7 +162,7 @@ def sweep_outbox(older_than_seconds: float = 5.0, batch: int = 500) -> int:
     """Queue the committed jobs whose after-commit queueing failed (older than the given age); return how many."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     rows = db.session.execute(
-        select(OutboxJob.job_id, OutboxJob.spec_json).where(OutboxJob.created_at < cutoff)
+        select(OutboxJob.job_id, OutboxJob.spec_json).where(OutboxJob.created_at < cutoff, OutboxJob.queued_at.is_(None))
         .order_by(OutboxJob.id).limit(batch)
     ).all()
     db.session.rollback()  # end the read transaction before talking to Redis

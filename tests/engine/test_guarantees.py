@@ -68,9 +68,10 @@ def ingest(app, world, event_id: str, message: str = "card declined"):
 
 
 def outbox_rows(app) -> list[dict]:
-    """The committed jobs still waiting in the outbox, as their specs."""
+    """The committed jobs still waiting in the outbox to be queued, as their specs."""
     with app.app_context():
-        rows = [json.loads(spec) for spec in db.session.scalars(select(OutboxJob.spec_json).order_by(OutboxJob.id))]
+        rows = [json.loads(spec) for spec in db.session.scalars(
+            select(OutboxJob.spec_json).where(OutboxJob.queued_at.is_(None)).order_by(OutboxJob.id))]
         db.session.remove()
     return rows
 

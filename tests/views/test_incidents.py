@@ -101,7 +101,9 @@ def test_a_manager_resolves_by_hand_and_one_resolved_notification_per_action_goe
     assert sorted(job[4] for job in jobs) == sorted(spec["args"][4] for spec in written)
     assert sorted((job[0], job[2]) for job in jobs) == sorted([(1, "resolved"), (2, "resolved")])  # per action
     with app.app_context():
-        assert db.session.query(OutboxJob).count() == 0  # committed with the change, then queued
+        # Committed with the change, then queued; each message's row is kept until it is delivered or given up.
+        assert db.session.query(OutboxJob).filter(OutboxJob.queued_at.is_(None)).count() == 0
+        assert {job[4] for job in jobs} <= {row.message_id for row in db.session.query(OutboxJob)}
         [change] = db.session.query(IncidentStatusChange).filter_by(status="resolved").all()
         assert sorted(n["webhook_id"] for n in change.notifications) == sorted(job[4] for job in jobs)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from datetime import datetime, timezone
 
 from flask import current_app
@@ -60,6 +61,8 @@ def deliver_webhook(sentry_app_id: int, event_type: str, data: dict, actor: dict
     sentry_app = db.session.get(SentryApp, sentry_app_id)
     if sentry_app is None or organization_id not in (None, sentry_app.organization_id):
         logger.info("delivery.missing_app sentry_app_id=%s event=%s", sentry_app_id, event_type)
+        if message_id:  # nothing to send, ever: the outbox row kept for it can go
+            get_redis().zadd(keys.OUTBOX_DONE, {message_id: time.time()})
         return "missing"
     message_id = message_id or new_message_id()
     if not sentry_app.is_enabled and not test:
@@ -163,6 +166,7 @@ def record_missed(sentry_app_id: int, event_type: str, data: dict, actor: dict |
     pipe.expire(keys.missed_deliveries(sentry_app_id), keys.MISSED_TTL)
     pipe.incr(keys.missed_count(sentry_app_id))
     pipe.expire(keys.missed_count(sentry_app_id), keys.MISSED_TTL)
+    pipe.zadd(keys.OUTBOX_DONE, {message_id: time.time()})  # kept here now: its outbox row can go
     pipe.execute()
     logger.info("delivery.missed app_id=%s event=%s", sentry_app_id, event_type)
 

@@ -4,8 +4,9 @@ Every second: promote due scheduled jobs (retries, crash retries) under a 10-sec
 apps whose receivers did not answer (``end_pauses``), give parked deliveries the places the organisations' gate
 has free (orgs.py), count this process's slots there, and queue the minute tick. Every few seconds: RQ's
 registry maintenance (abandoned jobs re-run or failed, jobs stuck in an intermediate list after their worker
-died, rate-limit slots leaked by dead workers), and the outbox sweep. Every minute: the orphan sweep. Each
-takes a short Redis lock, so with many worker processes one does it, and a killed process holds nothing for
+died, rate-limit slots leaked by dead workers), the outbox sweep, and the two passes over the messages it keeps
+(rows of delivered messages deleted, messages Redis lost queued again: recovery.py). Every minute: the orphan
+sweep. Each takes a short Redis lock, so with many worker processes one does it, and a killed process holds nothing for
 longer than the lock's few seconds.
 """
 
@@ -33,6 +34,7 @@ from ..extensions import db
 from ..outbox import sweep_outbox
 from .fanout import release_held
 from .queues import make_worker, org_gate
+from .recovery import drain_done, recover_lost
 from .schedule import enqueue_metric_alert_tick
 
 logger = logging.getLogger(__name__)
@@ -234,7 +236,7 @@ class Housekeeper:
             self.scheduler.enqueue_scheduled_jobs()
 
     def maintain(self) -> None:
-        """RQ's registry maintenance for every queue, then the outbox sweep; one process at a time."""
+        """RQ's registry maintenance for every queue, then the outbox's passes; one process at a time."""
         if acquire_or_refresh_lock(self.connection, keys.MAINTENANCE_LOCK, self.name, MAINTENANCE_LOCK_SECONDS) == "taken":
             return
         try:
@@ -244,5 +246,7 @@ class Housekeeper:
                 clean_worker_registry(queue)
                 PromptIntermediateQueue(queue.key, self.connection).cleanup(self.maintenance_worker, queue)
             sweep_outbox()
+            drain_done(self.connection)
+            recover_lost(self.connection)
         finally:
             release_lock(self.connection, keys.MAINTENANCE_LOCK, self.name)

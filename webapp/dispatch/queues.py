@@ -77,7 +77,7 @@ def delivery_spec(args: tuple, queue: str = keys.WEBHOOK_QUEUE, cap: int | None 
     cap = cap or app_caps([app_id])[app_id]
     return JobSpec(DELIVER_JOB, list(args), queue, timeout=job_timeout(),
                    result_ttl=current_app.config["JOB_RESULT_TTL"], retry=CRASH_RETRY,
-                   rate_limit=[keys.app_rate_limit(app_id), cap])
+                   rate_limit=[keys.app_rate_limit(app_id), cap], message_id=args[4] if len(args) > 4 else None)
 
 
 def retry_job_id(message_id: str, attempt: int, resend: bool) -> str:
@@ -90,11 +90,13 @@ def retry_job_id(message_id: str, attempt: int, resend: bool) -> str:
 
 
 def task_spec(func: str, args: tuple, queue: str = keys.WEBHOOK_QUEUE, timeout: int | None = None,
-              app_cap: tuple[int, int] | None = None) -> JobSpec:
-    """Return the job of a task (``func`` is its dotted path); one that delivers to an app names it and its cap."""
+              app_cap: tuple[int, int] | None = None, message_id: str | None = None) -> JobSpec:
+    """Return the job of a task (``func`` is its dotted path); one that delivers to an app names it and its cap,
+    and the webhook-id of the message it sends."""
     return JobSpec(func, list(args), queue, timeout=timeout or job_timeout() + 30,
                    result_ttl=current_app.config["JOB_RESULT_TTL"], retry=CRASH_RETRY,
-                   rate_limit=[keys.app_rate_limit(app_cap[0]), app_cap[1]] if app_cap else None)
+                   rate_limit=[keys.app_rate_limit(app_cap[0]), app_cap[1]] if app_cap else None,
+                   message_id=message_id)
 
 
 def mail_spec(args: tuple) -> JobSpec:

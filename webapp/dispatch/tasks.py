@@ -161,10 +161,11 @@ def post_process_event(event_pk: int, is_new_group: bool, is_regression: bool) -
     caps = app_caps(action["sentry_app_id"] for _, action in actions)
     for rule, action in actions:
         app_id = action["sentry_app_id"]
+        message_id = new_message_id("rule", rule.id, app_id)
         enqueue_after_commit(task_spec(
             "webapp.dispatch.tasks.send_alert_event",
-            (event.id, rule.id, app_id, action.get("settings") or [], new_message_id("rule", rule.id, app_id)),
-            app_cap=(app_id, caps[app_id])))
+            (event.id, rule.id, app_id, action.get("settings") or [], message_id),
+            app_cap=(app_id, caps[app_id]), message_id=message_id))
     record_group_environment(event)
     db.session.commit()
     for rule in db.session.scalars(select(MetricAlertRule).where(MetricAlertRule.project_id == event.project_id)):
@@ -185,7 +186,8 @@ def incident_notifier(rule: MetricAlertRule, status_method: int = STATUS_METHOD_
             message_id = new_message_id("incident", incident_id, status, app_id)
             enqueue_after_commit(task_spec(
                 "webapp.dispatch.tasks.send_incident_alert_notification",
-                (app_id, incident_id, status, value, message_id, status_method), app_cap=(app_id, caps[app_id])))
+                (app_id, incident_id, status, value, message_id, status_method), app_cap=(app_id, caps[app_id]),
+                message_id=message_id))
             queued.append({"sentry_app_id": app_id, "webhook_id": message_id})
         return queued
 

@@ -90,11 +90,13 @@ def send_and_save_webhook_request(
     3. In one script call (one round trip, applied together): the request-log entry, the day's health count,
        the app's last delivery, the counters and the app's cap.
        No answer at all also pauses the app: its next attempt starts WEBHOOK_UNANSWERED_PAUSE after this one.
+       The last attempt of a message also marks it done (``keys.OUTBOX_DONE``).
     4. After a counted failure, ``check_broken``.
     """
     config = current_app.config
     body = encode(envelope)
-    headers = build_headers(resource_of(event_type), body, signing_secrets(sentry_app), message_id or new_message_id())
+    message_id = message_id or new_message_id()
+    headers = build_headers(resource_of(event_type), body, signing_secrets(sentry_app), message_id)
     give_back_database_connection()
     response = post_webhook(
         sentry_app.webhook_url, body, headers, policy=AddressPolicy.from_config(config),
@@ -130,6 +132,8 @@ def send_and_save_webhook_request(
         now = time.time()
         writes.zadd(keys.app_rate_limit_allowed(sentry_app.id), now, keys.PAUSE_MEMBER)
         writes.zadd(keys.PAUSED_APPS, now + pause, sentry_app.id)
+    if not will_retry:  # delivered or given up: the outbox row kept for it can go (dispatch/recovery.py)
+        writes.zadd(keys.OUTBOX_DONE, time.time(), message_id)
     today = clock.today()
     if count_health:
         buffer = IntegrationRequestBuffer(redis, sentry_app.id, sentry_app.organization_id)
