@@ -22,8 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp import ConfigError, create_app
+from webapp.core.extensions import db
 from webapp.dispatch.engine import WorkerProcess, capacity_problem
-from webapp.extensions import db
 
 logger = logging.getLogger("hookline.worker")
 

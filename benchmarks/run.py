@@ -73,13 +73,26 @@ import requests  # noqa: E402
 from rq import Queue  # noqa: E402
 
 from benchmarks.harness import (  # noqa: E402
-    BenchError, RoundTrips, check_alive, cpu_seconds, env_for, percentile, rate_limited_waiting, reset_redis, rss_kib,
-    running_workers, start_gunicorn, stop, wait_delivered, wait_finished, wait_received,
+    BenchError,
+    RoundTrips,
+    check_alive,
+    cpu_seconds,
+    env_for,
+    percentile,
+    rate_limited_waiting,
+    reset_redis,
+    rss_kib,
+    running_workers,
+    start_gunicorn,
+    stop,
+    wait_delivered,
+    wait_finished,
+    wait_received,
 )
 from benchmarks.hostile import EndlessTrailersServer  # noqa: E402
 from benchmarks.hung import HungServer  # noqa: E402
-from webapp import keys  # noqa: E402
-from webapp.embedded_redis import answers, free_port, start_embedded_redis  # noqa: E402
+from webapp.core import keys  # noqa: E402
+from webapp.core.embedded_redis import answers, free_port, start_embedded_redis  # noqa: E402
 
 RESULTS: list[dict] = []
 
@@ -161,11 +174,11 @@ class Bench:
     def seed(self) -> None:
         from flask_migrate import upgrade
 
-        from webapp.accounts import create_user, get_or_create_organization
-        from webapp.alert_rules import save_issue_rule
-        from webapp.eventstore import store_event
-        from webapp.integrations import register_internal_app
-        from webapp.projects import create_project
+        from webapp.accounts.people import create_user, get_or_create_organization
+        from webapp.alerts.alert_rules import save_issue_rule
+        from webapp.alerts.eventstore import store_event
+        from webapp.apps.internal_apps import register_internal_app
+        from webapp.apps.projects import create_project
 
         hook = f"http://127.0.0.1:{self.receiver_port}/hook"
 
@@ -222,8 +235,8 @@ class Bench:
         Resource webhooks are ``delivery_spec`` jobs (with the app's rate limit); with ``alerts`` every other
         one is an issue alert (``send_alert_event``, a ``task_spec`` job, as the ingestion pipeline queues them).
         """
+        from webapp.core.outbox import enqueue_specs
         from webapp.dispatch.queues import app_caps, delivery_spec, task_spec
-        from webapp.outbox import enqueue_specs
 
         event_pk = self.ids[2]
         specs = []
@@ -368,8 +381,8 @@ class Bench:
 
     def slow_receiver_wide(self) -> None:
         """The same receiver at WIDE_CONCURRENCY slots: WIDE_APPS apps in 4 organisations, a receiver of 2 x 256 threads."""
-        from webapp.accounts import get_or_create_organization
-        from webapp.integrations import register_internal_app
+        from webapp.accounts.people import get_or_create_organization
+        from webapp.apps.internal_apps import register_internal_app
 
         port = free_port()
         self.processes.append(start_gunicorn("benchmarks.receiver:app", port, self.env, workers=2, threads=256,
@@ -447,8 +460,8 @@ class Bench:
 
     def case_hostile_neighbours(self) -> None:
         """One organisation's 8 apps on slow (1.9 s) or hostile (endless trailers) receivers; a victim in another."""
-        from webapp.accounts import get_or_create_organization
-        from webapp.integrations import register_internal_app
+        from webapp.accounts.people import get_or_create_organization
+        from webapp.apps.internal_apps import register_internal_app
 
         trailers = EndlessTrailersServer().start()
         try:
@@ -507,10 +520,10 @@ class Bench:
 
     def case_fanout(self) -> None:
         """One change to 50 apps: the median of FANOUT_RUNS, after one that warms the worker up (reported too)."""
-        from webapp.accounts import get_or_create_organization
+        from webapp.accounts.people import get_or_create_organization
+        from webapp.apps.internal_apps import register_internal_app
+        from webapp.core.extensions import db
         from webapp.dispatch.fanout import notify_resource_change
-        from webapp.extensions import db
-        from webapp.integrations import register_internal_app
 
         if 1 not in self.per_worker:
             raise BenchError("needs the 1-process throughput of case 1")
@@ -549,10 +562,10 @@ class Bench:
         """One change to 50 apps of which FANOUT_HUNG hang (not known to hang: their last delivery forgotten)."""
         from datetime import datetime
 
-        from webapp.accounts import get_or_create_organization
+        from webapp.accounts.people import get_or_create_organization
+        from webapp.apps.internal_apps import register_internal_app
+        from webapp.core.extensions import db
         from webapp.dispatch.fanout import notify_resource_change
-        from webapp.extensions import db
-        from webapp.integrations import register_internal_app
 
         with self.app.app_context():
             org = get_or_create_organization("fanout-hung")
@@ -582,9 +595,9 @@ class Bench:
                "<= 250 ms", p99 <= 250)
 
     def case_cost(self) -> None:
+        from webapp.core.extensions import db
         from webapp.dispatch import webhooks
         from webapp.dispatch.queues import make_worker
-        from webapp.extensions import db
 
         count = 200
         self.enqueue_deliveries(count, [self.ids[0]])
@@ -632,8 +645,8 @@ class Bench:
         This is the floor under every delivery while each delivery is one RQ job (dequeue, execution
         registry, rate-limit release, result), whatever the delivery itself costs.
         """
+        from webapp.core.outbox import JobSpec, enqueue_specs
         from webapp.dispatch.queues import make_worker
-        from webapp.outbox import JobSpec, enqueue_specs
 
         count = 1000
         reset_redis(self.redis)
@@ -686,7 +699,7 @@ class Bench:
            is scaled to 1,000/s. Hookline's own keys (request logs, health) are bounded per app, not per
            delivery, and are left out. Jobs still waiting at the end (reported) would only add to the figure.
         """
-        from webapp.config import SETTINGS
+        from webapp.core.config import SETTINGS
 
         retention = SETTINGS["JOB_RESULT_TTL"][1]
         warm_up = retention + 5 + 2  # the first jobs expired and the registries cleaned once
@@ -791,8 +804,8 @@ class Bench:
             stop([web])
 
     def case_refusal(self) -> None:
-        from webapp.accounts import get_or_create_organization
-        from webapp.projects import create_project
+        from webapp.accounts.people import get_or_create_organization
+        from webapp.apps.projects import create_project
 
         with self.app.app_context():
             victim = create_project(get_or_create_organization("victim"), "Victim")
@@ -839,14 +852,14 @@ class Bench:
             stop([web])
 
     def case_dashboard(self) -> None:
-        from webapp.accounts import get_or_create_organization
+        from webapp.accounts.people import get_or_create_organization
+        from webapp.apps.internal_apps import register_internal_app
         from webapp.dispatch.events import EVENT_TYPES
-        from webapp.integrations import register_internal_app
         from webapp.models import Membership, User
 
         with self.app.app_context():
             org = get_or_create_organization("dash")
-            from webapp.extensions import db
+            from webapp.core.extensions import db
 
             owner = db.session.query(User).filter_by(email="owner@bench.test").one()
             db.session.add(Membership(user_id=owner.id, organization_id=org.id, role="owner"))

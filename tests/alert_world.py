@@ -9,10 +9,10 @@ import pytest
 import sentry_sdk
 from sqlalchemy import select
 
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
+from webapp.apps.internal_apps import register_internal_app
+from webapp.apps.projects import create_project
+from webapp.core.extensions import db
 from webapp.models import Event, Group, Organization
-from webapp.projects import create_project
 
 
 @dataclass

@@ -13,20 +13,20 @@ from email.policy import default as default_policy
 import pytest
 from aiosmtpd.controller import Controller
 from flask_migrate import upgrade
+from pytest_httpserver import HTTPServer
 from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
-from pytest_httpserver import HTTPServer
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from tests.receiver import Receiver
-
-from webapp import create_app, keys
-from webapp.accounts import create_user
+from webapp import create_app
+from webapp.accounts.people import create_user
+from webapp.core import keys
+from webapp.core.embedded_redis import answers, free_port, start_embedded_redis
+from webapp.core.extensions import db
 from webapp.dispatch.queues import make_worker
-from webapp.extensions import db
-from webapp.embedded_redis import answers, free_port, start_embedded_redis
 
 pytest_plugins = ["tests.alert_world", "tests.lifecycle"]
 
@@ -89,7 +89,7 @@ def smtp(smtp_server):
 
 
 class Clock:
-    """The clock tests drive: ``webapp.clock.now`` returns ``current`` until the test moves it."""
+    """The clock tests drive: ``webapp.core.clock.now`` returns ``current`` until the test moves it."""
 
     def __init__(self, start: datetime):
         self.current = start
@@ -104,7 +104,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = Clock(datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc))
-    monkeypatch.setattr("webapp.clock.now", fake.now)
+    monkeypatch.setattr("webapp.core.clock.now", fake.now)
     return fake
 
 

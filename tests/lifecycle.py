@@ -7,13 +7,13 @@ from rq.job import Job
 from rq.registry import FinishedJobRegistry
 from sqlalchemy import select
 
-from webapp import keys
+from webapp.apps.internal_apps import register_internal_app
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.dispatch.delivery import enqueue_delivery_jobs
 from webapp.dispatch.health import IntegrationRequestBuffer
 from webapp.dispatch.request_log import SentryAppWebhookRequestsBuffer
 from webapp.dispatch.signing import new_message_id
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
 from webapp.models import AuditLogEntry, Organization, SentryApp
 
 

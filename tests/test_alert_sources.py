@@ -3,10 +3,10 @@
 import re
 
 from tests.alert_world import raise_and_capture, wait_unless_a_minute_has_time_left
-from webapp import keys
-from webapp.alert_rules import save_issue_rule
-from webapp.extensions import db
-from webapp.ingest_outcomes import last_day_outcomes
+from webapp.alerts.alert_rules import save_issue_rule
+from webapp.alerts.ingest_outcomes import last_day_outcomes
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.models import IssueAlertRule, Project
 
 
@@ -198,9 +198,8 @@ def test_store_endpoint_and_sentry_key_query_parameter(world, app, receiver, run
 def test_an_events_key_and_auto_address_are_filled_in_as_sentry_does(world, app, receiver, run_worker):
     """``user.ip_address: "{{auto}}"`` (browser SDKs) becomes the sender's address, through TRUSTED_PROXIES's
     X-Forwarded-For; ``key_id`` names the DSN's key."""
-    from werkzeug.middleware.proxy_fix import ProxyFix
-
     from sqlalchemy import select
+    from werkzeug.middleware.proxy_fix import ProxyFix
 
     from webapp.models import ProjectKey
 
@@ -220,8 +219,8 @@ def test_an_events_key_and_auto_address_are_filled_in_as_sentry_does(world, app,
 
 
 def test_rules_of_another_project_do_not_fire(world, sdk, receiver, run_worker):
+    from webapp.apps.projects import create_project
     from webapp.models import Organization
-    from webapp.projects import create_project
 
     with world.app.app_context():
         other = create_project(db.session.get(Organization, 1), "Other")
@@ -238,7 +237,7 @@ def test_an_alert_keeps_its_webhook_id_when_its_job_runs_again(world, sdk, recei
     from rq.job import Job
     from rq.registry import FinishedJobRegistry
 
-    from webapp import keys
+    from webapp.core import keys
     from webapp.dispatch.tasks import send_alert_event
 
     add_issue_rule(world)
@@ -254,8 +253,8 @@ def test_an_alert_keeps_its_webhook_id_when_its_job_runs_again(world, sdk, recei
 
 
 def test_a_rule_never_reaches_another_organisations_app(world, sdk, receiver, run_worker, app):
-    from webapp.accounts import get_or_create_organization
-    from webapp.integrations import register_internal_app
+    from webapp.accounts.people import get_or_create_organization
+    from webapp.apps.internal_apps import register_internal_app
 
     with app.app_context():
         other = register_internal_app(get_or_create_organization("other"), "Theirs", receiver.url("/theirs"), []).id

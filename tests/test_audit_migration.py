@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
-from webapp.audit import RENAMED
-from webapp.extensions import db
+from webapp.core.audit import RENAMED
+from webapp.core.extensions import db
 
 
 def stored_events(app) -> list[str]:

@@ -3,11 +3,11 @@
 import json
 
 from tests.alert_world import raise_and_capture
-from webapp import keys
-from webapp.cache import get_from_cache, get_project_keys
-from webapp.extensions import db
+from webapp.apps.project_keys import create_key, delete_key, update_key
+from webapp.core import keys
+from webapp.core.cache import get_from_cache, get_project_keys
+from webapp.core.extensions import db
 from webapp.models import Organization, Project
-from webapp.project_keys import create_key, delete_key, update_key
 
 
 def test_read_through_and_invalidated_on_update_and_delete(app, world):

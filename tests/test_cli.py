@@ -1,6 +1,6 @@
 from sqlalchemy import select
 
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import Membership, Organization, User
 
 

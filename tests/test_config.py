@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from webapp import ConfigError, create_app
-from webapp.config import instance_secret_key, load_settings
+from webapp.core.config import instance_secret_key, load_settings
 
 
 @pytest.mark.parametrize(

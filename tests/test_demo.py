@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from webapp.embedded_redis import free_port, start_embedded_redis
+from webapp.core.embedded_redis import free_port, start_embedded_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "demo-test-secret-key-that-is-long-enough"

@@ -20,13 +20,13 @@ from sqlalchemy import select
 
 from tests.conftest import PASSWORD
 from tests.engine.test_worker_process import wait_for
-from webapp.embedded_redis import free_port
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
+from webapp.accounts.tokens import create_token
+from webapp.apps.internal_apps import register_internal_app
+from webapp.apps.projects import create_project
+from webapp.core.embedded_redis import free_port
+from webapp.core.extensions import db
 from webapp.models import Organization, SentryApp
 from webapp.models.accounts import find_user_by_email
-from webapp.projects import create_project
-from webapp.tokens import create_token
 
 ROOT = Path(__file__).resolve().parent.parent
 

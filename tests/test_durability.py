@@ -10,18 +10,18 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from rq.registry import StartedJobRegistry
-
 from sqlalchemy import select
 
 from tests.conftest import SMTPRecorder, close_app, move_scheduled_jobs, prepare_database, scheduled_in
 from tests.lifecycle import load_app, send
-from webapp import create_app, keys
-from webapp.accounts import create_user
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
-from webapp.models import Organization
+from webapp import create_app
+from webapp.accounts.people import create_user
+from webapp.apps.internal_apps import register_internal_app
+from webapp.core import keys
+from webapp.core.embedded_redis import free_port, start_embedded_redis
+from webapp.core.extensions import db
 from webapp.dispatch.queues import make_worker
-from webapp.embedded_redis import free_port, start_embedded_redis
+from webapp.models import Organization
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@
 import pytest
 from flask_mail import sanitize_address
 
-from webapp.email_address import EmailAddressError, normalize_email
+from webapp.accounts.email_address import EmailAddressError, normalize_email
 
 
 @pytest.mark.parametrize("text", [

@@ -1,6 +1,6 @@
 """What the event page makes of events an SDK (or anyone with the DSN) may send: odd shapes never break it."""
 
-from webapp.event_display import display_event
+from webapp.alerts.event_display import display_event
 
 
 def test_malformed_parts_are_skipped_not_fatal():
@@ -38,7 +38,7 @@ def test_tags_sent_as_pairs_a_mapping_or_key_value_objects_read_the_same():
 
 
 def test_tags_sentry_derives_from_the_event_join_the_clients_own():
-    from webapp.eventstore import normalize_event
+    from webapp.alerts.eventstore import normalize_event
 
     event = normalize_event({
         "level": "warning", "environment": "prod", "release": "web@2", "tags": {"team": "payments", "level": "x"},

@@ -10,15 +10,13 @@ from rq.job import Job
 from sqlalchemy import select, update
 
 from tests.engine.test_faults import wait_for
-from webapp import keys
-from webapp.alert_rules import save_metric_rule
+from webapp.alerts.alert_rules import save_metric_rule
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.dispatch.queues import get_queue
 from webapp.dispatch.schedule import TICK_RETRIES, TICK_RETRY_SECONDS, enqueue_metric_alert_tick
 from webapp.dispatch.tasks import notify_incident_changes
-from webapp.extensions import db
-from webapp.models import (
-    Incident, IncidentStatusChange, MetricAlertRule, Project, SentryAppInstallation, utcnow,
-)
+from webapp.models import Incident, IncidentStatusChange, MetricAlertRule, Project, SentryAppInstallation, utcnow
 
 
 @pytest.fixture
@@ -153,7 +151,7 @@ def test_a_tick_that_meets_a_database_outage_is_retried_within_seconds(app, worl
 
 
 def test_bad_metric_rule_input_is_refused(app, world):
-    from webapp.alert_rules import RuleValidationError
+    from webapp.alerts.alert_rules import RuleValidationError
 
     with app.app_context():
         project = db.session.get(Project, world.project_id)
@@ -195,7 +193,7 @@ def database_down(app):
 @pytest.fixture
 def evaluations(monkeypatch):
     """Every evaluation of a rule from here on, as (rule id, the moment it was evaluated as of) in naive UTC."""
-    from webapp import incidents
+    from webapp.alerts import incidents
 
     seen, count_for_real = [], incidents.count_events
 
@@ -269,7 +267,7 @@ def test_a_tick_retried_after_part_of_it_ran_evaluates_each_rule_once(
     from sqlalchemy.exc import OperationalError
 
     from tests.conftest import move_scheduled_jobs
-    from webapp import incidents
+    from webapp.alerts import incidents
 
     with app.app_context():
         project = db.session.get(Project, world.project_id)
@@ -297,7 +295,7 @@ def test_a_tick_retried_after_part_of_it_ran_evaluates_each_rule_once(
 
 
 def test_a_tick_owes_each_minute_since_the_last_evaluation_and_at_most_an_hour():
-    from webapp.incidents import CATCH_UP_MINUTES, tick_moments
+    from webapp.alerts.incidents import CATCH_UP_MINUTES, tick_moments
 
     now = at(3 * 60 + 10)
     assert tick_moments(None, now) == [(now, at(180))]  # a new rule: this minute

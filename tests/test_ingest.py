@@ -16,13 +16,13 @@ from rq.registry import FinishedJobRegistry
 from sqlalchemy import select, text
 
 from tests.alert_world import wait_unless_a_minute_has_time_left
-from webapp import keys
-from webapp.embedded_redis import free_port
-from webapp.extensions import db
-from webapp.ingest_outcomes import last_day_outcomes
+from webapp.alerts.ingest_outcomes import last_day_outcomes
+from webapp.apps.project_keys import create_key, delete_key, update_key
+from webapp.apps.projects import create_project, set_key_rate_limit
+from webapp.core import keys
+from webapp.core.embedded_redis import free_port
+from webapp.core.extensions import db
 from webapp.models import Project, ProjectKey
-from webapp.project_keys import create_key, delete_key, update_key
-from webapp.projects import create_project, set_key_rate_limit
 
 AUTH = "Sentry sentry_version=7, sentry_client=test/1.0, sentry_key={key}"
 

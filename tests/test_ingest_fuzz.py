@@ -14,15 +14,16 @@ from urllib.parse import quote
 
 import brotli
 import pytest
-from hypothesis import HealthCheck, currently_in_test_context, event, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, currently_in_test_context, event, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from rq import Queue
 from rq.job import Job
 from sqlalchemy import delete, func, select
 
-from webapp import keys
-from webapp.extensions import db
-from webapp.ingest import MAX_JSON_DEPTH
+from webapp.alerts.ingest import MAX_JSON_DEPTH
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.models import Event, Group, OutboxJob
 
 MAX_BYTES = 20_000  # small, so that oversize and decompression-bomb bodies are cheap to build

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from tests.alert_world import wait_unless_a_minute_has_time_left
 from tests.test_ingest import AUTH, EVENT, envelope, queued, stored  # noqa: F401 - stored is a fixture
-from webapp import keys
-from webapp.extensions import db
-from webapp.ingest import MAX_ENVELOPE_ITEMS, MAX_HEADER_LINE_BYTES
+from webapp.alerts.ingest import MAX_ENVELOPE_ITEMS, MAX_HEADER_LINE_BYTES
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.models import ProjectKey
 
 INFLATED = 5 * 1024 * 1024  # what each bomb decompresses to: more than the 4 MiB a body may decompress to

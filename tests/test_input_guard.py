@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.api.conftest import api, pager_api  # noqa: F401  (fixtures)
-from webapp.extensions import db
-from webapp.input_guard import parse_row_id
+from webapp.core.extensions import db
+from webapp.core.input_guard import parse_row_id
+from webapp.core.netguard import AddressPolicy, InvalidWebhookURL, validate_webhook_url
 from webapp.models import Comment, SentryApp
-from webapp.netguard import AddressPolicy, InvalidWebhookURL, validate_webhook_url
 
 
 def app_names(app) -> list[str]:
@@ -50,7 +50,7 @@ def test_a_webhook_url_with_a_line_break_or_tab_is_refused_and_nothing_is_saved(
 
 def an_issue(world) -> int:
     """Store one event of project web (straight into the event store) and return its issue's id."""
-    from webapp.eventstore import store_event
+    from webapp.alerts.eventstore import store_event
     from webapp.models import Project
 
     with world.app.app_context():

@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 
-from webapp.extensions import db
-from webapp.projects import create_project
+from webapp.apps.projects import create_project
+from webapp.core.extensions import db
 from webapp.models import Organization
 
 

@@ -3,9 +3,9 @@
 import pytest
 from sqlalchemy import func, select
 
-from webapp.extensions import db
+from webapp.core.extensions import db
+from webapp.dispatch.notifications import notify_disable
 from webapp.models import Organization, Project, SentryApp, User
-from webapp.notifications import notify_disable
 
 # A line break in each of its forms, NUL, a C1 control character, a tab, DEL, and Unicode's line separator.
 CONTROL = ["\r\n", "\n", "\r", "\x00", "\x85", "\t", "\x7f", "\u2028"]

@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from webapp.netguard import AddressPolicy, InvalidWebhookURL, OwnEndpoints, validate_webhook_url
+from webapp.core.netguard import AddressPolicy, InvalidWebhookURL, OwnEndpoints, validate_webhook_url
 
 STRICT = AddressPolicy()
 

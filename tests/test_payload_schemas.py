@@ -14,9 +14,9 @@ from tests.alert_world import raise_and_capture
 from tests.receiver import rejected_by_sentrys_docs
 from tests.test_alert_sources import add_issue_rule
 from tests.test_incidents import evaluate, send_events
-from webapp.alert_rules import save_metric_rule
+from webapp.alerts.alert_rules import save_metric_rule
+from webapp.core.extensions import db
 from webapp.dispatch.payloads import encode
-from webapp.extensions import db
 from webapp.models import Comment, Group, Project
 
 SCHEMAS = {path.stem: json.loads(path.read_text()) for path in (Path(__file__).parent / "schemas").glob("*.json")}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from webapp.redis_store import WriteBatch
+from webapp.core.redis_store import WriteBatch
 
 
 def test_a_write_batch_applies_every_write_in_order(app):

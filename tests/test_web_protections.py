@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from webapp import PROJECT_ROOT
+from webapp.core.config import PROJECT_ROOT
 
 APP = {"name": "Pager", "webhook_url": "https://93.184.216.34/hook", "issue": "y"}
 
@@ -66,7 +66,7 @@ def test_session_cookie_is_samesite_lax_httponly_and_secure_under_https(settings
 
 
 def test_an_oversize_api_body_is_413_with_a_json_detail_and_not_read(app, make_user):
-    from webapp.tokens import create_token
+    from webapp.accounts.tokens import create_token
     from webapp.models import find_user_by_email
 
     make_user()

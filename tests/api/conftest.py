@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.api.response_schemas import check_api_responses  # noqa: F401  (autouse: every answer against its schemas)
-from webapp.extensions import db
+from webapp.accounts.tokens import create_token
+from webapp.core.extensions import db
 from webapp.models import find_user_by_email
-from webapp.tokens import create_token
 
 
 class Api:

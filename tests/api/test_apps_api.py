@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from tests.conftest import Session
 from tests.lifecycle import send
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import SentryApp
 
 
@@ -215,7 +215,7 @@ def test_put_events_re_enables_but_keeps_what_was_missed_for_a_replay(app, api, 
 
 
 def test_delete_takes_the_app_out_of_alert_rules(app, world, api, pager_api):
-    from webapp.alert_rules import save_issue_rule
+    from webapp.alerts.alert_rules import save_issue_rule
     from webapp.models import IssueAlertRule, Project
 
     with app.app_context():

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from webapp.audit import EVENTS, record_audit
-from webapp.extensions import db
+from webapp.core.audit import EVENTS, record_audit
+from webapp.core.extensions import db
 from webapp.models import Organization, find_user_by_email
 
 URL = "/api/0/organizations/acme/audit-logs/"

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import Session
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import ApiToken
 
 ENDPOINTS = [

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.views.hostile_forms import database_rows, fill_every_page
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import Group, Membership, ProjectKey
 
 # Strings (a lone surrogate goes as JSON's \ud800 escape, or as the raw bytes it spells in a URL), then the

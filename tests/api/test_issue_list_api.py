@@ -6,7 +6,7 @@ import re
 import pytest
 
 from tests.test_ingest import AUTH
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import Group
 
 

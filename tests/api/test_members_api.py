@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from tests.conftest import Session
 from tests.mail import link_in_last_mail
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import AuditLogEntry, find_user_by_email
 
 MEMBERS = "/api/0/organizations/acme/members/"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests.alert_world import wait_unless_a_minute_has_time_left
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import ProjectKey
 
 KEYS = "/api/0/projects/acme/web/keys/"

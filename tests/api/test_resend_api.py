@@ -1,7 +1,7 @@
 """Resending a logged delivery through the API, and what the log's API shows of it."""
 
 from tests.lifecycle import log_entries, send
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import SentryApp
 
 MASK = "••••"

@@ -5,7 +5,7 @@ import pytest
 
 from tests.alert_world import raise_and_capture
 from tests.api.response_schemas import mismatches
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import Group, Membership, find_user_by_email
 
 

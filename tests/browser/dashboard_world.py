@@ -14,14 +14,14 @@ from sqlalchemy import select
 from tests.alert_world import raise_and_capture
 from tests.conftest import PASSWORD
 from tests.lifecycle import send
-from webapp import clock
-from webapp.alert_rules import save_issue_rule, save_metric_rule
+from webapp.accounts.tokens import create_token
+from webapp.alerts.alert_rules import save_issue_rule, save_metric_rule
+from webapp.alerts.workflow import add_comment
+from webapp.apps.internal_apps import register_internal_app
+from webapp.core import clock
+from webapp.core.extensions import db
 from webapp.dispatch.health import IntegrationRequestBuffer
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
 from webapp.models import Event, Group, Incident, Membership, Organization, Project, User, utcnow
-from webapp.tokens import create_token
-from webapp.workflow import add_comment
 
 # Where screenshots go when a person wants to look at them (HOOKLINE_SCREENSHOTS=/tmp/shots pytest …).
 SHOTS = os.environ.get("HOOKLINE_SCREENSHOTS")

@@ -9,8 +9,8 @@ from playwright.sync_api import Page, expect
 from tests.browser.dashboard_world import log_in, screenshot
 from tests.conftest import PASSWORD
 from tests.lifecycle import audit_events, send
-from webapp.alert_rules import save_issue_rule
-from webapp.extensions import db
+from webapp.alerts.alert_rules import save_issue_rule
+from webapp.core.extensions import db
 from webapp.models import Project
 
 

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.dashboard_world import LOW_CONTRAST, PHONE, SHOTS, log_in, page_width, screenshot
 from tests.browser.test_phone import closed_port, in_view
 from tests.lifecycle import pager, send  # noqa: F401  (pager is a fixture)
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import SentryApp
 
 

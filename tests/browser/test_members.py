@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from tests.browser.dashboard_world import log_in
 from tests.mail import link_in_last_mail
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import Membership, User
 
 

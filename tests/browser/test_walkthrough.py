@@ -7,7 +7,7 @@ from rq import Queue
 
 from tests.conftest import PASSWORD
 from tests.receiver import Receiver
-from webapp import keys
+from webapp.core import keys
 
 
 def wait_for_queued_job(app, timeout=10.0):

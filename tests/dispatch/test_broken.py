@@ -9,11 +9,11 @@ from pathlib import Path
 from rq import Queue
 
 from tests.lifecycle import audit_events, health_today, load_app, log_entries, send
-from webapp import keys
+from webapp.apps.internal_apps import enable_app
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.dispatch.delivery import missed_delivery_count
 from webapp.dispatch.health import IntegrationRequestBuffer
-from webapp.extensions import db
-from webapp.integrations import enable_app
 from webapp.models import SentryApp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +91,7 @@ def test_a_success_on_day_seven_keeps_the_app_enabled(app, pager, receiver, cloc
 
 
 def test_timeouts_over_the_daily_threshold_disable(app, pager, clock, run_worker, smtp):
-    from webapp.extensions import db
+    from webapp.core.extensions import db
     from webapp.models import SentryApp
 
     app.config["BROKEN_TIMEOUT_THRESHOLD"] = 3

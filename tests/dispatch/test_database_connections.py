@@ -3,7 +3,7 @@
 from werkzeug import Response
 
 from tests.lifecycle import pager, send  # noqa: F401  (fixture)
-from webapp.extensions import db
+from webapp.core.extensions import db
 
 
 def test_no_database_connection_is_held_while_the_receiver_answers(app, pager, receiver, run_worker):

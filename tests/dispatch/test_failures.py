@@ -6,9 +6,9 @@ import threading
 import pytest
 from werkzeug import Response
 
+from webapp.core.netguard import AddressPolicy
 from webapp.dispatch.http import post_webhook
 from webapp.dispatch.outcomes import classify
-from webapp.netguard import AddressPolicy
 
 OPEN = AddressPolicy(allow_private=True)
 LIBRARY_WORDS = ("GuardedHTTP", "Max retries", "object at 0x", "urllib3", "Errno", "NewConnectionError")

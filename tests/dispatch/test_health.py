@@ -6,7 +6,7 @@ import pytest
 from redis.connection import Connection
 
 from tests.lifecycle import load_app
-from webapp import clock, keys
+from webapp.core import clock, keys
 from webapp.dispatch.health import IntegrationRequestBuffer, display_history
 from webapp.dispatch.webhooks import send_and_save_webhook_request
 

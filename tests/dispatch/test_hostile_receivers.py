@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from webapp.core.netguard import AddressPolicy
 from webapp.dispatch import http as webhook_http
 from webapp.dispatch.http import MAX_HEADER_BYTES, post_webhook
-from webapp.netguard import AddressPolicy
 
 OPEN = AddressPolicy(allow_private=True)
 LIMIT = 1.0  # the attempt's time limit in these tests
@@ -190,7 +190,7 @@ def test_a_tls_handshake_that_stalls_ends_at_the_time_limit():
 DNS_CHILD = textwrap.dedent("""
     import json, socket, sys, threading, time
     from webapp.dispatch.http import post_webhook
-    from webapp.netguard import AddressPolicy
+    from webapp.core.netguard import AddressPolicy
 
     delay, private_answer = float(sys.argv[1]), sys.argv[2] == "private"
     resolver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -292,7 +292,7 @@ MANY_HOSTS_RECEIVER = textwrap.dedent("""
 MANY_HOSTS_CLIENT = textwrap.dedent("""
     import json, os, resource, sys, threading
     from webapp.dispatch.http import post_webhook
-    from webapp.netguard import AddressPolicy
+    from webapp.core.netguard import AddressPolicy
 
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
     origins = sys.stdin.read().split()

@@ -6,8 +6,8 @@ import time
 import pytest
 from werkzeug import Response
 
+from webapp.core.netguard import AddressPolicy
 from webapp.dispatch.http import post_webhook
-from webapp.netguard import AddressPolicy
 
 OPEN = AddressPolicy(allow_private=True)
 

@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
+from webapp.core.netguard import AddressPolicy
 from webapp.dispatch import http as webhook_http
 from webapp.dispatch.http import post_webhook
-from webapp.netguard import AddressPolicy
 
 OPEN = AddressPolicy(allow_private=True)
 

@@ -8,15 +8,15 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
-from webapp import keys
-from webapp.accounts import get_or_create_organization
+from webapp.accounts.people import get_or_create_organization
+from webapp.apps.internal_apps import register_internal_app
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.dispatch.delivery import enqueue_delivery_jobs
 from webapp.dispatch.housekeeping import requeue_orphaned_jobs
 from webapp.dispatch.orgs import RUNNER_FUNC
 from webapp.dispatch.queues import org_gate
 from webapp.dispatch.signing import new_message_id
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
 from webapp.models import Organization
 
 

@@ -3,12 +3,12 @@
 from rq.job import Job
 
 from tests.lifecycle import pager  # noqa: F401 - a fixture
-from webapp.config import SETTINGS
+from webapp.apps.internal_apps import enqueue_test_alert
+from webapp.core.config import SETTINGS
+from webapp.core.extensions import db
 from webapp.dispatch.delivery import enqueue_delivery_jobs
 from webapp.dispatch.queues import mail_spec, task_spec
 from webapp.dispatch.signing import new_message_id
-from webapp.extensions import db
-from webapp.integrations import enqueue_test_alert
 from webapp.models import SentryApp
 
 

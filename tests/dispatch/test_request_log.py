@@ -5,14 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from webapp import keys
+from webapp.core import keys
 from webapp.dispatch.request_log import (
-    BODY_KEEP,
-    MASK,
-    SentryAppWebhookRequestsBuffer,
-    mask_signature,
-    mask_signatures,
-    mask_signatures_in,
+    BODY_KEEP, MASK, SentryAppWebhookRequestsBuffer, mask_signature, mask_signatures, mask_signatures_in,
     masked_headers,
 )
 

@@ -7,9 +7,9 @@ import pytest
 
 from tests.conftest import scheduled_in
 from tests.lifecycle import log_entries, send
+from webapp.core.extensions import db
 from webapp.dispatch.delivery import ResendRefused, enqueue_delivery_jobs, resend_logged_request
 from webapp.dispatch.request_log import SentryAppWebhookRequestsBuffer
-from webapp.extensions import db
 from webapp.models import SentryApp
 
 

@@ -78,7 +78,7 @@ def test_permanent_failures_are_not_retried_and_are_marked_failed(app, pager, sc
 
 
 def test_timeouts_are_counted_and_retried(app, pager, schedule, clock, run_worker):
-    from webapp.extensions import db
+    from webapp.core.extensions import db
     from webapp.models import SentryApp
 
     with app.app_context():

@@ -12,7 +12,7 @@ from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
 from tests.conftest import move_scheduled_jobs
 from tests.lifecycle import log_entries, pager, rq_jobs_run, send  # noqa: F401 - pager is a fixture
-from webapp import keys
+from webapp.core import keys
 from webapp.dispatch.batches import Batch
 from webapp.dispatch.queues import make_worker
 
@@ -109,9 +109,9 @@ def test_claimed_deliveries_given_back_keep_their_places(app, pager, receiver):
 
 
 def test_a_disabled_app_mid_backlog_keeps_the_rest_as_missed(app, pager, receiver):
+    from webapp.apps.internal_apps import disable_app
+    from webapp.core.extensions import db
     from webapp.dispatch.delivery import missed_delivery_count
-    from webapp.extensions import db
-    from webapp.integrations import disable_app
     from webapp.models import SentryApp
 
     app.config["WEBHOOK_APP_CONCURRENCY"] = 1
@@ -131,10 +131,10 @@ def test_an_app_disabled_during_a_batch_gets_nothing_more_within_the_refresh_per
     """A batch keeps the app it loaded, but reads it afresh every REFRESH_SECONDS: a change reaches it then."""
     from werkzeug import Response
 
+    from webapp.apps.internal_apps import disable_app
+    from webapp.core.extensions import db
     from webapp.dispatch.batches import REFRESH_SECONDS
     from webapp.dispatch.delivery import missed_delivery_count
-    from webapp.extensions import db
-    from webapp.integrations import disable_app
     from webapp.models import SentryApp
 
     app.config["WEBHOOK_APP_CONCURRENCY"] = 1

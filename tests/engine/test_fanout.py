@@ -14,12 +14,12 @@ from sqlalchemy import select
 
 from tests.conftest import move_scheduled_jobs
 from tests.lifecycle import log_entries, rq_jobs_run, send
-from webapp import keys
+from webapp.apps.internal_apps import register_internal_app
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.dispatch import fanout
 from webapp.dispatch.fanout import FanOutRunner, notify_resource_change
 from webapp.dispatch.queues import make_worker
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
 from webapp.models import Organization, SentryApp
 
 APPS = 6

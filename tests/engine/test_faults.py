@@ -23,9 +23,9 @@ from sqlalchemy import text
 
 from tests.conftest import scheduled_in
 from tests.lifecycle import log_entries, send
-from webapp import keys
-from webapp.embedded_redis import free_port, start_embedded_redis
-from webapp.extensions import db
+from webapp.core import keys
+from webapp.core.embedded_redis import free_port, start_embedded_redis
+from webapp.core.extensions import db
 from webapp.models import SentryApp
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -440,8 +440,8 @@ def test_a_flapping_receiver_gets_every_message_under_one_webhook_id_each(app, p
 def test_sigkill_of_a_worker_running_a_fan_out_loses_no_app_s_message(app, settings, receiver, workers, make_user):
     from sqlalchemy import select
 
+    from webapp.apps.internal_apps import register_internal_app
     from webapp.dispatch.fanout import notify_resource_change
-    from webapp.integrations import register_internal_app
     from webapp.models import Organization
 
     redis = app.extensions["redis"]

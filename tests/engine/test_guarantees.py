@@ -28,24 +28,23 @@ import pytest
 import redis
 from rq import Queue
 from rq.job import Job
-from rq.registry import FinishedJobRegistry
 from rq.rate_limit import RateLimitRegistry
-from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import select
 from werkzeug import Response
 
 from tests.conftest import scheduled_in
 from tests.engine.test_worker_process import ROOT, wait_for
 from tests.lifecycle import send
-from webapp import keys
+from webapp.accounts.tokens import create_token
+from webapp.apps.internal_apps import register_internal_app
+from webapp.core import keys
+from webapp.core.embedded_redis import start_embedded_redis
+from webapp.core.extensions import db
+from webapp.core.outbox import sweep_outbox
 from webapp.dispatch.fanout import notify_resource_change
 from webapp.dispatch.queues import make_worker
-from webapp.embedded_redis import start_embedded_redis
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
 from webapp.models import Event, Group, Organization, OutboxJob, find_user_by_email
-from webapp.outbox import sweep_outbox
-from webapp.tokens import create_token
 
 AUTH = "Sentry sentry_version=7, sentry_client=test/1.0, sentry_key={key}"
 
@@ -586,7 +585,7 @@ def test_test_alert_double_click_racing_the_first_press_is_one_job(app, owner, r
     assert response.status_code == 302
     receiver.respond(200)
     token = api_token(app)
-    import webapp.integrations as integrations
+    import webapp.apps.internal_apps as integrations
 
     first_is_creating, go_on = threading.Event(), threading.Event()
     real_get_queue = integrations.get_queue

@@ -8,12 +8,12 @@ from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
-from webapp import keys
+from webapp.core import keys
+from webapp.core.extensions import db
+from webapp.core.outbox import JobSpec, sweep_outbox
 from webapp.dispatch.housekeeping import requeue_orphaned_jobs
 from webapp.dispatch.queues import make_worker
-from webapp.extensions import db
 from webapp.models import OutboxJob
-from webapp.outbox import JobSpec, sweep_outbox
 
 
 def run_burst(app, queue_name=keys.WEBHOOK_QUEUE) -> None:

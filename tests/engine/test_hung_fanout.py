@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from werkzeug import Response
 
 from tests.engine.test_worker_process import running_worker, wait_for
-from webapp.extensions import db
-from webapp.integrations import delete_internal_app, register_internal_app
+from webapp.apps.internal_apps import delete_internal_app, register_internal_app
+from webapp.apps.projects import create_project
+from webapp.core.extensions import db
 from webapp.models import Event, Organization, Project, SentryApp
-from webapp.projects import create_project
 
 RUNS = 10
 EVENTS = 20

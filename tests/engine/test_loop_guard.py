@@ -4,8 +4,8 @@ from sqlalchemy import select
 
 from tests.engine.test_guarantees import ingest
 from tests.lifecycle import log_entries
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
+from webapp.apps.internal_apps import register_internal_app
+from webapp.core.extensions import db
 from webapp.models import Event, Organization, Project
 
 

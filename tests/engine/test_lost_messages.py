@@ -13,10 +13,10 @@ from sqlalchemy import select, update
 
 from tests.engine.test_worker_process import running_worker, stop, wait_for
 from tests.lifecycle import pager  # noqa: F401 - a fixture
-from webapp import keys
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.dispatch.fanout import notify_resource_change
 from webapp.dispatch.recovery import drain_done, recover_lost
-from webapp.extensions import db
 from webapp.models import Organization, OutboxJob, SentryApp, utcnow
 
 

@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from tests.engine.test_worker_process import running_worker, stop, wait_for
 from tests.lifecycle import pager, send  # noqa: F401 - pager is a fixture
-from webapp import keys
+from webapp.apps.internal_apps import register_internal_app
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.dispatch.fanout import notify_resource_change
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
 from webapp.models import Organization
 
 SLOTS = 1 + 1 + 1 + 4  # periodic, mail, retries, first attempts (WORKER_CONCURRENCY=4)

@@ -24,13 +24,14 @@ from werkzeug import Response
 
 from tests.conftest import close_app, prepare_database
 from tests.engine.test_worker_process import running_worker, stop, wait_for
-from webapp import create_app, keys
+from webapp import create_app
+from webapp.accounts.people import get_or_create_organization
+from webapp.apps.internal_apps import register_internal_app
+from webapp.core import keys
+from webapp.core.embedded_redis import free_port
+from webapp.core.extensions import db
 from webapp.dispatch.fanout import notify_resource_change
-from webapp.extensions import db
 from webapp.models import OutboxJob
-from webapp.embedded_redis import free_port
-from webapp.accounts import get_or_create_organization
-from webapp.integrations import register_internal_app
 
 MASTER_NAME = "hookline"
 

@@ -9,12 +9,12 @@ from sqlalchemy import select
 
 from tests.engine.test_worker_process import running_worker, wait_for
 from tests.lifecycle import send
-from webapp import keys
+from webapp.apps.internal_apps import register_internal_app
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.dispatch.delivery import enqueue_delivery_jobs
 from webapp.dispatch.housekeeping import end_pauses
 from webapp.dispatch.request_log import SentryAppWebhookRequestsBuffer
-from webapp.extensions import db
-from webapp.integrations import register_internal_app
 from webapp.models import Organization
 
 DELIVERIES = 8

@@ -9,7 +9,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from webapp.extensions import db
+from webapp.core.extensions import db
 
 # Links the crawl does not follow: logging out would end the walk; the API and ingestion are walked elsewhere.
 NOT_FOLLOWED = ("/logout", "/api/", "/static/")
@@ -148,13 +148,13 @@ def fill_every_page(app, receiver) -> None:
     """Give org acme something on every page: two apps with logged deliveries, a project with a client key, an
     issue with a comment, an issue rule and a metric rule with an incident, an API token, a second organisation."""
     from tests.lifecycle import send
-    from webapp.alert_rules import save_issue_rule, save_metric_rule
-    from webapp.eventstore import store_event
-    from webapp.integrations import disable_app, register_internal_app
+    from webapp.accounts.tokens import create_token
+    from webapp.alerts.alert_rules import save_issue_rule, save_metric_rule
+    from webapp.alerts.eventstore import store_event
+    from webapp.alerts.workflow import add_comment
+    from webapp.apps.internal_apps import disable_app, register_internal_app
+    from webapp.apps.projects import create_project
     from webapp.models import Group, Incident, Membership, Organization, User, utcnow
-    from webapp.projects import create_project
-    from webapp.tokens import create_token
-    from webapp.workflow import add_comment
 
     with app.app_context():
         owner = db.session.scalar(select(User).where(User.email == "owner@example.com"))
@@ -184,7 +184,7 @@ def fill_every_page(app, receiver) -> None:
         disable_app(bare, owner.id, "Moved to the new pager.")  # so that the app page offers "Enable"
         create_token(owner, "terraform")
         # A second member, so the members page offers Remove and Change role (never offered for the only owner).
-        from webapp.accounts import create_user
+        from webapp.accounts.people import create_user
 
         create_user("dev@example.com", "a-long-password-1", "acme", "member")
         other = Organization(slug="beta", name="Beta Industries")

@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from werkzeug.security import check_password_hash
 
 from tests.conftest import Session
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import AuditLogEntry
 
 KNOWN, UNKNOWN = "owner@example.com", "nobody@example.com"
@@ -43,7 +43,7 @@ def hash_checks(monkeypatch):
         checked.append(password_hash)
         return check_password_hash(password_hash, password)
 
-    monkeypatch.setattr("webapp.accounts.check_password_hash", counted)
+    monkeypatch.setattr("webapp.accounts.people.check_password_hash", counted)
     return checked
 
 

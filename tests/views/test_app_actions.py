@@ -5,8 +5,8 @@ from sqlalchemy import select
 
 from tests.conftest import Session
 from tests.lifecycle import audit_events, load_app, log_entries, send
-from webapp import keys
-from webapp.extensions import db
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.models import AuditLogEntry, SentryApp
 
 

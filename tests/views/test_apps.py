@@ -8,8 +8,7 @@ import requests
 from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD
-
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import SentryApp, SentryAppInstallation
 
 APP = {"name": "Pager bridge", "webhook_url": "https://93.184.216.34/hook", "issue": "y", "comment": "y"}

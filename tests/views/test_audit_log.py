@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, Session
-from webapp.accounts import get_or_create_organization
-from webapp.audit import record_audit
-from webapp.extensions import db
+from webapp.accounts.people import get_or_create_organization
+from webapp.core.audit import record_audit
+from webapp.core.extensions import db
 from webapp.models import ApiToken, AuditLogEntry, Membership, Organization, ProjectKey, SentryApp, find_user_by_email
 
 APP = {"name": "Pager bridge", "webhook_url": "https://93.184.216.34/hook", "issue": "y", "comment": "y"}

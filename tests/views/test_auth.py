@@ -5,7 +5,7 @@ from werkzeug.security import check_password_hash
 
 from tests.conftest import PASSWORD, Session, close_app, prepare_database
 from webapp import create_app
-from webapp.accounts import create_user
+from webapp.accounts.people import create_user
 from webapp.models import find_user_by_email
 
 
@@ -130,7 +130,7 @@ def test_an_unknown_email_costs_a_password_check_like_a_known_one(make_user, app
         checked.append(password_hash)
         return check_password_hash(password_hash, password)
 
-    monkeypatch.setattr("webapp.accounts.check_password_hash", spy)
+    monkeypatch.setattr("webapp.accounts.people.check_password_hash", spy)
     session.login("nobody@example.com")
     session.login("owner@example.com", "wrong-password")
     assert len(checked) == 2

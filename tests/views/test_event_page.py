@@ -4,7 +4,7 @@ import re
 
 import sentry_sdk
 
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import Project
 
 

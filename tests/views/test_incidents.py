@@ -9,9 +9,9 @@ from rq import Queue
 from sqlalchemy import event
 
 from tests.test_incidents import evaluate, send_events, statuses
-from webapp import keys
-from webapp.alert_rules import save_metric_rule
-from webapp.extensions import db
+from webapp.alerts.alert_rules import save_metric_rule
+from webapp.core import keys
+from webapp.core.extensions import db
 from webapp.models import Incident, IncidentStatusChange, OutboxJob, Project, utcnow
 
 
@@ -173,7 +173,7 @@ def test_the_empty_list_says_where_metric_alert_rules_are_made(owner, world):
 
 
 def test_the_chart_covers_a_window_before_the_incident_until_it_closed(app, world, sdk, rule_id, run_worker):
-    from webapp.incidents import metric_series
+    from webapp.alerts.incidents import metric_series
 
     send_events(sdk, 5)
     run_worker()

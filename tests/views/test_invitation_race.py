@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import Session
 from tests.mail import link_in_last_mail
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import AuditLogEntry, Invitation, Membership, User
 
 RACERS = 6

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.alert_world import raise_and_capture
-from webapp.extensions import db
-from webapp.issue_search import PAGE_SIZE
+from webapp.alerts.issue_search import PAGE_SIZE
+from webapp.apps.projects import create_project
+from webapp.core.extensions import db
 from webapp.models import Group, Organization
-from webapp.projects import create_project
 
 START = datetime(2026, 11, 1, 12, 0)
 

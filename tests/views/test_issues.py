@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from tests.alert_world import raise_and_capture
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import Comment, Group, SentryApp
 
 
@@ -55,7 +55,7 @@ def test_unknown_status_changes_nothing(owner, issue, receiver, run_worker):
 
 def test_assign_to_a_member_then_unassign(app, owner, issue, receiver, run_worker, make_user):
     with app.app_context():
-        from webapp.accounts import create_user
+        from webapp.accounts.people import create_user
 
         member = create_user("dev@example.com", "correct-horse-battery", "acme", "member").id
     owner.post(f"/orgs/acme/issues/{issue.id}/assign", {"assignee": str(member)})
@@ -72,7 +72,7 @@ def test_assign_to_a_member_then_unassign(app, owner, issue, receiver, run_worke
 
 def test_cannot_assign_to_someone_outside_the_org(app, owner, issue, receiver, run_worker):
     with app.app_context():
-        from webapp.accounts import create_user
+        from webapp.accounts.people import create_user
 
         outsider = create_user("eve@example.com", "correct-horse-battery", "evil", "owner").id
     owner.post(f"/orgs/acme/issues/{issue.id}/assign", {"assignee": str(outsider)})
@@ -166,7 +166,7 @@ def activity_lines(page: str) -> list[str]:
 
 def test_each_action_is_flashed_and_kept_in_the_activity_with_who_did_it(app, owner, issue):
     with app.app_context():
-        from webapp.accounts import create_user
+        from webapp.accounts.people import create_user
 
         ann = create_user("ann@example.com", "correct-horse-battery", "acme", "member", name="Ann").id
     base = f"/orgs/acme/issues/{issue.id}"

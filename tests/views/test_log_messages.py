@@ -9,7 +9,7 @@ from rq.registry import ScheduledJobRegistry
 
 from tests.conftest import Session
 from tests.lifecycle import log_entries, send
-from webapp import keys
+from webapp.core import keys
 from webapp.dispatch.delivery import enqueue_delivery_jobs
 from webapp.dispatch.signing import new_message_id
 

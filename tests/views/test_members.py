@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from tests.conftest import PASSWORD, Session
 from tests.mail import link_in_last_mail
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import AuditLogEntry, Invitation, Membership, find_user_by_email
 
 

@@ -6,7 +6,7 @@ import uuid
 import pytest
 from rq import Queue
 
-from webapp import keys
+from webapp.core import keys
 from webapp.dispatch.queues import make_worker
 
 

@@ -20,7 +20,7 @@ def redis_down(app):
 @pytest.fixture
 def stop_database(app, monkeypatch):
     """Call it to make every statement from then on fail the way a stopped database does."""
-    from webapp.extensions import db
+    from webapp.core.extensions import db
 
     def stop():
         with app.app_context():
@@ -96,7 +96,7 @@ def test_ingestion_with_the_database_down_still_accepts_a_cached_project(app, wo
 def test_a_wrong_statement_is_still_a_500_not_an_outage(app):
     from sqlalchemy.exc import ProgrammingError
 
-    from webapp.outages import is_database_outage
+    from webapp.core.outages import is_database_outage
 
     assert not is_database_outage(ProgrammingError("SELEC 1", {}, Exception("syntax error")))
     assert is_database_outage(OperationalError("SELECT 1", {}, Exception("server closed the connection")))

@@ -4,10 +4,10 @@ from sqlalchemy import select
 
 from tests.conftest import PASSWORD, Session
 from tests.mail import link_in_last_mail
-from webapp.accounts import get_or_create_organization
-from webapp.extensions import db
+from webapp.accounts.people import get_or_create_organization
+from webapp.accounts.tokens import create_token
+from webapp.core.extensions import db
 from webapp.models import AuditLogEntry, Membership, PasswordReset, find_user_by_email
-from webapp.tokens import create_token
 
 NEW = "a-brand-new-password"
 

@@ -4,17 +4,16 @@ import json
 import re
 
 import pytest
-
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import select
 
 from tests.alert_world import wait_unless_a_minute_has_time_left
-from webapp.embedded_redis import free_port
-from webapp.extensions import db
+from webapp.apps.projects import create_project
+from webapp.core.embedded_redis import free_port
+from webapp.core.extensions import db
 from webapp.models import AuditLogEntry, IssueAlertRule, MetricAlertRule, Organization, Project, ProjectKey
-from webapp.projects import create_project
 
 
 def test_create_project_shows_its_dsn(app, owner):

@@ -2,7 +2,7 @@
 
 from tests.conftest import Session
 from tests.lifecycle import send
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import SentryApp
 
 PAGE = "/orgs/acme/apps/pager"
@@ -63,8 +63,8 @@ def test_recovery_is_for_owners_and_managers_of_an_enabled_app_and_a_bad_time_ch
 
 def test_the_api_counts_and_resends_the_failed_messages(app, pager, receiver, run_worker):
     from tests.api.conftest import Api
+    from webapp.accounts.tokens import create_token
     from webapp.models.accounts import find_user_by_email
-    from webapp.tokens import create_token
 
     with app.app_context():
         _, token = create_token(find_user_by_email("manager@example.com"), "recovery")

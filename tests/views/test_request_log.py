@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import Session
 from tests.lifecycle import health_today, load_app, log_entries, send
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import SentryApp
 
 PAGE = "/orgs/acme/apps/pager"

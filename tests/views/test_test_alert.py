@@ -7,7 +7,7 @@ import pytest
 from rq.job import Job
 from sqlalchemy import select
 
-from webapp.extensions import db
+from webapp.core.extensions import db
 from webapp.models import SentryApp
 
 PAGE = "/orgs/acme/apps/receiver"

@@ -31,19 +31,20 @@ from base64 import b64encode
 from datetime import datetime
 
 from redis.exceptions import NoScriptError, RedisError
-from sqlalchemy import event
-from rq.job import Job, JobStatus
 from rq.defaults import DEFAULT_RESULT_TTL, RQ_KEY_PREFIX
+from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.rate_limit import RELEASE_AND_ENQUEUE_SCRIPT, RateLimitRegistry
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.timeouts import JobTimeoutException
-from rq.utils import current_timestamp, now as rq_now, utcformat, utcparse
+from rq.utils import current_timestamp, utcformat, utcparse
+from rq.utils import now as rq_now
 from rq.worker import Worker
+from sqlalchemy import event
 
-from ..extensions import db
-from ..outages import TransientFailure, close_session, is_database_outage
+from ..core.extensions import db
+from ..core.outages import TransientFailure, close_session, is_database_outage
 from .deadlines import SharedTimerDeathPenalty
 
 logger = logging.getLogger(__name__)

@@ -8,13 +8,13 @@ from datetime import date, timedelta
 from flask import current_app
 from sqlalchemy import update
 
-from .. import clock, keys
-from ..audit import record_audit
-from ..extensions import db
+from ..core import clock, keys
+from ..core.audit import record_audit
+from ..core.extensions import db
+from ..core.redis_store import get_redis
 from ..models import SentryApp, utcnow
-from ..notifications import notify_broken_warning, notify_disable
-from ..redis_store import get_redis
 from .health import IntegrationRequestBuffer, broken_reason, failing_since
+from .notifications import notify_broken_warning, notify_disable
 
 logger = logging.getLogger(__name__)
 

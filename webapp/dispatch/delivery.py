@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 
 from flask import current_app
 
-from .. import clock, keys
-from ..extensions import db
+from ..core import clock, keys
+from ..core.extensions import db
+from ..core.outbox import enqueue_after_commit, enqueue_specs, schedule_spec
+from ..core.redis_store import get_redis
 from ..models import SentryApp
-from ..outbox import enqueue_after_commit, enqueue_specs, schedule_spec
-from ..redis_store import get_redis
 from .payloads import build_envelope
 from .queues import app_caps, delivery_spec, retry_job_id
 from .request_log import LoggedRequest, failed_messages_since

@@ -29,7 +29,7 @@ from flask import Flask
 from redis.exceptions import RedisError
 from rq.worker import WorkerStatus
 
-from .. import keys
+from ..core import keys
 from .housekeeping import Housekeeper
 from .http import FILES_PER_SLOT
 from .queues import HooklineWorker, make_worker

@@ -36,16 +36,17 @@ from rq.defaults import RQ_KEY_PREFIX
 from rq.job import Job
 from rq.rate_limit import RateLimitRegistry
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-from rq.utils import current_timestamp, now as rq_now, utcformat
+from rq.utils import current_timestamp, utcformat
+from rq.utils import now as rq_now
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from .. import keys
-from ..extensions import db
+from ..core import keys
+from ..core.extensions import db
+from ..core.outages import close_session
+from ..core.outbox import enqueue_after_commit, enqueue_specs
+from ..core.redis_store import get_redis
 from ..models import SentryApp
-from ..outages import close_session
-from ..outbox import enqueue_after_commit, enqueue_specs
-from ..redis_store import get_redis
 from .batches import REGISTRY_MARGIN, SlotRuns, current_slot
 from .deadlines import watch
 from .events import resource_of

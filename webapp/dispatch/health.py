@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import redis
 
-from .. import keys
+from ..core import keys
 
 FIELDS = {"success": "success_count", "error": "error_count", "timeout": "timeout_count", "fatal": "fatal_count"}
 

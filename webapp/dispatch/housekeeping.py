@@ -25,13 +25,14 @@ from rq.rate_limit import RateLimitRegistry
 from rq.registry import ScheduledJobRegistry, clean_registries
 from rq.scheduler import RQScheduler
 from rq.scripts import acquire_or_refresh_lock, release_lock
-from rq.utils import current_timestamp, now as rq_now
+from rq.utils import current_timestamp
+from rq.utils import now as rq_now
 from rq.worker_registration import clean_worker_registry
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import keys
-from ..extensions import db
-from ..outbox import sweep_outbox
+from ..core import keys
+from ..core.extensions import db
+from ..core.outbox import sweep_outbox
 from .fanout import release_held
 from .queues import make_worker, org_gate
 from .recovery import drain_done, recover_lost

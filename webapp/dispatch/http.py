@@ -41,8 +41,8 @@ from urllib.parse import quote, urlsplit
 import certifi
 import pycurl
 
+from ..core.netguard import AddressPolicy
 from .failures import Failure, describe
-from ..netguard import AddressPolicy
 
 logger = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ import json
 import logging
 import uuid
 
-from .. import keys
-from ..cache import get_from_cache
-from ..eventstore import StoredEvent, event_id_of, store_event
-from ..issue_reopening import user_identity
+from ..alerts.eventstore import StoredEvent, event_id_of, store_event
+from ..alerts.issue_reopening import user_identity
+from ..core import keys
+from ..core.cache import get_from_cache
+from ..core.outbox import enqueue_specs
+from ..core.redis_store import get_redis
 from ..models import Project
-from ..outbox import enqueue_specs
-from ..redis_store import get_redis
 from .fanout import enqueue_task_after_commit
 from .queues import task_spec
 

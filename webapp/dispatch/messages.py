@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
-from .. import keys
+from ..core import keys
 from .events import EVENT_TYPES
 from .queues import retry_job_id
 from .request_log import is_error_code, raw_date, status_class

@@ -34,8 +34,8 @@ from rq.queue import Queue
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import keys
-from ..extensions import db
+from ..core import keys
+from ..core.extensions import db
 from ..models import SentryApp
 
 logger = logging.getLogger(__name__)

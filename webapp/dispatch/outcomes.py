@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from .. import clock
+from ..core import clock
 from .http import WebhookResponse
 
 RETRY_WITH_AFTER = frozenset({429, 502, 503, 504})

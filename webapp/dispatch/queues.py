@@ -11,21 +11,20 @@ import time
 from flask import Flask, current_app
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.job import JobStatus
-from rq.worker import WorkerStatus
+from rq.job_lifecycle import call_exception_handlers
 from rq.rate_limit import release_slot
 from rq.utils import now as rq_now
-from rq.exceptions import StopRequested
-from rq.job_lifecycle import call_exception_handlers
-
+from rq.worker import WorkerStatus
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import keys
-from ..extensions import db
-from ..outages import TransientFailure, close_session, is_database_outage
-from ..outbox import JobSpec
-from ..redis_store import get_redis
+from ..core import keys
+from ..core.extensions import db
+from ..core.outages import TransientFailure, close_session, is_database_outage
+from ..core.outbox import JobSpec
+from ..core.redis_store import get_redis
 from .batches import GO_ON, Batch, current_slot, is_batch_leader
 from .deadlines import SharedTimerDeathPenalty
 from .orgs import OrgGate

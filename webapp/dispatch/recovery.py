@@ -1,6 +1,6 @@
 """Messages Redis lost, queued again from the outbox; the rows of messages that are done, deleted in batches.
 
-A message's outbox row stays after its job is queued (``webapp/outbox.py``), because Redis may still lose the
+A message's outbox row stays after its job is queued (``webapp/core/outbox.py``), because Redis may still lose the
 job: a failover to a replica that missed the newest writes, a restart without persistence, a flush. Two passes
 of the housekeeper, in one worker process at a time (under its maintenance lock), every few seconds:
 
@@ -32,11 +32,11 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import bindparam, select
 
-from .. import keys
-from ..extensions import db
+from ..core import keys
+from ..core.extensions import db
+from ..core.outbox import JobSpec, flush_specs
+from ..core.redis_store import get_redis
 from ..models import OutboxJob, utcnow
-from ..outbox import JobSpec, flush_specs
-from ..redis_store import get_redis
 from .queues import DELIVER_JOB, retry_job_id
 
 logger = logging.getLogger(__name__)

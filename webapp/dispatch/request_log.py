@@ -16,7 +16,7 @@ from datetime import datetime
 
 import redis
 
-from .. import clock, keys
+from ..core import clock, keys
 from .events import EVENT_TYPES
 
 FIELD_LIMIT = 1024

@@ -6,8 +6,8 @@ import time
 
 from rq import Retry
 
-from .. import keys
-from ..redis_store import get_redis
+from ..core import keys
+from ..core.redis_store import get_redis
 from .queues import get_queue
 
 TICK_SECONDS = 60

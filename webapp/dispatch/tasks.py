@@ -5,29 +5,29 @@ from __future__ import annotations
 import logging
 import smtplib
 
-from flask import current_app
 import flask_mail
+from flask import current_app
 from flask_mail import Message
 from rq import get_current_job
 from sqlalchemy import select
 
-from .. import keys
-from ..eventstore import StoredEvent, record_group_environment
-from ..extensions import db
-from ..incidents import OnChange, evaluate_rule, resolve_incident, tick_moments
+from ..alerts.eventstore import StoredEvent, record_group_environment
+from ..alerts.incidents import OnChange, evaluate_rule, resolve_incident, tick_moments
+from ..alerts.rules import rules_to_fire
+from ..alerts.serializers import (
+    STATUS_METHOD_MANUAL, STATUS_METHOD_RULE_TRIGGERED, serialize_event, serialize_incident, serialize_issue,
+)
+from ..core import keys
+from ..core.extensions import db
+from ..core.names import one_line
+from ..core.outages import TransientFailure
+from ..core.outbox import enqueue_after_commit
+from ..core.redis_store import get_redis
 from ..models import Event, Incident, IssueAlertRule, MetricAlertRule, SentryApp, User, utcnow
-from ..names import one_line
-from ..outages import TransientFailure
-from ..outbox import enqueue_after_commit
-from ..redis_store import get_redis
-from ..rules import rules_to_fire
 from .delivery import deliver_webhook
 from .fanout import notify_resource_change
 from .payloads import build_test_alert
 from .queues import app_caps, task_spec
-from .serializers import (
-    STATUS_METHOD_MANUAL, STATUS_METHOD_RULE_TRIGGERED, serialize_event, serialize_incident, serialize_issue,
-)
 from .signing import new_message_id
 from .webhooks import send_and_save_webhook_request
 

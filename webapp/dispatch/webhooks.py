@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from .. import clock, keys
-from ..extensions import db
+from ..core import clock, keys
+from ..core.extensions import db
+from ..core.metrics import count_delivery
+from ..core.netguard import AddressPolicy
+from ..core.redis_store import WriteBatch, get_redis
 from ..models import SentryApp, utcnow
-from ..metrics import count_delivery
-from ..netguard import AddressPolicy
-from ..redis_store import WriteBatch, get_redis
 from .broken import check_broken
 from .events import resource_of
 from .health import IntegrationRequestBuffer

@@ -11,8 +11,8 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import clock
-from ..extensions import db
+from ..core import clock
+from ..core.extensions import db
 
 ROLES = ("owner", "manager", "member")
 MANAGING_ROLES = frozenset({"owner", "manager"})

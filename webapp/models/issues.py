@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..core.extensions import db
 from .accounts import Organization, User, utcnow
 
 LEVELS = ("debug", "info", "warning", "error", "fatal")

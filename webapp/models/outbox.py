@@ -1,4 +1,4 @@
-"""Jobs written in the same transaction as the change that implies them (the outbox; see ``webapp/outbox.py``)."""
+"""Jobs written in the same transaction as the change that implies them (the outbox; see ``webapp/core/outbox.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..core.extensions import db
 from .accounts import utcnow
 
 

@@ -7,10 +7,10 @@ from flask_login import current_user, login_required
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from ..forms import EmptyForm
-from ..tokens import create_token, list_tokens, revoke_token
-from .helpers import confirm_step, confirmed
+from ..accounts.tokens import create_token, list_tokens, revoke_token
+from ..core.forms import EmptyForm
 from .api.schema import openapi_document
+from .helpers import confirm_step, confirmed
 
 bp = Blueprint("account", __name__)
 

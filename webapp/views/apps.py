@@ -7,36 +7,19 @@ from datetime import timedelta
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..dispatch.signing import standard_webhooks_secret
-from ..extensions import db
-from ..forms import AppForm, EmptyForm
+from ..apps.internal_apps import (
+    AppValidationError, app_health, app_warnings, delete_internal_app, disable_app, enable_app, enqueue_test_alert,
+    get_test_alert_result, health_for_apps, last_deliveries, list_organization_apps, register_internal_app,
+    rotate_secret, update_internal_app,
+)
+from ..core.extensions import db
+from ..core.forms import AppForm, EmptyForm
 from ..dispatch.delivery import missed_delivery_count
 from ..dispatch.health import failing_since
-from ..integrations import (
-    app_warnings,
-    AppValidationError,
-    app_health,
-    delete_internal_app,
-    disable_app,
-    enable_app,
-    enqueue_test_alert,
-    get_test_alert_result,
-    health_for_apps,
-    last_deliveries,
-    list_organization_apps,
-    register_internal_app,
-    rotate_secret,
-    update_internal_app,
-)
+from ..dispatch.signing import standard_webhooks_secret
 from ..models import MANAGING_ROLES
 from .helpers import (
-    confirm_step,
-    confirmed,
-    get_app_or_404,
-    get_managed_app_or_404,
-    get_org_or_404,
-    is_htmx,
-    require_manager,
+    confirm_step, confirmed, get_app_or_404, get_managed_app_or_404, get_org_or_404, is_htmx, require_manager,
 )
 from .request_log import log_context
 

@@ -7,13 +7,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user, user_logged_in
 
-from ..account_jobs import queue_failed_login
-from ..accounts import authenticate
-from ..audit import record_login
-from ..email_address import EmailAddressError, normalize_email
-from ..extensions import db
-from ..forms import EmptyForm, LoginForm
-from ..login_throttle import count_attempt, is_first_refusal, record_success
+from ..accounts.email_address import EmailAddressError, normalize_email
+from ..accounts.jobs import queue_failed_login
+from ..accounts.login_throttle import count_attempt, is_first_refusal, record_success
+from ..accounts.people import authenticate
+from ..core.audit import record_login
+from ..core.extensions import db
+from ..core.forms import EmptyForm, LoginForm
 
 bp = Blueprint("auth", __name__)
 
@@ -79,7 +79,7 @@ def _start_idle_clock(app, user, **extra) -> None:
 
 
 def _now() -> int:
-    # The wall clock, not webapp.clock: tests that move Hookline's clock by days must not end their sessions.
+    # The wall clock, not webapp.core.clock: tests that move Hookline's clock by days must not end their sessions.
     return int(time.time())
 
 

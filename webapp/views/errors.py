@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
-from ..extensions import db
+from ..core.extensions import db
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from ..extensions import db
-from ..metrics import HooklineCollector, live_workers, queue_readings
-from ..redis_store import get_redis
+from ..core.extensions import db
+from ..core.metrics import HooklineCollector, live_workers, queue_readings
+from ..core.redis_store import get_redis
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from flask import abort, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from ..extensions import db
+from ..core.extensions import db
+from ..core.templating import remember_organization
 from ..models import MANAGING_ROLES, Group, Organization, Project, ProjectKey, SentryApp
-from ..templating import remember_organization
 
 
 def get_org_or_404(org_slug: str) -> tuple[Organization, str]:

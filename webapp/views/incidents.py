@@ -6,11 +6,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from ..charts import metric_svg
+from ..alerts.incidents import IncidentBusy, metric_series
+from ..apps.projects import list_projects
+from ..core.charts import metric_svg
+from ..core.extensions import db
 from ..dispatch.tasks import resolve_incident_and_notify
-from ..extensions import db
-from ..incidents import IncidentBusy, metric_series
-from ..projects import list_projects
 from ..models import MANAGING_ROLES, Incident, IncidentStatusChange, SentryApp
 from .helpers import get_org_or_404, require_manager
 

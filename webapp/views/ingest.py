@@ -14,18 +14,19 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
 
-from .. import MAX_ROW_ID, keys
-from ..dispatch.intake import queue_event, store_now
-from ..dispatch.signing import USER_AGENT_PREFIX
-from ..cache import get_project_with_keys
-from ..extensions import csrf
-from ..ingest import (
+from ..alerts.ingest import (
     MISSING_KEY, IngestError, decode_body, parse_envelope, parse_event, public_key_from, public_key_from_dsn,
     read_envelope_header,
 )
-from ..ingest_outcomes import Outcomes, add_outcomes, count_outcomes
-from ..project_keys import effective_rate_limit
-from ..redis_store import get_redis
+from ..alerts.ingest_outcomes import Outcomes, add_outcomes, count_outcomes
+from ..apps.project_keys import effective_rate_limit
+from ..core import keys
+from ..core.cache import get_project_with_keys
+from ..core.extensions import csrf
+from ..core.input_guard import MAX_ROW_ID
+from ..core.redis_store import get_redis
+from ..dispatch.intake import queue_event, store_now
+from ..dispatch.signing import USER_AGENT_PREFIX
 
 logger = logging.getLogger(__name__)
 

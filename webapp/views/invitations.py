@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
 
-from ..invitations import InvitationGone, accept, invitation_for_token, who_accepts
-from ..members import ROLE_NAMES, ROLE_WITH_ARTICLE, MemberError
-from ..passwords import MIN_LENGTH, PasswordError
+from ..accounts.invitations import InvitationGone, accept, invitation_for_token, who_accepts
+from ..accounts.members import ROLE_NAMES, ROLE_WITH_ARTICLE, MemberError
+from ..accounts.passwords import MIN_LENGTH, PasswordError
 from .helpers import link_gone
 
 bp = Blueprint("invitations", __name__)

@@ -6,25 +6,20 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from ..charts import count_bars_svg
-from ..dispatch.serializers import serialize_event
-from ..event_display import display_event, exception_chain
-from ..extensions import db
-from ..input_guard import parse_row_id
-from ..issue_history import CHART_DAYS, activity_of, events_per_day
-from ..issue_status import StatusChange, StatusChangeError, read_change, recent_releases
-from ..issue_status_text import change_done, details_in_words, status_summary
-from ..issue_search import (
-    SORT_LABELS,
-    STATUS_CHOICES,
-    IssueQuery,
-    current_project,
-    environments_of,
-    search_issues,
+from ..alerts.event_display import display_event, exception_chain
+from ..alerts.issue_history import CHART_DAYS, activity_of, events_per_day
+from ..alerts.issue_search import (
+    SORT_LABELS, STATUS_CHOICES, IssueQuery, current_project, environments_of, search_issues,
 )
+from ..alerts.issue_status import StatusChange, StatusChangeError, read_change, recent_releases
+from ..alerts.issue_status_text import change_done, details_in_words, status_summary
+from ..alerts.serializers import serialize_event
+from ..alerts.workflow import WorkflowError, add_comment, assign, delete_comment, display_name, edit_comment, set_status
+from ..apps.projects import list_projects
+from ..core.charts import count_bars_svg
+from ..core.extensions import db
+from ..core.input_guard import parse_row_id
 from ..models import LEVELS, MANAGING_ROLES, Comment, Event, Group, Membership, User
-from ..projects import list_projects
-from ..workflow import WorkflowError, add_comment, assign, delete_comment, display_name, edit_comment, set_status
 from .helpers import confirm_step, confirmed, get_group_or_404, get_org_or_404
 
 bp = Blueprint("issues", __name__, url_prefix="/orgs/<org_slug>/issues")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..invitations import get_pending_invitation, invite, pending_invitations, revoke
-from ..members import ROLE_NAMES, ROLE_WITH_ARTICLE, MemberError, change_role, get_membership, list_members, remove_member
+from ..accounts.invitations import get_pending_invitation, invite, pending_invitations, revoke
+from ..accounts.members import (
+    ROLE_NAMES, ROLE_WITH_ARTICLE, MemberError, change_role, get_membership, list_members, remove_member,
+)
 from ..models import ROLES, Organization
 from .helpers import confirm_step, confirmed, get_org_or_404, require_manager
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..accounts import AccountError, rename_organization
-from ..audit import EVENTS, describe, event_label
-from ..audit_search import AuditFilterError, AuditFilters, actor_choices, page_number, parse_filters, read_page
-from ..extensions import db
-from ..forms import EmptyForm
+from ..accounts.audit_search import AuditFilterError, AuditFilters, actor_choices, page_number, parse_filters, read_page
+from ..accounts.people import AccountError, rename_organization
+from ..core.audit import EVENTS, describe, event_label
+from ..core.extensions import db
+from ..core.forms import EmptyForm
 from .helpers import get_org_or_404, require_manager
 
 bp = Blueprint("orgs", __name__, url_prefix="/orgs/<org_slug>")

@@ -7,12 +7,14 @@ import math
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..account_jobs import queue_reset_email
-from ..email_address import EmailAddressError, normalize_email
-from ..extensions import db
-from ..login_throttle import PASSWORD_RESET, count_attempt, record_success
-from ..passwords import MIN_LENGTH, PasswordError, ResetLinkGone, change_password, reset_for_token, reset_password
-from ..tokens import count_tokens
+from ..accounts.email_address import EmailAddressError, normalize_email
+from ..accounts.jobs import queue_reset_email
+from ..accounts.login_throttle import PASSWORD_RESET, count_attempt, record_success
+from ..accounts.passwords import (
+    MIN_LENGTH, PasswordError, ResetLinkGone, change_password, reset_for_token, reset_password,
+)
+from ..accounts.tokens import count_tokens
+from ..core.extensions import db
 from .helpers import link_gone
 
 bp = Blueprint("passwords", __name__)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..extensions import db
-from ..forms import EmptyForm
-from ..project_keys import ProjectKeyError, active_key_count, create_key, delete_key, update_key
+from ..apps.project_keys import ProjectKeyError, active_key_count, create_key, delete_key, update_key
+from ..core.extensions import db
+from ..core.forms import EmptyForm
 from .helpers import get_key_or_404, get_org_or_404, get_project_or_404, require_manager
 from .projects import render_detail
 

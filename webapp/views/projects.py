@@ -6,21 +6,15 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from ..alert_rules import (
-    RuleValidationError,
-    delete_rule as delete_alert_rule,
-    format_settings,
-    parse_actions,
-    save_issue_rule,
-    save_metric_rule,
-)
-from ..extensions import db
-from ..forms import EmptyForm
-from ..integrations import list_organization_apps
+from ..alerts.alert_rules import RuleValidationError, format_settings, parse_actions, save_issue_rule, save_metric_rule
+from ..alerts.alert_rules import delete_rule as delete_alert_rule
+from ..alerts.ingest_outcomes import last_day_outcomes
+from ..apps.internal_apps import list_organization_apps
+from ..apps.project_keys import effective_rate_limit
+from ..apps.projects import ProjectError, create_project, list_projects, set_key_rate_limit
+from ..core.extensions import db
+from ..core.forms import EmptyForm
 from ..models import LEVELS, MANAGING_ROLES, RULE_TRIGGERS, IssueAlertRule, MetricAlertRule
-from ..ingest_outcomes import last_day_outcomes
-from ..project_keys import effective_rate_limit
-from ..projects import ProjectError, create_project, list_projects, set_key_rate_limit
 from .helpers import confirm_step, confirmed, get_in_project_or_404, get_org_or_404, get_project_or_404, require_manager
 
 bp = Blueprint("projects", __name__, url_prefix="/orgs/<org_slug>/projects")

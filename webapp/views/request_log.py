@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import login_required
 
+from ..core import clock
+from ..core.redis_store import get_redis
 from ..dispatch.delivery import (
     ResendRefused, failed_messages, resend_failed_messages, resend_logged_request, resend_refusal,
 )
@@ -16,15 +18,9 @@ from ..dispatch.events import EVENT_TYPES
 from ..dispatch.failures import label_of
 from ..dispatch.messages import SEARCH_LIMIT, Message, MessageQuery, read_messages
 from ..dispatch.request_log import (
-    STATUS_CLASSES,
-    LoggedRequest,
-    SentryAppWebhookRequestsBuffer,
-    mask_signatures_in,
-    masked_headers,
+    STATUS_CLASSES, LoggedRequest, SentryAppWebhookRequestsBuffer, mask_signatures_in, masked_headers,
 )
-from .. import clock
 from ..models import MANAGING_ROLES, Organization, SentryApp
-from ..redis_store import get_redis
 from .helpers import get_app_or_404, get_managed_app_or_404, get_org_or_404, is_htmx
 
 bp = Blueprint("request_log", __name__)

@@ -5,16 +5,15 @@ Revises: 0009
 Create Date: 2026-12-01 10:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None
 
-# Old name → new name (as webapp.audit.RENAMED; copied, so this migration means the same whatever the code says later).
+# Old name → new name (as webapp.core.audit.RENAMED; copied, so this migration means the same whatever the code says later).
 RENAMED = {
     "sentry-app.add": "app.create",
     "sentry-app.edit": "app.edit",

@@ -9,11 +9,11 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from ...extensions import csrf, db
-from ...input_guard import parse_row_id
+from ...accounts.tokens import user_for_token
+from ...core.extensions import csrf, db
+from ...core.input_guard import parse_row_id
+from ...core.web_protections import body_too_large
 from ...models import MANAGING_ROLES, Organization, Project, User
-from ...tokens import user_for_token
-from ...web_protections import body_too_large
 
 bp = Blueprint("api", __name__, url_prefix="/api/0")
 # Writes need a bearer token (checked below), which a browser never sends on its own: no CSRF risk.

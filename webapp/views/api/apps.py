@@ -7,28 +7,19 @@ from datetime import datetime, timezone
 from flask import jsonify, request, url_for
 from sqlalchemy import select
 
+from ...apps.internal_apps import (
+    AppValidationError, app_health, app_warnings, delete_internal_app, enable_app, enqueue_test_alert,
+    get_test_alert_result, list_organization_apps, register_internal_app, rotate_secret, update_internal_app,
+)
+from ...core.extensions import db
+from ...core.input_guard import parse_row_id
+from ...core.redis_store import get_redis
 from ...dispatch.delivery import (
     ResendRefused, failed_messages, missed_delivery_count, resend_failed_messages, resend_logged_request,
 )
 from ...dispatch.events import EVENT_TYPES, resource_of
 from ...dispatch.request_log import SentryAppWebhookRequestsBuffer, is_error_code, mask_signatures_in
-from ...extensions import db
-from ...input_guard import parse_row_id
-from ...integrations import (
-    app_warnings,
-    AppValidationError,
-    app_health,
-    delete_internal_app,
-    enable_app,
-    enqueue_test_alert,
-    get_test_alert_result,
-    list_organization_apps,
-    register_internal_app,
-    rotate_secret,
-    update_internal_app,
-)
 from ...models import MANAGING_ROLES, RESOURCES, Organization, SentryApp
-from ...redis_store import get_redis
 from . import ApiError, api_user, bp, field, flag, json_body, org_for, paged, require_manager, role_in
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 from sqlalchemy import select
 
-from ...extensions import db
+from ...core.extensions import db
 from ...models import Event
 from . import ApiError, bp, flag, org_for, page_limit, paged_query, project_for
 from .issues import group_for

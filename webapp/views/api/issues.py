@@ -7,13 +7,12 @@ import re
 from flask import jsonify, request
 from sqlalchemy import select
 
-from ... import MAX_ROW_ID
-from ...extensions import db
-from ...input_guard import parse_row_id
+from ...alerts.issue_status import StatusChange, StatusChangeError, read_change, status_details
+from ...alerts.sentry_search import SearchError, issue_search
+from ...alerts.workflow import WorkflowError, assign, check_status_change, set_status
+from ...core.extensions import db
+from ...core.input_guard import MAX_ROW_ID, parse_row_id
 from ...models import Group, Organization, Project, User
-from ...sentry_search import SearchError, issue_search
-from ...issue_status import StatusChange, StatusChangeError, read_change, status_details
-from ...workflow import WorkflowError, assign, check_status_change, set_status
 from . import ApiError, api_user, bp, field, flag, json_body, org_for, page_limit, paged_query, project_for, role_in
 from .shapes import api_issue, api_issues
 

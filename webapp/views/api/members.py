@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from ...invitations import get_pending_invitation, invite, pending_invitations, revoke
-from ...members import ROLE_NAMES, LastOwnerError, MemberError, change_role, get_membership, list_members, remove_member
+from ...accounts.invitations import get_pending_invitation, invite, pending_invitations, revoke
+from ...accounts.members import (
+    ROLE_NAMES, LastOwnerError, MemberError, change_role, get_membership, list_members, remove_member,
+)
 from ...models import ROLES, Invitation, Membership, Organization
 from . import ApiError, api_user, bp, field, json_body, org_for, paged, require_manager
 from .apps import iso

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import request
 
-from ...audit import EVENTS, describe, event_label
-from ...audit_search import AuditFilterError, audit_statement, parse_filters
+from ...accounts.audit_search import AuditFilterError, audit_statement, parse_filters
+from ...core.audit import EVENTS, describe, event_label
 from . import ApiError, bp, org_for, paged_query, require_manager
 from .apps import iso
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import current_app, jsonify
 
-from ...extensions import db
+from ...apps.project_keys import RATE_LIMIT_MAX, ProjectKeyError, create_key, delete_key, update_key
+from ...core.extensions import db
 from ...models import ProjectKey
-from ...project_keys import RATE_LIMIT_MAX, ProjectKeyError, create_key, delete_key, update_key
 from ..helpers import get_key_or_404
 from . import ApiError, api_user, bp, field, json_body, org_for, paged, project_for, require_manager
 from .apps import iso

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from ...audit import EVENTS
-from ...audit_search import SYSTEM_ACTOR
+from ...accounts.audit_search import SYSTEM_ACTOR
+from ...apps.project_keys import LABEL_MAX, RATE_LIMIT_MAX
+from ...core.audit import EVENTS
 from ...dispatch.events import EVENT_TYPES
 from ...dispatch.failures import LABELS as FAILURE_KINDS
 from ...dispatch.messages import STATES as MESSAGE_STATES
 from ...dispatch.request_log import STATUS_CLASSES
 from ...models import ISSUE_STATUSES, RESOURCES, ROLES
-from ...project_keys import LABEL_MAX, RATE_LIMIT_MAX
 
 
 def _ref(name: str) -> dict:

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import func, select
 
-from ...dispatch.serializers import serialize_issue, serialize_issues
-from ...eventstore import exceptions_of
-from ...extensions import db
-from ...issue_history import activity_of
+from ...alerts.eventstore import exceptions_of
+from ...alerts.issue_history import activity_of
+from ...alerts.serializers import serialize_issue, serialize_issues
+from ...core.extensions import db
 from ...models import Event, Group, utcnow
 from .apps import iso
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import request
 
+from ...core.redis_store import get_redis
 from ...dispatch.events import EVENT_TYPES
 from ...dispatch.messages import SEARCH_LIMIT, Message, MessageQuery, read_messages
 from ...dispatch.request_log import STATUS_CLASSES
-from ...redis_store import get_redis
 from . import ApiError, bp, flag, paged
 from .apps import app_or_404, serialize_request
 

@@ -1,0 +1,7 @@
+"""``python -m webapp.demo``: see ``webapp.demo.runner``."""
+
+import sys
+
+from .runner import main
+
+sys.exit(main())
