@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
+import shutil
+import tempfile
 import threading
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -18,10 +23,12 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import text
+from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
 
 from tests.receiver import Receiver
 from webapp import create_app
+from webapp.accounts import people
 from webapp.accounts.people import create_user
 from webapp.core import keys
 from webapp.core.embedded_redis import answers, free_port, start_embedded_redis
@@ -154,11 +161,38 @@ def close_app(app) -> None:
 
 
 def prepare_database(app) -> None:
-    """Give ``app`` an empty database at the newest migration."""
+    """Give ``app`` an empty database at the newest migration.
+
+    A new SQLite file is a copy of one this test process migrated once (running every migration takes a second
+    or so, for each of hundreds of tests); PostgreSQL's schema is wiped and migrated each time.
+    """
     with app.app_context():
-        if app.config["DATABASE_URL"].startswith("postgresql"):
+        url = app.config["DATABASE_URL"]
+        if url.startswith("postgresql"):
             wipe_postgresql()
+            upgrade()
+            return
+        path = Path(db.engine.url.database)
+        if path.exists() and path.stat().st_size:
+            upgrade()  # a file a test made on purpose (an older schema, a copy): migrated in place
+            return
+        db.engine.dispose()
+        shutil.copyfile(_migrated_sqlite_template(), path)
+
+
+@functools.cache
+def _migrated_sqlite_template() -> Path:
+    """An SQLite file at the newest migration, made once per test process."""
+    folder = Path(tempfile.mkdtemp(prefix="hookline-migrated-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    template = folder / "template.db"
+    app = create_app({"TESTING": True, "SECRET_KEY": "template-secret-key-of-at-least-32-bytes",
+                      "DATABASE_URL": f"sqlite:///{template}", "REDIS_URL": "redis://127.0.0.1:9/0"})
+    with app.app_context():
         upgrade()
+        db.session.remove()
+        db.engine.dispose()
+    return template
 
 
 def wipe_postgresql() -> None:
@@ -166,6 +200,33 @@ def wipe_postgresql() -> None:
     with db.engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
+
+
+CHEAP_PASSWORD_HASH = "pbkdf2:sha256:1000"  # werkzeug's default (scrypt) costs ~50 ms a hash, twice per login
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing():
+    """Hash passwords cheaply: hundreds of tests create people and log in. ``real_password_hashing`` undoes it."""
+    def cheap(password, method=CHEAP_PASSWORD_HASH, salt_length=16):
+        return generate_password_hash(password, method=method, salt_length=salt_length)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("webapp.models.accounts.generate_password_hash", cheap)
+        patch.setattr("webapp.accounts.people.generate_password_hash", cheap)
+        people._dummy_password_hash.cache_clear()
+        yield
+    people._dummy_password_hash.cache_clear()
+
+
+@pytest.fixture
+def real_password_hashing(monkeypatch):
+    """Werkzeug's own hashing, for the tests that time or compare what a login costs."""
+    monkeypatch.setattr("webapp.models.accounts.generate_password_hash", generate_password_hash)
+    monkeypatch.setattr("webapp.accounts.people.generate_password_hash", generate_password_hash)
+    people._dummy_password_hash.cache_clear()
+    yield
+    people._dummy_password_hash.cache_clear()
 
 
 @pytest.fixture

@@ -14,6 +14,9 @@ from tests.conftest import Session
 from webapp.core.extensions import db
 from webapp.models import AuditLogEntry
 
+# The work compared is werkzeug's real password hashing, not the cheap one the other tests use.
+pytestmark = pytest.mark.usefixtures("real_password_hashing")
+
 KNOWN, UNKNOWN = "owner@example.com", "nobody@example.com"
 
 

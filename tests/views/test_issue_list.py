@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.alert_world import raise_and_capture
-from webapp.alerts.issue_search import PAGE_SIZE
+from webapp.alerts.issue_search import PAGE_SIZE, IssueQuery, issue_search, search_issues
 from webapp.apps.projects import create_project
 from webapp.core.extensions import db
 from webapp.models import Group, Organization
@@ -74,6 +74,20 @@ def test_search_matches_title_or_culprit_case_insensitively_and_literally(owner,
     page = listing(owner, "?q=nothing+like+this")
     assert titles(page) == [] and "No unresolved issues match these filters." in page
     assert 'value="nothing like this"' in page  # the form shows the query it ran
+
+
+def test_words_match_in_any_order_and_the_api_finds_what_the_page_finds(app, owner, issues):
+    """One filter serves both: every word must match, each in the title or the culprit."""
+    assert titles(listing(owner, "?q=checkout+typeerror")) == ["TypeError: 100% broken_thing"]  # culprit, title
+    assert titles(listing(owner, "?q=problem+view_2&project=web")) == [f"Web problem {i}" for i in (29, 28, 27, 26, 25,
+                                                                                                    24, 23, 22, 21, 20, 2)]
+    with app.app_context():
+        organization = db.session.scalar(select(Organization).where(Organization.slug == "acme"))
+        for words, sentry_query in [("checkout typeerror", "checkout typeerror"), ("100%", "100%"),
+                                    ("problem view_2", "is:unresolved problem view_2"), ("mobile", "is:unresolved mobile")]:
+            page = search_issues(organization, IssueQuery(q=words)).groups
+            api = db.session.scalars(issue_search(organization.id, sentry_query).limit(PAGE_SIZE)).all()
+            assert [group.id for group in page] == [group.id for group in api] != [], words
 
 
 def test_filters_by_project_status_and_level(owner, issues):

@@ -1,20 +1,69 @@
-"""The issues list: search, filters, sort and pages, all read from (and written back to) the URL's query."""
+"""Finding an organisation's issues: one filter (``issues_matching``) that two readers fill in.
+
+The dashboard's list reads it from form fields (``IssueQuery``: search words, project, status, level, environment,
+sort and page, all read from and written back to the URL's query); the API reads Sentry's search syntax
+(``issue_search``: ``is:unresolved level:error checkout`` with ``statsPeriod`` and Sentry's sort names). Either way
+free words must all match, each in the title or the culprit, as characters (``%`` and ``_`` are not wildcards).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import re
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func, select
 
 from ..core.extensions import db
 from ..core.input_guard import parse_row_id
-from ..models import ISSUE_STATUSES, LEVELS, Group, GroupEnvironment, Organization, Project
+from ..models import ISSUE_STATUSES, LEVELS, Group, GroupEnvironment, Organization, Project, utcnow
 
 PAGE_SIZE = 25
 STATUS_CHOICES = (*ISSUE_STATUSES, "all")
 # Sort name → column, newest (or most) first; ties go to the newest issue (highest id) so pages never overlap.
 SORTS = {"last_seen": Group.last_seen, "first_seen": Group.first_seen, "events": Group.times_seen}
 SORT_LABELS = {"last_seen": "Last seen", "first_seen": "First seen", "events": "Events"}
+# The same orders under the names Sentry's API takes.
+SENTRY_SORTS = {"date": SORTS["last_seen"], "new": SORTS["first_seen"], "freq": SORTS["events"]}
+PERIOD = re.compile(r"^(\d{1,4})([mhdw])$")
+PERIOD_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True)
+class IssueFilter:
+    """Which issues of an organisation to find; an empty field does not filter."""
+
+    project_ids: tuple[int, ...] | None = None
+    project_slug: str = ""
+    statuses: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    environment: str = ""
+    seen_since: datetime | None = None
+
+
+def issues_matching(organization_id: int, wanted: IssueFilter):
+    """Return the SELECT of the organisation's issues that ``wanted`` describes (unordered)."""
+    statement = select(Group).join(Project, Group.project_id == Project.id).where(
+        Project.organization_id == organization_id)
+    if wanted.project_ids is not None:
+        statement = statement.where(Group.project_id.in_(wanted.project_ids))
+    if wanted.project_slug:
+        statement = statement.where(Project.slug == wanted.project_slug)
+    if wanted.statuses:
+        statement = statement.where(Group.status.in_(wanted.statuses))
+    if wanted.levels:
+        statement = statement.where(Group.level.in_(wanted.levels))
+    for word in wanted.words:
+        statement = statement.where(Group.title.icontains(word, autoescape=True)
+                                    | Group.culprit.icontains(word, autoescape=True))
+    if wanted.environment:
+        # One probe of group_environment's unique (group_id, environment) index per candidate issue.
+        statement = statement.where(exists().where(GroupEnvironment.group_id == Group.id,
+                                                   GroupEnvironment.environment == wanted.environment))
+    if wanted.seen_since is not None:
+        statement = statement.where(Group.last_seen >= wanted.seen_since)
+    return statement
 
 
 @dataclass(frozen=True)
@@ -49,6 +98,11 @@ class IssueQuery:
         default = asdict(IssueQuery())
         return {key: value for key, value in asdict(replace(self, **changes)).items() if value != default[key]}
 
+    def as_filter(self) -> IssueFilter:
+        return IssueFilter(project_slug=self.project, statuses=() if self.status == "all" else (self.status,),
+                           levels=(self.level,) if self.level else (), words=tuple(self.q.split()),
+                           environment=self.environment)
+
     @property
     def is_filtered(self) -> bool:
         return bool(self.q or self.project or self.level or self.environment)
@@ -67,28 +121,9 @@ class IssuePage:
         return sorted(number for number in numbers if 1 <= number <= self.pages)
 
 
-def _filtered(organization: Organization, query: IssueQuery):
-    statement = select(Group).join(Project, Group.project_id == Project.id).where(
-        Project.organization_id == organization.id)
-    if query.project:
-        statement = statement.where(Project.slug == query.project)
-    if query.status != "all":
-        statement = statement.where(Group.status == query.status)
-    if query.level:
-        statement = statement.where(Group.level == query.level)
-    if query.q:
-        statement = statement.where(Group.title.icontains(query.q, autoescape=True)
-                                    | Group.culprit.icontains(query.q, autoescape=True))
-    if query.environment:
-        # One probe of group_environment's unique (group_id, environment) index per candidate issue.
-        statement = statement.where(exists().where(GroupEnvironment.group_id == Group.id,
-                                                   GroupEnvironment.environment == query.environment))
-    return statement
-
-
 def search_issues(organization: Organization, query: IssueQuery) -> IssuePage:
     """Return one page of the organisation's issues that match ``query``, in its order, and how many match."""
-    statement = _filtered(organization, query)
+    statement = issues_matching(organization.id, query.as_filter())
     total = db.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(query.page, pages)
@@ -109,3 +144,59 @@ def environments_of(organization: Organization, project_slug: str = "") -> list[
 
 def current_project(projects: list[Project], query: IssueQuery) -> Project | None:
     return next((project for project in projects if project.slug == query.project), None)
+
+
+# Sentry's search syntax, for the API.
+
+
+class SearchError(ValueError):
+    """The query cannot be understood; the message says which part and what is accepted."""
+
+
+@dataclass
+class SentryQuery:
+    statuses: list[str] = field(default_factory=list)
+    levels: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+
+def parse_query(query: str) -> SentryQuery:
+    """Read ``is:<status>``, ``level:<level>`` and free words (matched in title or culprit, all must match)."""
+    parsed = SentryQuery()
+    for token in query.split():
+        key, colon, value = token.partition(":")
+        if colon and key == "is":
+            status = {"archived": "ignored"}.get(value, value)
+            if status not in ISSUE_STATUSES:
+                raise SearchError(f"query: is:{value} is not a status; use is:unresolved, is:resolved or is:ignored.")
+            parsed.statuses.append(status)
+        elif colon and key == "level":
+            if value not in LEVELS:
+                raise SearchError(f"query: level:{value} is not a level; use one of {', '.join(LEVELS)}.")
+            parsed.levels.append(value)
+        else:
+            parsed.text.append(token)
+    return parsed
+
+
+def parse_period(value: str | None) -> timedelta | None:
+    """``statsPeriod`` such as ``24h`` or ``14d`` (issues seen within it); empty means any time."""
+    if not value:
+        return None
+    match = PERIOD.match(value)
+    if not match:
+        raise SearchError("statsPeriod: expected a number and a unit, such as 24h, 14d or 90m.")
+    return timedelta(**{PERIOD_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def issue_search(organization_id: int, query: str, *, project_ids: list[int] | None = None, period: str | None = None,
+                 sort: str = "date"):
+    """Return the SELECT of the organisation's issues matching ``query``, newest activity first by default."""
+    if sort not in SENTRY_SORTS:
+        raise SearchError(f"sort: expected one of {', '.join(SENTRY_SORTS)}.")
+    parsed = parse_query(query)
+    since = parse_period(period)
+    wanted = IssueFilter(project_ids=tuple(project_ids) if project_ids is not None else None,
+                         statuses=tuple(parsed.statuses), levels=tuple(parsed.levels), words=tuple(parsed.text),
+                         seen_since=utcnow() - since if since is not None else None)
+    return issues_matching(organization_id, wanted).order_by(SENTRY_SORTS[sort].desc(), Group.id.desc())

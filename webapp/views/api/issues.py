@@ -7,8 +7,8 @@ import re
 from flask import jsonify, request
 from sqlalchemy import select
 
+from ...alerts.issue_search import SearchError, issue_search
 from ...alerts.issue_status import StatusChange, StatusChangeError, read_change, status_details
-from ...alerts.sentry_search import SearchError, issue_search
 from ...alerts.workflow import WorkflowError, assign, check_status_change, set_status
 from ...core.extensions import db
 from ...core.input_guard import MAX_ROW_ID, parse_row_id
