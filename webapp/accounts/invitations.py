@@ -147,6 +147,8 @@ def accept(invitation: Invitation, current: User | None, name: str = "", passwor
     existing = find_user_by_email(invitation.email)
     if existing is not None:
         if current is None or current.id != existing.id:
+            db.session.refresh(invitation)  # the account may be this link's, made since the link was read: 410
+            _check_usable(invitation)
             raise MemberError(f"An account with {invitation.email} exists: log in as {invitation.email} to accept.")
         if existing.role_in(invitation.organization_id) is not None:
             raise MemberError(f"You are already a member of {invitation.organization.name}.")
