@@ -37,11 +37,60 @@ from webapp.dispatch.queues import make_worker
 
 pytest_plugins = ["tests.alert_world", "tests.lifecycle"]
 
-# Tests own this Redis database number and flush it; set HOOKLINE_TEST_REDIS_URL to move them.
+# Tests own this Redis database number and flush it; set HOOKLINE_TEST_REDIS_URL to move them. Run in parallel
+# (pytest-xdist), each test process owns the next database up (then down): gw0 13, gw1 14, gw2 15, gw3 12, …
 TEST_REDIS_URL = os.environ.get("HOOKLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def _own_redis_url(url: str, worker: str) -> str:
+    """``url`` with this test process's own database number (``worker``: xdist's gw0, gw1, …, or "")."""
+    if not worker.startswith("gw"):
+        return url
+    base, _, number = url.rpartition("/")
+    first = int(number or 0)
+    order = [*range(first, 16), *range(first - 1, 0, -1)]
+    return f"{base}/{order[int(worker[2:]) % len(order)]}"
+
+
+TEST_REDIS_URL = _own_redis_url(TEST_REDIS_URL, os.environ.get("PYTEST_XDIST_WORKER", ""))
+TEST_REDIS_DB = int(TEST_REDIS_URL.rpartition("/")[2] or 0)
 # A fresh SQLite file per test, unless DATABASE_URL names a PostgreSQL database the tests may wipe.
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL", "")
 PASSWORD = "correct-horse-battery"
+
+
+# Tests that need the machine to themselves: they time what they measure (p99s, "within a second") or start
+# processes that do. In parallel runs (scripts/test) they run afterwards, one at a time.
+SERIAL = ("engine/", "dispatch/test_hostile_receivers.py", "test_deploy.py", "test_demo.py",
+          "views/test_account_enumeration.py")
+# Except these: they mostly wait, with wide bounds (RQ noticing a killed worker, about 40 s of a 60 s bound; Sentinel
+# promoting a replica; recovery after a flush), and waiting beside the others keeps the whole run short.
+WAITERS = ("engine/test_faults.py::test_sigkill_of_a_busy_worker_",
+           "engine/test_faults.py::test_sigkill_of_a_worker_running_a_fan_out",
+           "engine/test_sentinel_failover.py::", "engine/test_lost_messages.py::")
+# Left out of the quick loop (-m "not slow"): the serial ones, the browser, the fuzzers and hostile-input walks,
+# and the worker-process tests.
+SLOW = (*SERIAL, "browser/", "api/test_schemathesis.py", "test_ingest_fuzz.py", "test_worker.py",
+        "api/test_hostile_api.py", "views/test_hostile_forms.py", "test_durability.py", "test_incidents.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the slow and serial tests by where they live, and keep one phase's tests when scripts/test asks
+    (HOOKLINE_TEST_PHASE=parallel: all but the serial ones; =serial: only those)."""
+    tests_dir = Path(__file__).parent
+    phase = os.environ.get("HOOKLINE_TEST_PHASE", "")
+    kept, dropped = [], []
+    for item in items:
+        where = Path(item.fspath).relative_to(tests_dir).as_posix()
+        serial = where.startswith(SERIAL) and not f"{where}::{item.name}".startswith(WAITERS)
+        if serial:
+            item.add_marker(pytest.mark.serial)
+        if where.startswith(SERIAL + SLOW):
+            item.add_marker(pytest.mark.slow)
+        (dropped if (phase == "parallel" and serial) or (phase == "serial" and not serial) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +109,7 @@ def redis_url(tmp_path_factory):
     if answers(TEST_REDIS_URL):
         yield TEST_REDIS_URL
         return
-    url, process = start_embedded_redis(tmp_path_factory.mktemp("redis"), persist=False, db=13)
+    url, process = start_embedded_redis(tmp_path_factory.mktemp("redis"), persist=False, db=TEST_REDIS_DB)
     yield url
     process.terminate()
     process.wait(timeout=10)
