@@ -82,3 +82,14 @@ def test_the_check_sees_an_arrow_against_the_grain():
     assert not allowed("models.apps", "core.keys") and allowed("models.apps", "core.extensions")
     assert allowed("accounts.passwords", "dispatch.notifications") and allowed("alerts.rules", "models")
     assert imports_of(WEBAPP / "dispatch" / "tasks.py") >= {"alerts.incidents", "core.keys", "dispatch.queues"}
+
+
+def test_account_jobs_queued_before_the_packages_still_run():
+    """A reset email or failed-login record queued by an older release names ``webapp.account_jobs.<function>``."""
+    from rq.utils import import_attribute
+
+    from webapp.accounts import jobs
+
+    assert import_attribute("webapp.account_jobs.send_reset_email") is jobs.send_reset_email
+    assert import_attribute("webapp.account_jobs.record_failed_login") is jobs.record_failed_login
+    assert import_attribute(jobs.SEND_RESET_EMAIL_JOB) is jobs.send_reset_email
