@@ -65,6 +65,17 @@ def current_master_port(sentinel: Sentinel) -> int | None:
         return None
 
 
+def ready_for_failover(port: int) -> bool:
+    try:
+        node = redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        replicas = node.sentinel_slaves(MASTER_NAME)
+        return (len(node.sentinel_sentinels(MASTER_NAME)) == 2 and len(replicas) == 1
+                and not replicas[0]["is_sdown"] and not replicas[0]["is_disconnected"]
+                and replicas[0]["master-link-status"] == "ok" and replicas[0]["info-refresh"] < 3000)
+    except (redis.RedisError, OSError, KeyError):
+        return False
+
+
 @pytest.fixture
 def sentinel_redis(tmp_path):
     """Start a master, a replica and three Sentinels; yield (master port, replica port, sentinel ports, master)."""
@@ -92,6 +103,9 @@ def sentinel_redis(tmp_path):
         wait_for(lambda: replica.info("replication").get("master_link_status") == "up", 15)
         sentinel = Sentinel([("127.0.0.1", port) for port in sentinel_ports], socket_timeout=1)
         wait_for(lambda: len(sentinel.discover_slaves(MASTER_NAME)) == 1, 15)  # every Sentinel knows the replica
+        # ... and could fail over now: it knows the other two and has the replica's INFO of the last seconds (else
+        # it aborts a failover with "no good slave" and waits 20 s to try again: seen on a loaded machine).
+        wait_for(lambda: all(ready_for_failover(port) for port in sentinel_ports), 30)
         yield master_port, replica_port, sentinel_ports, processes
     finally:
         for process in processes.values():
