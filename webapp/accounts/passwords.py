@@ -57,7 +57,7 @@ def change_password(user: User, current: str, new: str, confirmation: str, keep_
 def send_reset_link(email: str) -> None:
     """Email a one-time reset link to the account with this email, if there is one; commit.
 
-    Run by a job (``account_jobs``): the request that asked only queued it, the same for every email, so
+    Run by a job (``accounts.jobs``): the request that asked only queued it, the same for every email, so
     neither its answer nor its time tells who has an account. A new link replaces the person's earlier
     unused ones.
     """

