@@ -254,6 +254,13 @@ def wipe_postgresql() -> None:
 CHEAP_PASSWORD_HASH = "pbkdf2:sha256:1000"  # werkzeug's default (scrypt) costs ~50 ms a hash, twice per login
 
 
+def _hash_passwords_with(patch: pytest.MonkeyPatch, hasher) -> None:
+    """Make new accounts, password changes and the unknown-email check all hash with ``hasher``."""
+    patch.setattr("webapp.models.accounts.generate_password_hash", hasher)
+    patch.setattr("webapp.accounts.people.generate_password_hash", hasher)
+    people._dummy_password_hash.cache_clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cheap_password_hashing():
     """Hash passwords cheaply: hundreds of tests create people and log in. ``real_password_hashing`` undoes it."""
@@ -261,9 +268,7 @@ def cheap_password_hashing():
         return generate_password_hash(password, method=method, salt_length=salt_length)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("webapp.models.accounts.generate_password_hash", cheap)
-        patch.setattr("webapp.accounts.people.generate_password_hash", cheap)
-        people._dummy_password_hash.cache_clear()
+        _hash_passwords_with(patch, cheap)
         yield
     people._dummy_password_hash.cache_clear()
 
@@ -271,9 +276,7 @@ def cheap_password_hashing():
 @pytest.fixture
 def real_password_hashing(monkeypatch):
     """Werkzeug's own hashing, for the tests that time or compare what a login costs."""
-    monkeypatch.setattr("webapp.models.accounts.generate_password_hash", generate_password_hash)
-    monkeypatch.setattr("webapp.accounts.people.generate_password_hash", generate_password_hash)
-    people._dummy_password_hash.cache_clear()
+    _hash_passwords_with(monkeypatch, generate_password_hash)
     yield
     people._dummy_password_hash.cache_clear()
 
