@@ -71,7 +71,7 @@ WAITERS = ("engine/test_faults.py::test_sigkill_of_a_busy_worker_",
 # Left out of the quick loop (-m "not slow"): the serial ones, the browser, the fuzzers and hostile-input walks,
 # and the worker-process tests.
 SLOW = (*SERIAL, "browser/", "api/test_schemathesis.py", "test_ingest_fuzz.py", "test_worker.py",
-        "api/test_hostile_api.py", "views/test_hostile_forms.py", "test_durability.py", "test_incidents.py")
+        "api/test_hostile_api.py", "views/test_hostile_forms.py", "test_durability.py")
 
 
 def pytest_collection_modifyitems(config, items):
