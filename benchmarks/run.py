@@ -73,21 +73,8 @@ import requests  # noqa: E402
 from rq import Queue  # noqa: E402
 
 from benchmarks.harness import (  # noqa: E402
-    BenchError,
-    RoundTrips,
-    check_alive,
-    cpu_seconds,
-    env_for,
-    percentile,
-    rate_limited_waiting,
-    reset_redis,
-    rss_kib,
-    running_workers,
-    start_gunicorn,
-    stop,
-    wait_delivered,
-    wait_finished,
-    wait_received,
+    BenchError, RoundTrips, check_alive, cpu_seconds, env_for, percentile, rate_limited_waiting, reset_redis, rss_kib,
+    running_workers, start_gunicorn, stop, wait_delivered, wait_finished, wait_received,
 )
 from benchmarks.hostile import EndlessTrailersServer  # noqa: E402
 from benchmarks.hung import HungServer  # noqa: E402

@@ -85,7 +85,7 @@ def pytest_collection_modifyitems(config, items):
         serial = where.startswith(SERIAL) and not f"{where}::{item.name}".startswith(WAITERS)
         if serial:
             item.add_marker(pytest.mark.serial)
-        if where.startswith(SERIAL + SLOW):
+        if where.startswith(SLOW):
             item.add_marker(pytest.mark.slow)
         (dropped if (phase == "parallel" and serial) or (phase == "serial" and not serial) else kept).append(item)
     if dropped:

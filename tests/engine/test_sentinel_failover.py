@@ -67,11 +67,11 @@ def current_master_port(sentinel: Sentinel) -> int | None:
 
 def ready_for_failover(port: int) -> bool:
     try:
-        node = redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
-        replicas = node.sentinel_slaves(MASTER_NAME)
-        return (len(node.sentinel_sentinels(MASTER_NAME)) == 2 and len(replicas) == 1
-                and not replicas[0]["is_sdown"] and not replicas[0]["is_disconnected"]
-                and replicas[0]["master-link-status"] == "ok" and replicas[0]["info-refresh"] < 3000)
+        with redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5) as node:
+            replicas = node.sentinel_slaves(MASTER_NAME)
+            return (len(node.sentinel_sentinels(MASTER_NAME)) == 2 and len(replicas) == 1
+                    and not replicas[0]["is_sdown"] and not replicas[0]["is_disconnected"]
+                    and replicas[0]["master-link-status"] == "ok" and replicas[0]["info-refresh"] < 3000)
     except (redis.RedisError, OSError, KeyError):
         return False
 

@@ -9,7 +9,7 @@ free words must all match, each in the title or the culprit, as characters (``%`
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func, select
@@ -153,30 +153,23 @@ class SearchError(ValueError):
     """The query cannot be understood; the message says which part and what is accepted."""
 
 
-@dataclass
-class SentryQuery:
-    statuses: list[str] = field(default_factory=list)
-    levels: list[str] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-
-
-def parse_query(query: str) -> SentryQuery:
+def parse_query(query: str) -> IssueFilter:
     """Read ``is:<status>``, ``level:<level>`` and free words (matched in title or culprit, all must match)."""
-    parsed = SentryQuery()
+    statuses, levels, words = [], [], []
     for token in query.split():
         key, colon, value = token.partition(":")
         if colon and key == "is":
             status = {"archived": "ignored"}.get(value, value)
             if status not in ISSUE_STATUSES:
                 raise SearchError(f"query: is:{value} is not a status; use is:unresolved, is:resolved or is:ignored.")
-            parsed.statuses.append(status)
+            statuses.append(status)
         elif colon and key == "level":
             if value not in LEVELS:
                 raise SearchError(f"query: level:{value} is not a level; use one of {', '.join(LEVELS)}.")
-            parsed.levels.append(value)
+            levels.append(value)
         else:
-            parsed.text.append(token)
-    return parsed
+            words.append(token)
+    return IssueFilter(statuses=tuple(statuses), levels=tuple(levels), words=tuple(words))
 
 
 def parse_period(value: str | None) -> timedelta | None:
@@ -194,9 +187,7 @@ def issue_search(organization_id: int, query: str, *, project_ids: list[int] | N
     """Return the SELECT of the organisation's issues matching ``query``, newest activity first by default."""
     if sort not in SENTRY_SORTS:
         raise SearchError(f"sort: expected one of {', '.join(SENTRY_SORTS)}.")
-    parsed = parse_query(query)
     since = parse_period(period)
-    wanted = IssueFilter(project_ids=tuple(project_ids) if project_ids is not None else None,
-                         statuses=tuple(parsed.statuses), levels=tuple(parsed.levels), words=tuple(parsed.text),
-                         seen_since=utcnow() - since if since is not None else None)
+    wanted = replace(parse_query(query), project_ids=tuple(project_ids) if project_ids is not None else None,
+                     seen_since=utcnow() - since if since is not None else None)
     return issues_matching(organization_id, wanted).order_by(SENTRY_SORTS[sort].desc(), Group.id.desc())
