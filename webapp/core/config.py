@@ -170,6 +170,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # fan-out's runners) must leave slots for the healthy ones; a slot is a thread and a libcurl handle.
     "WORKER_CONCURRENCY": (_concurrency, 64),
     "WEBHOOK_APP_CONCURRENCY": (_positive_int, 4),
+    # Batches (an app's backlog run inside one of its slots) run on one thread per worker process, their
+    # transfers on one libcurl multi handle (dispatch/hub.py): no GIL contention between slots. 0: each on its slot.
+    "WEBHOOK_BATCH_HUB": (_flag, True),
     # Attempts of one organisation in flight across all workers while others need slots (dispatch/orgs.py);
     # unset: a quarter of WORKER_CONCURRENCY.
     "WEBHOOK_ORG_CONCURRENCY": (_positive_int, None),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import weakref
 
@@ -98,11 +99,75 @@ class WriteBatch:
     def hincrbyfloat(self, key: str, field: str, amount: float = 1.0) -> WriteBatch:
         return self._add("HINCRBYFLOAT", key, field, repr(float(amount)))  # cjson would round it to 14 digits
 
-    def execute(self) -> None:
+    def execute(self, defer: bool = False) -> None:
+        """Send the writes; inside ``holding_writes`` they join the held ones instead, and with ``defer`` wait there."""
         if not self.writes:
             return
+        held = _held_writes.get()
+        if held is not None:
+            held.take(self)
+            if not defer:
+                held.flush()  # the held ones first, in order, in the same call
+            return
+        self.client_call()
+        self.keys, self.writes = {}, []
+
+    def client_call(self) -> None:
+        script = self.script()
+        script(keys=list(self.keys), args=[json.dumps(self.writes, ensure_ascii=False)], client=self.client)
+
+    def script(self):
         script = _writes_scripts.get(self.client)
         if script is None:  # a SHA-1 of the text, no round trip; kept per client, as it is made per delivery
             script = _writes_scripts[self.client] = self.client.register_script(_WRITES_SCRIPT)
-        script(keys=list(self.keys), args=[json.dumps(self.writes, ensure_ascii=False)], client=self.client)
-        self.keys, self.writes = {}, []
+        return script
+
+    def call_args(self) -> tuple[list, list]:
+        """The script call's keys and arguments, for a caller that sends it on a pipeline of its own."""
+        return list(self.keys), [json.dumps(self.writes, ensure_ascii=False)]
+
+
+class HeldWrites:
+    """Writes held back and sent together with the next ones that are not (see ``holding_writes``)."""
+
+    def __init__(self, client: redis.Redis):
+        self.batch = WriteBatch(client)
+
+    def take(self, writes: WriteBatch) -> None:
+        names = {index: key for key, index in writes.keys.items()}
+        for command, index, *args in writes.writes:
+            self.batch._add(command, names[index], *args)
+        writes.keys, writes.writes = {}, []
+
+    def flush(self) -> None:
+        if self.batch.writes:
+            self.batch.client_call()
+            self.batch.keys, self.batch.writes = {}, []
+
+    def take_all(self) -> WriteBatch | None:
+        """Hand the held writes to a caller that sends them itself; None when there are none."""
+        if not self.batch.writes:
+            return None
+        batch, self.batch = self.batch, WriteBatch(self.batch.client)
+        return batch
+
+
+# A batch (dispatch/batches.py) holds its successful attempts' records here and sends them with its chunk's end.
+_held_writes: contextvars.ContextVar[HeldWrites | None] = contextvars.ContextVar("hookline_held_writes", default=None)
+
+
+class holding_writes:
+    """Inside: ``WriteBatch.execute(defer=True)`` holds its writes back; any other execute sends them all first.
+
+    Yields the ``HeldWrites``; whoever opened it sends what is still held (``flush`` or ``take_all``).
+    """
+
+    def __init__(self, client: redis.Redis):
+        self.held = HeldWrites(client)
+
+    def __enter__(self) -> HeldWrites:
+        self._token = _held_writes.set(self.held)
+        return self.held
+
+    def __exit__(self, *exc) -> None:
+        _held_writes.reset(self._token)

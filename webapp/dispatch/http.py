@@ -30,6 +30,7 @@ at most one connection per slot to any one host.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -171,24 +172,47 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
+class Transfers:
+    """Where an attempt's transfer runs when not on the calling thread's own handle (``webapp.dispatch.hub``)."""
+
+    def handle(self) -> pycurl.Curl:
+        """Return the easy handle of the running attempt (made by ``new_handle``)."""
+        raise NotImplementedError
+
+    def perform(self, curl: pycurl.Curl) -> None:
+        """Run the transfer as ``curl.perform()`` would: return when it is over, or raise ``pycurl.error``."""
+        raise NotImplementedError
+
+
+# Set inside a hub's greenlets: their attempts share the hub's libcurl multi handle instead of blocking a thread.
+current_transfers: contextvars.ContextVar[Transfers | None] = contextvars.ContextVar("hookline_transfers",
+                                                                                       default=None)
+
+
 def _thread_handle() -> pycurl.Curl:
     """Return this thread's easy handle, made with the options every attempt shares."""
     curl = _handles.curl
     if curl is None:
-        curl = _handles.curl = pycurl.Curl()
-        curl.setopt(pycurl.NOSIGNAL, 1)  # threads: the resolver must not use signals for its timeout
-        curl.setopt(pycurl.NOPROGRESS, 1)
-        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        curl.setopt(pycurl.FOLLOWLOCATION, 0)
-        curl.setopt(pycurl.PROXY, "")  # never a proxy from the environment (http_proxy, ALL_PROXY...)
-        curl.setopt(pycurl.NOPROXY, "*")
-        curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
-        curl.setopt(pycurl.CAINFO, CA_BUNDLE)
-        curl.setopt(pycurl.SSL_VERIFYPEER, 1)
-        curl.setopt(pycurl.SSL_VERIFYHOST, 2)
-        curl.setopt(pycurl.MAXCONNECTS, CONNECTIONS_PER_THREAD)
-        curl.setopt(pycurl.MAXAGE_CONN, IDLE_SECONDS)
-        curl.setopt(pycurl.POST, 1)
+        curl = _handles.curl = new_handle()
+    return curl
+
+
+def new_handle() -> pycurl.Curl:
+    """Return an easy handle with the options every attempt shares."""
+    curl = pycurl.Curl()
+    curl.setopt(pycurl.NOSIGNAL, 1)  # threads: the resolver must not use signals for its timeout
+    curl.setopt(pycurl.NOPROGRESS, 1)
+    curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    curl.setopt(pycurl.FOLLOWLOCATION, 0)
+    curl.setopt(pycurl.PROXY, "")  # never a proxy from the environment (http_proxy, ALL_PROXY...)
+    curl.setopt(pycurl.NOPROXY, "*")
+    curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+    curl.setopt(pycurl.CAINFO, CA_BUNDLE)
+    curl.setopt(pycurl.SSL_VERIFYPEER, 1)
+    curl.setopt(pycurl.SSL_VERIFYHOST, 2)
+    curl.setopt(pycurl.MAXCONNECTS, CONNECTIONS_PER_THREAD)
+    curl.setopt(pycurl.MAXAGE_CONN, IDLE_SECONDS)
+    curl.setopt(pycurl.POST, 1)
     return curl
 
 
@@ -218,7 +242,8 @@ def post_webhook(
     except ValueError as exc:  # not an http(s) URL with a host, a bad port, a host IDNA cannot encode
         return _failed("dns" if isinstance(exc, UnicodeError) else "other", url, headers, timeout, elapsed_ms(), exc)
     attempt = _Attempt(urlsplit(url).hostname, policy, max_bytes)
-    curl = _thread_handle()
+    transfers = current_transfers.get()
+    curl = _thread_handle() if transfers is None else transfers.handle()
     curl.setopt(pycurl.URL, target)
     curl.setopt(pycurl.TIMEOUT_MS, max(1, int(timeout * 1000)))
     curl.setopt(pycurl.POSTFIELDSIZE, len(body))
@@ -229,7 +254,10 @@ def post_webhook(
     curl.setopt(pycurl.WRITEFUNCTION, attempt.on_body)
     curl.setopt(pycurl.OPENSOCKETFUNCTION, attempt.open_socket)
     try:
-        curl.perform()
+        if transfers is None:
+            curl.perform()
+        else:
+            transfers.perform(curl)
     except pycurl.error as exc:
         code = exc.args[0]
         if not (code == pycurl.E_WRITE_ERROR and attempt.body_cut):

@@ -27,6 +27,8 @@ from ..core.outbox import JobSpec
 from ..core.redis_store import get_redis
 from .batches import GO_ON, Batch, current_slot, is_batch_leader
 from .deadlines import SharedTimerDeathPenalty
+from .http import CONNECTIONS_PER_THREAD
+from .hub import transfer_hub
 from .orgs import OrgGate
 
 logger = logging.getLogger(__name__)
@@ -110,6 +112,16 @@ def job_timeout() -> int:
     return int(current_app.config["WEBHOOK_TIMEOUT"]) + 10
 
 
+class _AnyEvent:
+    """Set when any of its events (None for none) is set: what a batch watches to stop early."""
+
+    def __init__(self, *events: threading.Event | None):
+        self.events = [event for event in events if event is not None]
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self.events)
+
+
 class HooklineWorker(SimpleWorker):
     """An RQ worker on one queue that runs each job in a fresh app context, in the calling thread.
 
@@ -175,8 +187,16 @@ class HooklineWorker(SimpleWorker):
         started = time.monotonic()
         result = perform()
         if result in GO_ON:
-            Batch(job, self.name, started, webhook_timeout=self.flask_app.config["WEBHOOK_TIMEOUT"],
-                  stopping=self.stopping).run()
+            # The batch runs on the process's transfer hub (hub.py), this slot waiting for it: one thread runs
+            # every slot's batch, so their deliveries do not contend for the GIL.
+            config = self.flask_app.config
+            cancel = threading.Event()
+            batch = Batch(job, self.name, started, webhook_timeout=config["WEBHOOK_TIMEOUT"],
+                          stopping=_AnyEvent(self.stopping, cancel))
+            if config["WEBHOOK_BATCH_HUB"]:
+                transfer_hub(config["WORKER_CONCURRENCY"] * CONNECTIONS_PER_THREAD).run(batch.run, cancel)
+            else:
+                batch.run()
         return result
 
     def handle_job_success(self, job, queue, started_job_registry, execution):

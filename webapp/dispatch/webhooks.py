@@ -141,7 +141,9 @@ def send_and_save_webhook_request(
             record_timeout(buffer, writes, today)
         else:
             record_response_for_disabling_integration(buffer, outcome, writes, today)
-    writes.execute()
+    # In a batch, a prompt success's records are sent with the batch's next ones (at most a chunk later, in one
+    # call); anything else is sent now, with those held before it.
+    writes.execute(defer=outcome.kind == "success" and not slow)
     # A success is in the request log and the metrics; at hundreds a second a line each would be noise (and a
     # measurable share of the worker's CPU), so only attempts that did not succeed are logged at INFO.
     logger.log(
