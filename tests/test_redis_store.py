@@ -53,3 +53,29 @@ def test_a_failing_write_applies_none_after_it_and_raises(app):
         WriteBatch(client).hincrby("batch:before", "n", 1).lpush("batch:string", "y").hincrby("batch:after", "n", 1).execute()
     assert client.get("batch:string") == b"x"
     assert client.hget("batch:after", "n") is None
+
+
+def test_held_writes_wait_until_a_write_that_is_not_held_and_then_go_first(app):
+    """In a batch a prompt success's records are held back; the next write that is not held sends them first."""
+    from webapp.core.redis_store import holding_writes
+
+    client = app.extensions["redis"]
+    with holding_writes(client) as held:
+        WriteBatch(client).lpush("held:log", "first").hincrby("held:health", "ok", 1).execute(defer=True)
+        WriteBatch(client).lpush("held:log", "second").hincrby("held:health", "ok", 1).execute(defer=True)
+        assert client.lrange("held:log", 0, -1) == [] and client.hgetall("held:health") == {}
+        WriteBatch(client).hincrby("held:health", "error", 1).lpush("held:log", "third").execute()
+        assert client.lrange("held:log", 0, -1) == [b"third", b"second", b"first"]
+        assert client.hgetall("held:health") == {b"ok": b"2", b"error": b"1"}
+        WriteBatch(client).lpush("held:log", "fourth").execute(defer=True)
+    assert client.llen("held:log") == 3  # still held: whoever holds them sends them
+    batch = held.take_all()
+    assert held.take_all() is None
+    batch.client_call()
+    assert client.lrange("held:log", 0, 0) == [b"fourth"]
+
+
+def test_outside_a_hold_a_deferred_write_is_sent_at_once(app):
+    client = app.extensions["redis"]
+    WriteBatch(client).lpush("held:alone", "now").execute(defer=True)
+    assert client.lrange("held:alone", 0, -1) == [b"now"]

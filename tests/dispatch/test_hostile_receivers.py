@@ -17,6 +17,8 @@ from webapp.core.netguard import AddressPolicy
 from webapp.dispatch import http as webhook_http
 from webapp.dispatch.http import MAX_HEADER_BYTES, post_webhook
 
+from .hub_mode import client_mode  # noqa: F401 - every test here runs on a thread's handle and on the hub
+
 OPEN = AddressPolicy(allow_private=True)
 LIMIT = 1.0  # the attempt's time limit in these tests
 ON_TIME = LIMIT + 0.5  # what an attempt may take at most, scheduling included
@@ -190,6 +192,8 @@ def test_a_tls_handshake_that_stalls_ends_at_the_time_limit():
 DNS_CHILD = textwrap.dedent("""
     import json, socket, sys, threading, time
     from webapp.dispatch.http import post_webhook
+    from tests.dispatch.hub_mode import maybe_via_hub
+    post_webhook = maybe_via_hub(post_webhook)
     from webapp.core.netguard import AddressPolicy
 
     delay, private_answer = float(sys.argv[1]), sys.argv[2] == "private"
@@ -292,6 +296,8 @@ MANY_HOSTS_RECEIVER = textwrap.dedent("""
 MANY_HOSTS_CLIENT = textwrap.dedent("""
     import json, os, resource, sys, threading
     from webapp.dispatch.http import post_webhook
+    from tests.dispatch.hub_mode import maybe_via_hub
+    post_webhook = maybe_via_hub(post_webhook)
     from webapp.core.netguard import AddressPolicy
 
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))

@@ -9,6 +9,8 @@ from werkzeug import Response
 from webapp.core.netguard import AddressPolicy
 from webapp.dispatch.http import post_webhook
 
+from .hub_mode import client_mode  # noqa: F401 - every test here runs on a thread's handle and on the hub
+
 OPEN = AddressPolicy(allow_private=True)
 
 

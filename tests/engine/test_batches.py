@@ -216,3 +216,32 @@ def test_a_finish_after_redis_lost_its_scripts_still_finishes_the_jobs(app, page
     assert [job.latest_result().return_value for job in claimed] == ["success"] * 3
     assert StartedJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).get_job_ids(cleanup=False) == []
     assert len(receiver.received) == 3
+
+
+def test_a_batch_runs_on_the_transfer_hub_and_its_leader_on_the_slot(app, pager, receiver, monkeypatch):
+    """The leader's own delivery is sent from its slot's thread; the batch after it from the process's hub."""
+    import threading
+
+    from webapp.dispatch import webhooks
+
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    receiver.respond()
+    threads = []
+    original = webhooks.post_webhook
+
+    def noting_thread(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(webhooks, "post_webhook", noting_thread)
+    send(app, pager, 10)
+    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+    assert threads == [threading.current_thread().name] + ["transfer-hub"] * 9
+    assert len(log_entries(app, pager)) == 10
+
+    app.config["WEBHOOK_BATCH_HUB"] = False  # each batch on its own slot's thread, as before the hub
+    threads.clear()
+    send(app, pager, 10)
+    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+    assert threads == [threading.current_thread().name] * 10
+    assert len(log_entries(app, pager)) == 20
