@@ -79,3 +79,38 @@ def test_outside_a_hold_a_deferred_write_is_sent_at_once(app):
     client = app.extensions["redis"]
     WriteBatch(client).lpush("held:alone", "now").execute(defer=True)
     assert client.lrange("held:alone", 0, -1) == [b"now"]
+
+
+def test_held_writes_fold_into_fewer_commands_with_the_same_effect(app):
+    """A chunk's records fold (pushes joined, increments added, a field set again kept once): same end state."""
+    from webapp.core.redis_store import holding_writes
+
+    client = app.extensions["redis"]
+
+    def records(batch, n):
+        batch.lpush("fold:log", f"entry {n}").ltrim("fold:log", 0, 2).expire("fold:log", 100)
+        batch.hincrby("fold:metrics", "ok", 1).hincrbyfloat("fold:metrics", "seconds", 0.1)
+        batch.hset("fold:last", "app", f"date {n}").zadd("fold:done", n, f"msg {n}")
+        return batch
+
+    for n in range(5):  # the reference: one call each, in order
+        records(WriteBatch(client), n).execute()
+    expected = {key: client.dump(key) for key in ("fold:log", "fold:metrics", "fold:last", "fold:done")}
+    reference = (client.lrange("fold:log", 0, -1), client.hgetall("fold:metrics"), client.hgetall("fold:last"),
+                 client.zrange("fold:done", 0, -1, withscores=True))
+    client.delete(*expected)
+
+    with holding_writes(client) as held:
+        for n in range(5):
+            records(WriteBatch(client), n).execute(defer=True)
+        batch = held.take_all()
+    commands = [write[0] for write in batch.writes]
+    assert commands.count("LPUSH") == 1 and commands.count("LTRIM") == 1 and commands.count("HINCRBY") == 1
+    assert commands.count("ZADD") == 5  # not folded
+    batch.client_call()
+    folded = (client.lrange("fold:log", 0, -1), client.hgetall("fold:metrics"), client.hgetall("fold:last"),
+              client.zrange("fold:done", 0, -1, withscores=True))
+    assert folded[0] == reference[0] == [b"entry 4", b"entry 3", b"entry 2"]
+    assert folded[1][b"ok"] == reference[1][b"ok"] == b"5" and folded[2] == reference[2] == {b"app": b"date 4"}
+    assert float(folded[1][b"seconds"]) == pytest.approx(float(reference[1][b"seconds"]))
+    assert folded[3] == reference[3]

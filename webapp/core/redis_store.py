@@ -128,28 +128,72 @@ class WriteBatch:
 
 
 class HeldWrites:
-    """Writes held back and sent together with the next ones that are not (see ``holding_writes``)."""
+    """Writes held back and sent together with the next ones that are not (see ``holding_writes``).
+
+    Repeated writes fold into one as they are taken, with the same effect as running them in order: values
+    pushed on a list join its first push (its trim and expiry, the same each time, are kept once), increments
+    of one hash field add up, and a field set again keeps its latest value. A chunk of 16 successes is then
+    about 20 commands for Redis rather than 250. Any other write (a ZADD) is kept as it is, and writes to its
+    key are not folded past it.
+    """
+
+    FOLDED = frozenset({"LPUSH", "HINCRBY", "HINCRBYFLOAT", "HSET"})
+    ONCE = frozenset({"LTRIM", "EXPIRE"})  # the same arguments again change nothing (nothing reads in between)
 
     def __init__(self, client: redis.Redis):
         self.batch = WriteBatch(client)
+        self._folds: dict[tuple, list] = {}  # (key index, hash field or None) -> the write later ones fold into
+        self._once: set[tuple] = set()
 
     def take(self, writes: WriteBatch) -> None:
         names = {index: key for key, index in writes.keys.items()}
+        held = self.batch
         for command, index, *args in writes.writes:
-            self.batch._add(command, names[index], *args)
+            key = held.keys.setdefault(names[index], len(held.keys) + 1)
+            if command in self.ONCE:
+                signature = (command, key, *args)
+                if signature in self._once:
+                    continue
+                self._once.add(signature)
+            elif command in self.FOLDED:
+                slot = (key, None if command == "LPUSH" else args[0])
+                fold = self._folds.get(slot)
+                if fold is not None and fold[0] == command:
+                    if command == "LPUSH":
+                        fold.extend(args)
+                    elif command == "HINCRBY":
+                        fold[3] += args[1]
+                    elif command == "HINCRBYFLOAT":
+                        fold[3] = repr(float(fold[3]) + float(args[1]))
+                    else:
+                        fold[3] = args[1]
+                    continue
+                write = [command, key, *args]
+                self._folds[slot] = write
+                held.writes.append(write)
+                continue
+            else:  # not folded, and nothing before it on this key is folded into after it
+                self._folds = {slot: fold for slot, fold in self._folds.items() if slot[0] != key}
+                self._once = {signature for signature in self._once if signature[1] != key}
+            held.writes.append([command, key, *args])
         writes.keys, writes.writes = {}, []
 
     def flush(self) -> None:
         if self.batch.writes:
             self.batch.client_call()
-            self.batch.keys, self.batch.writes = {}, []
+            self._clear()
 
     def take_all(self) -> WriteBatch | None:
         """Hand the held writes to a caller that sends them itself; None when there are none."""
         if not self.batch.writes:
             return None
-        batch, self.batch = self.batch, WriteBatch(self.batch.client)
+        batch = self.batch
+        self._clear()
         return batch
+
+    def _clear(self) -> None:
+        self.batch = WriteBatch(self.batch.client)
+        self._folds, self._once = {}, set()
 
 
 # A batch (dispatch/batches.py) holds its successful attempts' records here and sends them with its chunk's end.
