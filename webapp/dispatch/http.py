@@ -31,6 +31,7 @@ at most one connection per slot to any one host.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import os
 import socket
@@ -330,6 +331,7 @@ def _invalid_detail(code, attempt: _Attempt) -> str:
     return "its status line or headers are malformed"
 
 
+@functools.lru_cache(maxsize=1024)  # an app's URL is the same for each of its deliveries
 def _curl_url(url: str) -> str:
     """Return ``url`` as libcurl is given it: http(s), the host IDNA-encoded, path and query percent-encoded.
 
