@@ -233,7 +233,10 @@ class TransferHub(Transfers):
                     pass
                 self._selector.register(fd, events)
         else:
-            self._selector.register(fd, events)
+            try:
+                self._selector.register(fd, events)
+            except KeyError:  # still registered from a socket libcurl closed without a REMOVE
+                self._selector.modify(fd, events)
         self._watched[fd] = events
 
 
