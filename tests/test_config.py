@@ -103,3 +103,16 @@ def test_instance_key_file_that_is_too_short_stops_start_up(tmp_path):
     (tmp_path / "secret_key").write_text("\n")
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         instance_secret_key(tmp_path)
+
+
+def test_a_postgresql_connect_is_bounded_unless_the_url_says_otherwise(tmp_path):
+    """A database host that does not answer fails a connect in seconds, not the system's two minutes."""
+    from webapp import DATABASE_CONNECT_TIMEOUT, create_app
+
+    app = create_app({"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none", "TESTING": True})
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {"connect_timeout": DATABASE_CONNECT_TIMEOUT}
+    app = create_app({"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2",
+                      "TESTING": True})
+    assert "connect_args" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    sqlite = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}", "TESTING": True})
+    assert "connect_args" not in sqlite.config["SQLALCHEMY_ENGINE_OPTIONS"]

@@ -15,6 +15,8 @@ from .core.input_guard import MAX_ROW_ID
 
 __all__ = ["ConfigError", "create_app"]
 
+DATABASE_CONNECT_TIMEOUT = 5  # seconds a PostgreSQL connect may take (unless DATABASE_URL sets connect_timeout)
+
 
 def __getattr__(name: str):
     """``webapp.account_jobs``: jobs queued by a release before the accounts package are named
@@ -52,12 +54,17 @@ def create_app(config: dict | None = None) -> Flask:
     # mail, the tick), and the organisations' gate a few more; connections open only when used, and a delivery
     # gives its connection back while it waits for the receiver.
     slots = settings["WORKER_CONCURRENCY"] + max(1, settings["WORKER_CONCURRENCY"] // 4) + settings["MAIL_CONCURRENCY"] + 1
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
+    engine_options = {
         "pool_size": slots + 2, "max_overflow": 8,
         # A connection a database server dropped (a restart) is replaced, not handed to a job. A SQLite file has
         # no server to drop it: the ping would only cost every session a statement.
         "pool_pre_ping": not settings["DATABASE_URL"].startswith("sqlite"),
-    })
+    }
+    if settings["DATABASE_URL"].startswith("postgresql") and "connect_timeout" not in settings["DATABASE_URL"]:
+        # A server that does not answer (a partition, a dead host) fails a connect in seconds, not the system's
+        # two minutes: a worker's batches share one thread (dispatch/hub.py), which must not wait that long.
+        engine_options["connect_args"] = {"connect_timeout": DATABASE_CONNECT_TIMEOUT}
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tokens live as long as the session
     # Flask and Flask-Login define these keys already, so setdefault would leave their defaults in place.
     secure = settings["BASE_URL"].startswith("https://")
