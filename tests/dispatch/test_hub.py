@@ -118,3 +118,31 @@ def test_an_exception_raised_into_the_waiting_slot_cancels_the_batch(hub):
     thread.join(5)
     release.set()
     assert raised == [True] and cancel.is_set()
+
+
+def test_a_multi_handle_that_breaks_fails_the_transfers_in_flight_and_is_replaced(hub, slow_url):
+    """libcurl reports a multi handle unusable for good: its transfers fail in plain words, later ones go through."""
+    import pycurl
+
+    class Breaking:  # the hub's multi handle, whose next socket_action fails as a broken one does
+        def __init__(self, multi):
+            self.multi = multi
+
+        def socket_action(self, *args):
+            raise pycurl.error(11, "broken")
+
+        def __getattr__(self, name):
+            return getattr(self.multi, name)
+
+    def post():
+        return post_webhook(slow_url, b"{}", {}, policy=AddressPolicy(allow_private=True), timeout=5, max_bytes=100)
+
+    outcome = []
+    slot = threading.Thread(target=lambda: outcome.append(hub.run(post)))
+    slot.start()
+    time.sleep(DELAY / 2)  # the request is out, the answer not yet
+    hub._multi = Breaking(hub._multi)
+    slot.join(5)
+    assert outcome and outcome[0].status_code == 0 and outcome[0].failure.kind == "other"
+    assert hub.run(post).status_code == 200  # on a fresh multi handle
+    assert hub.running == 0

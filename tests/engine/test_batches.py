@@ -245,3 +245,34 @@ def test_a_batch_runs_on_the_transfer_hub_and_its_leader_on_the_slot(app, pager,
     make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
     assert threads == [threading.current_thread().name] * 10
     assert len(log_entries(app, pager)) == 20
+
+
+def test_a_chunk_cut_short_by_an_error_still_records_and_finishes_what_it_delivered(app, pager, receiver,
+                                                                                     monkeypatch):
+    """A batch's successes are held until its chunk ends: an error mid-chunk must not lose their records."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from webapp.dispatch import batches
+
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    monkeypatch.setattr(batches, "CLAIM_CHUNK", 16)
+    monkeypatch.setattr(batches.random, "randint", lambda low, high: high)  # one chunk of 16
+    receiver.respond()
+    calls = {"n": 0}
+    original = batches.LoadedObjects.refresh_if_due
+
+    def failing_on_the_fourth(self):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RedisConnectionError("gone mid-chunk")
+        return original(self)
+
+    monkeypatch.setattr(batches.LoadedObjects, "refresh_if_due", failing_on_the_fourth)
+    send(app, pager, 10)
+    worker = make_worker(app, [keys.WEBHOOK_QUEUE])
+    worker.work(burst=True, max_jobs=1)
+
+    assert len(receiver.received) == 4  # the leader's own, then three of its batch
+    assert len(log_entries(app, pager)) == 4  # the three held records were written all the same
+    finished = FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"])
+    assert len(finished.get_job_ids()) == 4

@@ -137,8 +137,11 @@ class HeldWrites:
     key are not folded past it.
     """
 
-    FOLDED = frozenset({"LPUSH", "HINCRBY", "HINCRBYFLOAT", "HSET"})
-    ONCE = frozenset({"LTRIM", "EXPIRE"})  # the same arguments again change nothing (nothing reads in between)
+    # HINCRBYFLOAT is not folded: Redis adds in long double and rounds each result, a sum of doubles would differ.
+    FOLDED = frozenset({"LPUSH", "HINCRBY", "HSET"})
+    # The same arguments again change nothing (nothing reads in between). An LTRIM only as "keep the newest N"
+    # (start 0): pushes folded ahead of it then leave the same list.
+    ONCE = frozenset({"LTRIM", "EXPIRE"})
 
     def __init__(self, client: redis.Redis):
         self.batch = WriteBatch(client)
@@ -150,7 +153,7 @@ class HeldWrites:
         held = self.batch
         for command, index, *args in writes.writes:
             key = held.keys.setdefault(names[index], len(held.keys) + 1)
-            if command in self.ONCE:
+            if command in self.ONCE and (command != "LTRIM" or str(args[0]) == "0"):
                 signature = (command, key, *args)
                 if signature in self._once:
                     continue
@@ -163,8 +166,6 @@ class HeldWrites:
                         fold.extend(args)
                     elif command == "HINCRBY":
                         fold[3] += args[1]
-                    elif command == "HINCRBYFLOAT":
-                        fold[3] = repr(float(fold[3]) + float(args[1]))
                     else:
                         fold[3] = args[1]
                     continue
@@ -172,6 +173,8 @@ class HeldWrites:
                 self._folds[slot] = write
                 held.writes.append(write)
                 continue
+            elif command == "HINCRBYFLOAT":  # not folded; touches its own field only
+                self._folds.pop((key, args[0]), None)
             else:  # not folded, and nothing before it on this key is folded into after it
                 self._folds = {slot: fold for slot, fold in self._folds.items() if slot[0] != key}
                 self._once = {signature for signature in self._once if signature[1] != key}
@@ -179,9 +182,9 @@ class HeldWrites:
         writes.keys, writes.writes = {}, []
 
     def flush(self) -> None:
-        if self.batch.writes:
-            self.batch.client_call()
-            self._clear()
+        batch = self.take_all()  # taken first: a call that fails is not sent again with the next ones
+        if batch is not None:
+            batch.client_call()
 
     def take_all(self) -> WriteBatch | None:
         """Hand the held writes to a caller that sends them itself; None when there are none."""

@@ -206,8 +206,10 @@ class Batch:
         """
         done: list[Job] = []
         with holding_writes(self.connection) as held:
-            go_on = self._run_claimed(claimed, done)
-        self.runs.finish(done, held=held.take_all())
+            try:
+                go_on = self._run_claimed(claimed, done)
+            finally:  # also when the chunk ends with an error: what ran is finished, what it held is written
+                self.runs.finish(done, held=held.take_all())
         self.chunk = CLAIM_CHUNK
         return go_on
 

@@ -16,8 +16,11 @@ the leader's slot thread, which RQ still sees running its job until the batch is
 
 The greenlets switch only where a transfer waits (``perform``): SQL and Redis calls run to completion on the
 hub's thread, as they did on the slot's, so no lock or session is ever held across a switch. A batch runs in a
-copy of its slot's context (its app context, session and slot), so it is the same code path as before in every
-respect but the thread. Connections: the multi handle keeps up to ``max_connections`` idle keep-alive
+copy of its slot's context (its slot, its stopping event) with an app context and database session of its own
+(``HooklineWorker._run_batch_apart``): a batch cancelled by its job's time limit may still be finishing a
+delivery when the slot closes its own session. The cost of one thread for all: a call that blocks (a row lock,
+Redis retrying) holds every batch of the process meanwhile; PostgreSQL connects give up after 5 s. libcurl
+declaring the multi handle unusable fails the transfers in flight (as "other") and a fresh one takes over. Connections: the multi handle keeps up to ``max_connections`` idle keep-alive
 connections for all batches (``CONNECTIONS_PER_THREAD`` per slot, as the slots' own handles do), each closed
 after ``IDLE_SECONDS`` idle.
 """
@@ -125,7 +128,11 @@ class TransferHub(Transfers):
 
     def perform(self, curl: pycurl.Curl) -> None:
         self._waiting[curl] = greenlet.getcurrent()
-        self._multi.add_handle(curl)
+        try:
+            self._multi.add_handle(curl)
+        except pycurl.error:
+            del self._waiting[curl]
+            raise  # post_webhook reports it as any failed attempt
         error = self._main.switch()  # the loop switches back once the transfer is over
         if error is not None:
             raise pycurl.error(*error)
@@ -133,10 +140,7 @@ class TransferHub(Transfers):
     # -- the hub's thread ---------------------------------------------------------------------------------
     def _loop(self) -> None:
         self._main = greenlet.getcurrent()
-        multi = self._multi = pycurl.CurlMulti()
-        multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
-        multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
-        multi.setopt(pycurl.M_MAXCONNECTS, self.max_connections)
+        self._new_multi()
         while True:
             try:
                 self._turn()
@@ -188,11 +192,35 @@ class TransferHub(Transfers):
             self.running -= 1
             work.done.set()
 
+    def _new_multi(self) -> None:
+        multi = self._multi = pycurl.CurlMulti()
+        multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        multi.setopt(pycurl.M_MAXCONNECTS, self.max_connections)
+
     def _act(self, fd: int, flags: int) -> None:
-        while True:
-            status, _running = self._multi.socket_action(fd, flags)
-            if status != pycurl.E_CALL_MULTI_PERFORM:
-                return
+        try:
+            self._multi.socket_action(fd, flags)
+        except pycurl.error as exc:  # the multi handle is unusable (libcurl says so once, then on every call)
+            self._replace_multi(exc)
+
+    def _replace_multi(self, exc: pycurl.error) -> None:
+        """Fail every transfer in flight (each greenlet sees its attempt fail) and start a fresh multi handle."""
+        logger.error("hub.multi_failed code=%s in_flight=%s", exc.args[0] if exc.args else None, len(self._waiting))
+        broken, waiting = self._multi, self._waiting
+        self._waiting = {}
+        for curl in waiting:
+            try:
+                broken.remove_handle(curl)
+            except pycurl.error:
+                pass
+        for fd in list(self._watched):
+            self._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        self._deadline = None
+        self._new_multi()
+        _abandoned.append(broken)  # its connections are closed with the process, not mid-flight here
+        for waiter in waiting.values():
+            waiter.switch((pycurl.E_ABORTED_BY_CALLBACK, "the transfer hub's multi handle failed"))  # "other"
 
     def _collect(self) -> None:
         """Resume the greenlet of each transfer that is over."""
@@ -200,7 +228,10 @@ class TransferHub(Transfers):
             queued, ok, failed = self._multi.info_read()
             finished = [(curl, None) for curl in ok] + [(curl, (code, message)) for curl, code, message in failed]
             for curl, error in finished:
-                self._multi.remove_handle(curl)
+                try:
+                    self._multi.remove_handle(curl)
+                except pycurl.error:
+                    pass  # the waiter is resumed all the same
                 waiter = self._waiting.pop(curl, None)
                 if waiter is not None:
                     waiter.switch(error)  # runs until its next transfer waits, or to its end
@@ -211,6 +242,13 @@ class TransferHub(Transfers):
         self._deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
 
     def _on_socket(self, what: int, fd: int, _multi, _data) -> None:
+        # A callback that raises leaves libcurl's multi handle unusable for good: it never raises.
+        try:
+            self._watch(what, fd)
+        except Exception:  # noqa: BLE001 - logged; the transfer on that socket times out at its deadline
+            logger.exception("hub.socket_callback_failed fd=%s", fd)
+
+    def _watch(self, what: int, fd: int) -> None:
         if what == pycurl.POLL_REMOVE:
             if self._watched.pop(fd, None) is not None:
                 try:
@@ -221,8 +259,7 @@ class TransferHub(Transfers):
         events = ((selectors.EVENT_READ if what & pycurl.POLL_IN else 0)
                   | (selectors.EVENT_WRITE if what & pycurl.POLL_OUT else 0))
         if not events:  # POLL_NONE: known, nothing to wait for yet
-            what = pycurl.POLL_REMOVE
-            return self._on_socket(what, fd, _multi, _data)
+            return self._watch(pycurl.POLL_REMOVE, fd)
         if fd in self._watched:
             try:
                 self._selector.modify(fd, events)
@@ -257,9 +294,14 @@ def transfer_hub(max_connections: int | None = None) -> TransferHub:
     return _hub
 
 
+_abandoned: list = []  # multi handles never cleaned up: a broken one, a forked child's copy of its parent's
+
+
 def _forget_after_fork() -> None:
     global _hub
-    _hub = None  # the parent's hub thread does not exist in a forked child; the child makes its own
+    if _hub is not None:  # its thread does not exist in a forked child; its sockets are the parent's
+        _abandoned.append(_hub)
+    _hub = None
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

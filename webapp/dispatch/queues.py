@@ -194,10 +194,23 @@ class HooklineWorker(SimpleWorker):
             batch = Batch(job, self.name, started, webhook_timeout=config["WEBHOOK_TIMEOUT"],
                           stopping=_AnyEvent(self.stopping, cancel))
             if config["WEBHOOK_BATCH_HUB"]:
-                transfer_hub(config["WORKER_CONCURRENCY"] * CONNECTIONS_PER_THREAD).run(batch.run, cancel)
+                transfer_hub(config["WORKER_CONCURRENCY"] * CONNECTIONS_PER_THREAD).run(
+                    functools.partial(self._run_batch_apart, batch), cancel)
             else:
                 batch.run()
         return result
+
+    def _run_batch_apart(self, batch: Batch) -> int:
+        """Run ``batch`` in an app context (and database session) of its own, closed when it ends.
+
+        On the hub the batch may outlive its slot's wait (RQ's time limit raised into the slot cancels it, and
+        the slot closes its own session at once): sharing the slot's session, it would have it closed under it.
+        """
+        with self.flask_app.app_context():
+            try:
+                return batch.run()
+            finally:
+                close_session()
 
     def handle_job_success(self, job, queue, started_job_registry, execution):
         # RQ's own path WATCHes the job's dependents key and reads it, two round trips a job, so that jobs that
