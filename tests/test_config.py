@@ -105,14 +105,15 @@ def test_instance_key_file_that_is_too_short_stops_start_up(tmp_path):
         instance_secret_key(tmp_path)
 
 
-def test_a_postgresql_connect_is_bounded_unless_the_url_says_otherwise(tmp_path):
+def test_a_postgresql_connect_is_bounded_unless_the_url_says_otherwise():
     """A database host that does not answer fails a connect in seconds, not the system's two minutes."""
-    from webapp import DATABASE_CONNECT_TIMEOUT, create_app
+    from webapp import DATABASE_CONNECT_TIMEOUT, engine_options
+    from webapp.core.config import load_settings
 
-    app = create_app({"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none", "TESTING": True})
-    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {"connect_timeout": DATABASE_CONNECT_TIMEOUT}
-    app = create_app({"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2",
-                      "TESTING": True})
-    assert "connect_args" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]
-    sqlite = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}", "TESTING": True})
-    assert "connect_args" not in sqlite.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    def options(url):
+        return engine_options(load_settings({"DATABASE_URL": url}))
+
+    assert options("postgresql+psycopg://hookline@db/hookline")["connect_args"] == {
+        "connect_timeout": DATABASE_CONNECT_TIMEOUT}
+    assert "connect_args" not in options("postgresql+psycopg://hookline@db/hookline?connect_timeout=2")
+    assert "connect_args" not in options("sqlite:////tmp/hookline.db")

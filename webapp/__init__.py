@@ -50,21 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
         settings["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
     app.config.update(settings)
     app.config["SQLALCHEMY_DATABASE_URI"] = settings["DATABASE_URL"]
-    # A worker process may use a database connection in each slot at once (the slot plan: deliveries, retries,
-    # mail, the tick), and the organisations' gate a few more; connections open only when used, and a delivery
-    # gives its connection back while it waits for the receiver.
-    slots = settings["WORKER_CONCURRENCY"] + max(1, settings["WORKER_CONCURRENCY"] // 4) + settings["MAIL_CONCURRENCY"] + 1
-    engine_options = {
-        "pool_size": slots + 2, "max_overflow": 8,
-        # A connection a database server dropped (a restart) is replaced, not handed to a job. A SQLite file has
-        # no server to drop it: the ping would only cost every session a statement.
-        "pool_pre_ping": not settings["DATABASE_URL"].startswith("sqlite"),
-    }
-    if settings["DATABASE_URL"].startswith("postgresql") and "connect_timeout" not in settings["DATABASE_URL"]:
-        # A server that does not answer (a partition, a dead host) fails a connect in seconds, not the system's
-        # two minutes: a worker's batches share one thread (dispatch/hub.py), which must not wait that long.
-        engine_options["connect_args"] = {"connect_timeout": DATABASE_CONNECT_TIMEOUT}
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(settings))
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # tokens live as long as the session
     # Flask and Flask-Login define these keys already, so setdefault would leave their defaults in place.
     secure = settings["BASE_URL"].startswith("https://")
@@ -137,3 +123,22 @@ def _load_user(session_id: str):
     if user is None or not hmac.compare_digest(user.session_token.encode(), token.encode()):
         return None
     return user
+
+
+def engine_options(settings) -> dict:
+    """SQLAlchemy's engine options for these settings: the pool sized to a worker's slots, connects bounded."""
+    # A worker process may use a database connection in each slot at once (the slot plan: deliveries, retries,
+    # mail, the tick), and the organisations' gate a few more; connections open only when used, and a delivery
+    # gives its connection back while it waits for the receiver.
+    slots = settings["WORKER_CONCURRENCY"] + max(1, settings["WORKER_CONCURRENCY"] // 4) + settings["MAIL_CONCURRENCY"] + 1
+    options = {
+        "pool_size": slots + 2, "max_overflow": 8,
+        # A connection a database server dropped (a restart) is replaced, not handed to a job. A SQLite file has
+        # no server to drop it: the ping would only cost every session a statement.
+        "pool_pre_ping": not settings["DATABASE_URL"].startswith("sqlite"),
+    }
+    if settings["DATABASE_URL"].startswith("postgresql") and "connect_timeout" not in settings["DATABASE_URL"]:
+        # A server that does not answer (a partition, a dead host) fails a connect in seconds, not the system's
+        # two minutes: a worker's batches share one thread (dispatch/hub.py), which must not wait that long.
+        options["connect_args"] = {"connect_timeout": DATABASE_CONNECT_TIMEOUT}
+    return options
