@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import weakref
+from collections.abc import Iterator
 
 import redis
 from flask import Flask, current_app
@@ -113,8 +115,8 @@ class WriteBatch:
         self.keys, self.writes = {}, []
 
     def client_call(self) -> None:
-        script = self.script()
-        script(keys=list(self.keys), args=[json.dumps(self.writes, ensure_ascii=False)], client=self.client)
+        keys, args = self.call_args()
+        self.script()(keys=keys, args=args, client=self.client)
 
     def script(self):
         script = _writes_scripts.get(self.client)
@@ -203,18 +205,14 @@ class HeldWrites:
 _held_writes: contextvars.ContextVar[HeldWrites | None] = contextvars.ContextVar("hookline_held_writes", default=None)
 
 
-class holding_writes:
+@contextlib.contextmanager
+def holding_writes(client: redis.Redis) -> Iterator[HeldWrites]:
     """Inside: ``WriteBatch.execute(defer=True)`` holds its writes back; any other execute sends them all first.
 
     Yields the ``HeldWrites``; whoever opened it sends what is still held (``flush`` or ``take_all``).
     """
-
-    def __init__(self, client: redis.Redis):
-        self.held = HeldWrites(client)
-
-    def __enter__(self) -> HeldWrites:
-        self._token = _held_writes.set(self.held)
-        return self.held
-
-    def __exit__(self, *exc) -> None:
-        _held_writes.reset(self._token)
+    token = _held_writes.set(HeldWrites(client))
+    try:
+        yield _held_writes.get()
+    finally:
+        _held_writes.reset(token)

@@ -20,9 +20,10 @@ copy of its slot's context (its slot, its stopping event) with an app context an
 (``HooklineWorker._run_batch_apart``): a batch cancelled by its job's time limit may still be finishing a
 delivery when the slot closes its own session. The cost of one thread for all: a call that blocks (a row lock,
 Redis retrying) holds every batch of the process meanwhile; PostgreSQL connects give up after 5 s. libcurl
-declaring the multi handle unusable fails the transfers in flight (as "other") and a fresh one takes over. Connections: the multi handle keeps up to ``max_connections`` idle keep-alive
-connections for all batches (``CONNECTIONS_PER_THREAD`` per slot, as the slots' own handles do), each closed
-after ``IDLE_SECONDS`` idle.
+declaring the multi handle unusable fails the transfers in flight (as "other") and a fresh one takes over.
+
+Connections: the multi handle keeps up to ``max_connections`` idle keep-alive connections for all batches
+(``CONNECTIONS_PER_THREAD`` per slot, as the slots' own handles do), each closed after ``IDLE_SECONDS`` idle.
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ class TransferHub(Transfers):
             except pycurl.error:
                 pass
         for fd in list(self._watched):
-            self._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+            self._on_socket(pycurl.POLL_REMOVE, fd, None, None)  # never raises: the recovery goes on
         self._deadline = None
         self._new_multi()
         _abandoned.append(broken)  # its connections are closed with the process, not mid-flight here
@@ -281,8 +282,9 @@ _hub: TransferHub | None = None
 _hub_lock = threading.Lock()
 
 
-def transfer_hub(max_connections: int | None = None) -> TransferHub:
-    """Return this process's hub, made at its first use (its thread starts with the first batch).
+def transfer_hub(max_connections: int) -> TransferHub:
+    """Return this process's hub, made at its first use with room for ``max_connections`` kept connections (its
+    thread starts with the first batch).
 
     One, not one per core: a second hub thread measured no faster (the two took turns at the GIL again).
     """
@@ -290,7 +292,7 @@ def transfer_hub(max_connections: int | None = None) -> TransferHub:
     if _hub is None:
         with _hub_lock:
             if _hub is None:
-                _hub = TransferHub(max_connections or CONNECTIONS_PER_THREAD * 64)
+                _hub = TransferHub(max_connections)
     return _hub
 
 
