@@ -146,3 +146,47 @@ def test_a_multi_handle_that_breaks_fails_the_transfers_in_flight_and_is_replace
     assert outcome and outcome[0].status_code == 0 and outcome[0].failure.kind == "other"
     assert hub.run(post).status_code == 200  # on a fresh multi handle
     assert hub.running == 0
+
+
+def test_a_waiting_slot_sleeps_until_its_jobs_time_limit_and_sees_it_then(hub, monkeypatch):
+    """Waiting slots do not wake every half second (256 of them took the GIL 512 times a second from the hub):
+    a slot sleeps until its job's time limit, and RQ's limit, raised into it then, gets through at once."""
+    from rq.timeouts import JobTimeoutException
+
+    from webapp.dispatch import hub as hub_module
+    from webapp.dispatch.deadlines import SharedTimerDeathPenalty
+
+    waits = []
+
+    class CountingEvent(threading.Event):
+        def wait(self, timeout=None):
+            if timeout is not None:  # (a thread's start waits on an Event without one)
+                waits.append(timeout)
+            return super().wait(timeout)
+
+    monkeypatch.setattr(hub_module.threading, "Event", CountingEvent)
+    cancel = threading.Event()
+    release = threading.Event()
+
+    def batch():
+        while not cancel.is_set() and not release.is_set():
+            time.sleep(0.01)
+        return "stopped"
+
+    outcome = {}
+
+    def slot():
+        started = time.monotonic()
+        try:
+            with SharedTimerDeathPenalty(1, JobTimeoutException):
+                hub.run(batch, cancel, time_limit_at=started + 1)
+        except JobTimeoutException:
+            outcome["raised_after"] = time.monotonic() - started
+
+    thread = threading.Thread(target=slot)
+    thread.start()
+    thread.join(5)
+    release.set()
+    assert cancel.is_set()
+    assert 1.0 <= outcome["raised_after"] < 1.0 + hub_module.WAIT_SLICE / 2  # at the limit, not a slice after
+    assert len(waits) == 1 and waits[0] >= 0.9  # one sleep, until the limit

@@ -3,11 +3,16 @@
 Why: under a backlog nearly every delivery runs in a batch (``batches.py``), and a batch per slot thread meant
 32 threads taking turns at the GIL around every POST and every Redis reply. Measured on the benchmark's
 machine, a process at 32 slots spent about half its CPU in the kernel handing the GIL over, and a delivery
-cost 0.9-1.3 ms of CPU against 0.6 ms in a lone slot. Here a slot whose job leads a batch hands the batch to
-the hub and waits (blocked on an event, costing nothing); the hub runs each batch as a greenlet on its one
+cost 0.9-1.3 ms of CPU against 0.6 ms in a lone slot. Here a slot whose job may lead a batch hands the job's
+own delivery and the batch after it to the hub and waits (asleep on an event until the job's time limit,
+costing nothing); the hub runs each as a greenlet on its one
 thread, and where the batch's delivery would block on ``curl.perform()``, it adds the transfer to the multi
 handle and switches to the next greenlet that can go on. One thread runs the Python of every batch, so nothing
 contends for the GIL, and one ``epoll`` wake-up serves every transfer that became ready together.
+
+The leader's own delivery runs there too: sent from 256 slot threads (each after RQ's bookkeeping for its job),
+they took the GIL from the hub so often that, at 256 slots and a receiver answering in 100 ms, the slots used
+half as much CPU as the hub and the hub waited on the GIL after each of its Redis round trips.
 
 What stays as it was: the batch's code, its deliveries (``job.perform()`` as RQ runs them), the app's cap
 (a batch still runs one delivery at a time, inside its leader's slot), ``post_webhook``'s contract (the same
@@ -17,7 +22,7 @@ the leader's slot thread, which RQ still sees running its job until the batch is
 The greenlets switch only where a transfer waits (``perform``): SQL and Redis calls run to completion on the
 hub's thread, as they did on the slot's, so no lock or session is ever held across a switch. A batch runs in a
 copy of its slot's context (its slot, its stopping event) with an app context and database session of its own
-(``HooklineWorker._run_batch_apart``): a batch cancelled by its job's time limit may still be finishing a
+(``HooklineWorker._lead_apart``): a batch cancelled by its job's time limit may still be finishing a
 delivery when the slot closes its own session. The cost of one thread for all: a call that blocks (a row lock,
 Redis retrying) holds every batch of the process meanwhile; PostgreSQL connects give up after 5 s. libcurl
 declaring the multi handle unusable fails the transfers in flight (as "other") and a fresh one takes over.
@@ -44,7 +49,12 @@ from .http import CONNECTIONS_PER_THREAD, Transfers, current_transfers, new_hand
 
 logger = logging.getLogger(__name__)
 
-WAIT_SLICE = 0.5  # a waiting slot thread wakes this often, so RQ's time limit can reach it
+# A slot waiting on the hub sleeps until its job's time limit (RQ raises the limit into the thread, which only
+# sees it once it runs again), then wakes this often; without a limit, this often from the start. Waking every
+# half second, 256 waiting slots took the GIL 512 times a second from the hub: in a process delivering to a
+# receiver that answers in 100 ms, they used as much CPU as the deliveries.
+WAIT_SLICE = 0.5
+TIME_LIMIT_MARGIN = 0.05  # seconds past the time limit a waiting slot wakes: RQ's timer has raised it by then
 SPARE_HANDLES = 64  # easy handles kept for the next batches (each keeps its options; connections live in the multi)
 
 
@@ -83,19 +93,23 @@ class TransferHub(Transfers):
         self.running = 0  # callables started and not yet over
 
     # -- the slot threads' side --------------------------------------------------------------------------
-    def run(self, fn, cancel: threading.Event | None = None):
+    def run(self, fn, cancel: threading.Event | None = None, time_limit_at: float | None = None):
         """Run ``fn()`` on the hub, in a copy of the caller's context; wait for it and return or raise its outcome.
 
-        An exception raised into the waiting thread (RQ's job time limit) sets ``cancel`` (which ``fn`` is to
-        watch) and is raised at once; ``fn`` ends on the hub by itself.
+        An exception raised into the waiting thread (RQ's job time limit, due at ``time_limit_at`` on
+        ``time.monotonic()``'s clock, if known) sets ``cancel`` (which ``fn`` is to watch) and is raised once the
+        thread wakes; ``fn`` ends on the hub by itself.
         """
         work = _Work(fn, contextvars.copy_context())
         self._start()
         self._inbox.append(work)
         self._wake()
         try:
-            while not work.done.wait(WAIT_SLICE):  # in slices: an exception raised into this thread gets through
-                pass
+            # Asleep until the time limit, then in slices: an exception raised into this thread gets through.
+            first = WAIT_SLICE if time_limit_at is None else max(WAIT_SLICE, time_limit_at - time.monotonic())
+            if not work.done.wait(first + TIME_LIMIT_MARGIN):
+                while not work.done.wait(WAIT_SLICE):
+                    pass
         except BaseException:
             if cancel is not None:
                 cancel.set()

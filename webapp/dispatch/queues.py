@@ -185,30 +185,35 @@ class HooklineWorker(SimpleWorker):
 
     def _perform_with_backlog(self, job, perform):
         started = time.monotonic()
-        result = perform()
-        if result in GO_ON:
-            # The batch runs on the process's transfer hub (hub.py), this slot waiting for it: one thread runs
-            # every slot's batch, so their deliveries do not contend for the GIL.
-            config = self.flask_app.config
-            cancel = threading.Event()
-            batch = Batch(job, self.name, started, webhook_timeout=config["WEBHOOK_TIMEOUT"],
-                          stopping=_AnyEvent(self.stopping, cancel))
-            if config["WEBHOOK_BATCH_HUB"]:
-                transfer_hub(config["WORKER_CONCURRENCY"] * CONNECTIONS_PER_THREAD).run(
-                    functools.partial(self._run_batch_apart, batch), cancel)
-            else:
+        config = self.flask_app.config
+        cancel = threading.Event()
+        batch = Batch(job, self.name, started, webhook_timeout=config["WEBHOOK_TIMEOUT"],
+                      stopping=_AnyEvent(self.stopping, cancel))
+        if not config["WEBHOOK_BATCH_HUB"]:
+            result = perform()
+            if result in GO_ON:
                 batch.run()
-        return result
+            return result
+        # The job's own delivery and then its batch run on the process's transfer hub (hub.py), this slot waiting
+        # for them: one thread runs every slot's deliveries, so they do not contend for the GIL. The slot sleeps
+        # until the job's time limit (RQ's timer, started just before ``perform``).
+        time_limit_at = started + job.timeout if job.timeout and job.timeout > 0 else None
+        return transfer_hub(config["WORKER_CONCURRENCY"] * CONNECTIONS_PER_THREAD).run(
+            functools.partial(self._lead_apart, perform, batch), cancel, time_limit_at)
 
-    def _run_batch_apart(self, batch: Batch) -> int:
-        """Run ``batch`` in an app context (and database session) of its own, closed when it ends.
+    def _lead_apart(self, perform, batch: Batch):
+        """Run the job's own delivery, then (if it went through) its batch; in an app context (and database session)
+        of their own, closed when they end. Return the job's result.
 
-        On the hub the batch may outlive its slot's wait (RQ's time limit raised into the slot cancels it, and
-        the slot closes its own session at once): sharing the slot's session, it would have it closed under it.
+        On the hub they may outlive their slot's wait (RQ's time limit raised into the slot cancels the batch, and
+        the slot closes its own session at once): sharing the slot's session, they would have it closed under them.
         """
         with self.flask_app.app_context():
             try:
-                return batch.run()
+                result = perform()
+                if result in GO_ON:
+                    batch.run()
+                return result
             finally:
                 close_session()
 
