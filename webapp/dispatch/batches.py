@@ -432,6 +432,8 @@ class LoadedObjects:
         self.read_at = 0.0
 
     def start(self) -> None:
+        if self.session is not None:
+            return  # already keeping (the leader's own delivery, run just before its batch)
         self.session = db.session()
         event.listen(self.session, "loaded_as_persistent", self._keep)
         self.read_at = time.monotonic()

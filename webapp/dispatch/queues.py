@@ -209,12 +209,14 @@ class HooklineWorker(SimpleWorker):
         the slot closes its own session at once): sharing the slot's session, they would have it closed under them.
         """
         with self.flask_app.app_context():
+            batch.loaded.start()  # what the job's own delivery loads (its app) is kept for the batch's
             try:
                 result = perform()
                 if result in GO_ON:
                     batch.run()
                 return result
             finally:
+                batch.loaded.stop()
                 close_session()
 
     def handle_job_success(self, job, queue, started_job_registry, execution):
