@@ -218,9 +218,10 @@ def test_a_finish_after_redis_lost_its_scripts_still_finishes_the_jobs(app, page
     assert len(receiver.received) == 3
 
 
-def test_a_leader_and_its_batch_run_on_the_transfer_hub(app, pager, receiver, monkeypatch):
-    """The leader's own delivery and the batch after it are sent from the process's hub; the slot only waits (its
-    thread runs RQ's bookkeeping around them, and no delivery's Python contends with the hub for the GIL)."""
+def test_a_leader_with_a_backlog_and_its_batch_run_on_the_transfer_hub(app, pager, receiver, monkeypatch):
+    """With deliveries of its app waiting, the leader's own delivery and the batch after it are sent from the
+    process's hub; the slot only waits (its thread runs RQ's bookkeeping around them, and no delivery's Python
+    contends with the hub for the GIL). A job alone sends from its slot."""
     import threading
 
     from webapp.dispatch import webhooks
@@ -241,12 +242,18 @@ def test_a_leader_and_its_batch_run_on_the_transfer_hub(app, pager, receiver, mo
     assert len(log_entries(app, pager)) == 10
     assert FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"]).count == 10
 
+    threads.clear()  # a job with none waiting behind it sends from its slot, beside the other slots
+    send(app, pager, 1)
+    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+    assert threads == [threading.current_thread().name]
+    assert len(log_entries(app, pager)) == 11
+
     app.config["WEBHOOK_BATCH_HUB"] = False  # each batch on its own slot's thread, as before the hub
     threads.clear()
     send(app, pager, 10)
     make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
     assert threads == [threading.current_thread().name] * 10
-    assert len(log_entries(app, pager)) == 20
+    assert len(log_entries(app, pager)) == 21
 
 
 def test_a_chunk_cut_short_by_an_error_still_records_and_finishes_what_it_delivered(app, pager, receiver,

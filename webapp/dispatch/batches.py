@@ -187,6 +187,14 @@ class Batch:
                         self.runs.ran)
         return self.runs.ran
 
+    def has_backlog(self) -> bool:
+        """Say whether deliveries of the leader's app wait for a slot (one round trip; no when Redis does not answer:
+        the job's own delivery then meets the fault itself)."""
+        try:
+            return bool(self.connection.zcard(self.rate_limited_key))
+        except RedisError:
+            return False
+
     def claim(self) -> list[tuple[Job, float]]:
         """Take the oldest waiting jobs (see CLAIM_SCRIPT); return them with their places in the waiting set."""
         started_at = utcformat(rq_now())

@@ -194,16 +194,25 @@ class HooklineWorker(SimpleWorker):
             if result in GO_ON:
                 batch.run()
             return result
-        # The job's own delivery and then its batch run on the process's transfer hub (hub.py), this slot waiting
-        # for them: one thread runs every slot's deliveries, so they do not contend for the GIL. The slot sleeps
-        # until the job's time limit (RQ's timer, started just before ``perform``).
+        # The batch runs on the process's transfer hub (hub.py), this slot waiting for it: one thread runs every
+        # slot's deliveries, so they do not contend for the GIL. The slot sleeps until the job's time limit (RQ's
+        # timer, started just before ``perform``). With deliveries of its app waiting, the job's own delivery
+        # runs there too (at 256 slots, slots sending their own took the GIL from the hub after each of its
+        # Redis round trips); a job alone sends its own from this slot, beside the other slots', as it always
+        # did: on the hub, its blocking SQL and Redis calls would wait behind every batch's.
+        hub = transfer_hub(config["WORKER_CONCURRENCY"] * CONNECTIONS_PER_THREAD)
         time_limit_at = started + job.timeout if job.timeout and job.timeout > 0 else None
-        return transfer_hub(config["WORKER_CONCURRENCY"] * CONNECTIONS_PER_THREAD).run(
-            functools.partial(self._lead_apart, perform, batch), cancel, time_limit_at)
+        if batch.has_backlog():
+            return hub.run(functools.partial(self._lead_apart, perform, batch), cancel, time_limit_at)
+        result = perform()
+        if result in GO_ON:
+            hub.run(functools.partial(self._lead_apart, None, batch), cancel, time_limit_at)
+        return result
 
     def _lead_apart(self, perform, batch: Batch):
-        """Run the job's own delivery, then (if it went through) its batch; in an app context (and database session)
-        of their own, closed when they end. Return the job's result.
+        """Run the job's own delivery (``perform``; None when the slot sent it already and it went through), then (if
+        it went through) its batch; in an app context (and database session) of their own, closed when they end.
+        Return the job's result.
 
         On the hub they may outlive their slot's wait (RQ's time limit raised into the slot cancels the batch, and
         the slot closes its own session at once): sharing the slot's session, they would have it closed under them.
@@ -211,8 +220,8 @@ class HooklineWorker(SimpleWorker):
         with self.flask_app.app_context():
             batch.loaded.start()  # what the job's own delivery loads (its app) is kept for the batch's
             try:
-                result = perform()
-                if result in GO_ON:
+                result = None if perform is None else perform()
+                if perform is None or result in GO_ON:
                     batch.run()
                 return result
             finally:
