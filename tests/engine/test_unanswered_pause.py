@@ -132,3 +132,29 @@ def test_an_ended_pause_lets_the_apps_oldest_waiting_delivery_in(app, pager):
     assert len(let_in) == 1 and sorted(let_in + still_waiting) == sorted(ids[1:])
     assert connection.lrange(f"rq:queue:{keys.WEBHOOK_QUEUE}", 0, -1) == [let_in[0].encode()]
     assert connection.zcard(keys.PAUSED_APPS) == 0
+
+
+def test_the_housekeeper_wakes_when_a_pause_ends_not_at_its_next_pass(app, pager):
+    """A pause ends on time: the housekeeper, between its passes a second apart, wakes for the first pause due and
+    lets the app's next delivery in then (waking a pass later, a 1 s pause was up to 2 s)."""
+    import threading
+
+    from webapp.dispatch.housekeeping import Housekeeper
+
+    connection = app.extensions["redis"]
+    keeper = Housekeeper(app, "test-keeper", threading.Event())
+    next_pass = time.monotonic() + 1.0
+    assert 0.9 < keeper._wait(next_pass) <= 1.0  # nothing paused: the next pass
+    connection.zadd(keys.PAUSED_APPS, {pager: time.time() + 0.3})
+    assert 0.2 < keeper._wait(next_pass) <= 0.3  # the pause ends first
+    connection.zadd(keys.PAUSED_APPS, {pager: time.time() - 5})
+    assert keeper._wait(next_pass) > 0  # overdue (being ended): a short wait, never a busy loop
+    app.config["WEBHOOK_APP_CONCURRENCY"] = 1
+    with app.app_context():
+        enqueue_delivery_jobs([(pager, "issue.created", {"issue": {"id": "1"}}, None, None)])
+    allowed = keys.app_rate_limit_allowed(pager)
+    connection.delete(allowed)
+    connection.zadd(allowed, {keys.PAUSE_MEMBER: time.time()})
+    keeper._end_pauses()
+    assert connection.zcard(keys.PAUSED_APPS) == 0
+    assert connection.zscore(allowed, keys.PAUSE_MEMBER) is None

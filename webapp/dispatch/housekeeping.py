@@ -2,7 +2,8 @@
 
 Every second: promote due scheduled jobs (retries, crash retries) under a 10-second lock, end the pauses of
 apps whose receivers did not answer (``end_pauses``), give parked deliveries the places the organisations' gate
-has free (orgs.py), count this process's slots there, and queue the minute tick. Every few seconds: RQ's
+has free (orgs.py), count this process's slots there, and queue the minute tick; between passes it wakes when
+an app's pause ends, so the app's next delivery goes in on time. Every few seconds: RQ's
 registry maintenance (abandoned jobs re-run or failed, jobs stuck in an intermediate list after their worker
 died, rate-limit slots leaked by dead workers), the outbox sweep, and the two passes over the messages it keeps
 (rows of delivered messages deleted, messages Redis lost queued again: recovery.py). Every minute: the orphan
@@ -55,6 +56,8 @@ end
 return ended
 """
 PAUSES_PER_SECOND = 1000  # pauses ended per pass at most; the rest next second
+PASS_SECONDS = 1.0  # the housekeeper's passes: due jobs, pauses, the gate, the tick, maintenance when due
+PAUSE_WAKE_MIN = 0.02  # it wakes between passes for a pause that ends, at most this often
 
 
 def end_pauses(connection) -> list[int]:
@@ -197,9 +200,32 @@ class Housekeeper:
         self._failing = False
 
     def run(self) -> None:
+        next_pass = 0.0
         while not self.stopping.is_set():
-            self.run_once()
-            self.stopping.wait(1.0)
+            if time.monotonic() >= next_pass:
+                self.run_once()
+                next_pass = time.monotonic() + PASS_SECONDS
+            else:  # woken for a pause that ends before the next pass
+                self._end_pauses()
+            self.stopping.wait(self._wait(next_pass))
+
+    def _wait(self, next_pass: float) -> float:
+        """Seconds until the next pass, or until the first app's pause ends if sooner: an app whose receiver did not
+        answer gets its next attempt WEBHOOK_UNANSWERED_PAUSE after the last one, not up to a pass later."""
+        wait = max(0.0, next_pass - time.monotonic())
+        try:
+            first = self.connection.zrange(keys.PAUSED_APPS, 0, 0, withscores=True)
+        except RedisError:
+            return wait
+        if first:
+            wait = min(wait, max(PAUSE_WAKE_MIN, first[0][1] - time.time()))
+        return wait
+
+    def _end_pauses(self) -> None:
+        try:
+            end_pauses(self.connection)
+        except RedisError as exc:  # the next pass tries again, and says so if Redis stays away
+            logger.debug("housekeeping.end_pauses_failed reason=%s", exc.__class__.__name__)
 
     def run_once(self) -> None:
         """Do what is due now; a Redis or database fault is logged in one line and tried again next second."""
