@@ -3,16 +3,18 @@
 Why: under a backlog nearly every delivery runs in a batch (``batches.py``), and a batch per slot thread meant
 32 threads taking turns at the GIL around every POST and every Redis reply. Measured on the benchmark's
 machine, a process at 32 slots spent about half its CPU in the kernel handing the GIL over, and a delivery
-cost 0.9-1.3 ms of CPU against 0.6 ms in a lone slot. Here a slot whose job may lead a batch hands the job's
-own delivery and the batch after it to the hub and waits (asleep on an event until the job's time limit,
-costing nothing); the hub runs each as a greenlet on its one
+cost 0.9-1.3 ms of CPU against 0.6 ms in a lone slot. Here a slot whose job leads a batch hands the batch to
+the hub (with the job's own delivery before it, when deliveries of its app are waiting) and waits (asleep on an
+event until the job's time limit, costing nothing); the hub runs each as a greenlet on its one
 thread, and where the batch's delivery would block on ``curl.perform()``, it adds the transfer to the multi
 handle and switches to the next greenlet that can go on. One thread runs the Python of every batch, so nothing
 contends for the GIL, and one ``epoll`` wake-up serves every transfer that became ready together.
 
-The leader's own delivery runs there too: sent from 256 slot threads (each after RQ's bookkeeping for its job),
-they took the GIL from the hub so often that, at 256 slots and a receiver answering in 100 ms, the slots used
-half as much CPU as the hub and the hub waited on the GIL after each of its Redis round trips.
+Under a backlog the leader's own delivery runs there too: sent from 256 slot threads (each after RQ's bookkeeping
+for its job), they took the GIL from the hub so often that, at 256 slots and a receiver answering in 100 ms, the
+slots used half as much CPU as the hub and the hub waited on the GIL after each of its Redis round trips. A job
+alone sends its own from its slot, beside the other slots': on the hub its blocking SQL and Redis calls would
+wait behind every batch's (a fan-out's released deliveries arrived 30-50 ms later at p99).
 
 What stays as it was: the batch's code, its deliveries (``job.perform()`` as RQ runs them), the app's cap
 (a batch still runs one delivery at a time, inside its leader's slot), ``post_webhook``'s contract (the same
