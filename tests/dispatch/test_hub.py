@@ -188,5 +188,6 @@ def test_a_waiting_slot_sleeps_until_its_jobs_time_limit_and_sees_it_then(hub, m
     thread.join(5)
     release.set()
     assert cancel.is_set()
+    assert "raised_after" in outcome, "RQ's time limit never reached the waiting slot"
     assert 1.0 <= outcome["raised_after"] < 1.0 + hub_module.WAIT_SLICE / 2  # at the limit, not a slice after
     assert len(waits) == 1 and waits[0] >= 0.9  # one sleep, until the limit

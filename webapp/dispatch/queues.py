@@ -206,12 +206,12 @@ class HooklineWorker(SimpleWorker):
             return hub.run(functools.partial(self._lead_apart, perform, batch), cancel, time_limit_at)
         result = perform()
         if result in GO_ON:
-            hub.run(functools.partial(self._lead_apart, None, batch), cancel, time_limit_at)
+            hub.run(functools.partial(self._lead_apart, lambda: result, batch), cancel, time_limit_at)
         return result
 
     def _lead_apart(self, perform, batch: Batch):
-        """Run the job's own delivery (``perform``; None when the slot sent it already and it went through), then (if
-        it went through) its batch; in an app context (and database session) of their own, closed when they end.
+        """Run the job's own delivery (``perform``, or what it returned when the slot sent it already), then (if it
+        went through) its batch; in an app context (and database session) of their own, closed when they end.
         Return the job's result.
 
         On the hub they may outlive their slot's wait (RQ's time limit raised into the slot cancels the batch, and
@@ -220,8 +220,8 @@ class HooklineWorker(SimpleWorker):
         with self.flask_app.app_context():
             batch.loaded.start()  # what the job's own delivery loads (its app) is kept for the batch's
             try:
-                result = None if perform is None else perform()
-                if perform is None or result in GO_ON:
+                result = perform()
+                if result in GO_ON:
                     batch.run()
                 return result
             finally:
