@@ -10,10 +10,11 @@ their app, more than the delivery itself costs. So a fan-out to FANOUT_MIN_APPS 
   held deliveries one at a time (``CLAIM_SCRIPT``: out of the scheduled registry, into the app's rate-limit
   slot and the started registry, atomically) and runs each as RQ would, in its own slot, one after another
   over warm connections, with its share of the apps loaded in one query. A prompt success's records (log
-  entry, health) go with the next finish, FINISH_EVERY deliveries in one round trip, as a batch's do. When a delivery has taken
-  RELEASE_AFTER_SECONDS (a slow or hung receiver), the ones the group's runners have not taken are handed at
-  once to new runners, RELEASE_CHUNK each, for free slots to take: a hung receiver holds only its own
-  runner, and the deliveries beside it go on over other slots at a runner's cost rather than a job's each.
+  entry, health) go with the next finish, FINISH_EVERY deliveries in one round trip, as a batch's do. When a
+  delivery has taken RELEASE_AFTER_SECONDS (a slow or hung receiver), the ones the group's runners have not
+  taken are handed at once to new runners, RELEASE_CHUNK each, for free slots to take: a hung receiver holds
+  only its own runner, and the deliveries beside it go on over other slots at a runner's cost rather than a
+  job's each.
 
 Nothing depends on the runners: a delivery they do not take in time (no free slot, a runner stuck on a
 receiver that hangs, a runner's worker killed) becomes due and is queued by the scheduler like any job. A
