@@ -270,10 +270,12 @@ class FanOutRunner:
         # The runners of one fan-out group carry the same ids (each from its own start): one of them hands the
         # rest to new runners, the others' releases find it done.
         self.group = hashlib.sha1(",".join(sorted(job_ids)).encode()).hexdigest()
-        # The apps this runner is likeliest to serve (its share, from where it begins) in one query, held here:
-        # their deliveries then find their app without SQL.
+        # Every app of the group (at most FANOUT_GROUP) in one query, held here: each delivery then finds its app
+        # without SQL. Only its share (FANOUT_PER_RUNNER from where it begins) was loaded before; a runner takes
+        # whichever delivery is still held, so two of three of a lone runner's loaded their app one query each
+        # (1.5-2.0 ms of CPU per delivery instead of 1.4, measured with one runner for 50 apps).
         apps = list(db.session.scalars(select(SentryApp).options(selectinload(SentryApp.installation))
-                                       .where(SentryApp.id.in_(app_ids[:FANOUT_PER_RUNNER]))))
+                                       .where(SentryApp.id.in_(app_ids))))
         done: list[Job] = []
         # As a batch does: a prompt success's records (log entry, health, counters) wait for the next finish and
         # go in its round trip, before it; anything else is written at once, with those held before it.
