@@ -86,13 +86,16 @@ def enqueue_specs(specs: list[JobSpec], connection=None, also=None) -> list[str]
         return []
     connection = connection or get_redis()
     pipe = connection.pipeline()
+    queues: dict[str, Queue] = {}  # each queue made, and registered in RQ's set of queues, once per call
     for spec in specs:
-        queue = Queue(spec.queue, connection=connection)
+        queue = queues.get(spec.queue)
+        if queue is None:
+            queue = queues[spec.queue] = Queue(spec.queue, connection=connection)
+            pipe.sadd(queue.redis_queues_keys, queue.key)
         job = queue.create_job(
             spec.func, args=tuple(spec.args), timeout=spec.timeout, result_ttl=spec.result_ttl,
             failure_ttl=spec.failure_ttl, job_id=spec.job_id, retry=spec.rq_retry(), rate_limit=spec.rq_rate_limit(),
         )
-        pipe.sadd(queue.redis_queues_keys, queue.key)
         if spec.defer_seconds > 0:
             queue.schedule_job(job, datetime.now(timezone.utc) + timedelta(seconds=spec.defer_seconds), pipeline=pipe)
         elif job.has_rate_limit:
