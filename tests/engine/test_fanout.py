@@ -223,22 +223,28 @@ def test_an_app_whose_last_attempt_timed_out_gets_a_job_of_its_own(app, apps, re
     assert paths(receiver) == sorted(f"/hook/{index}" for index in range(APPS))
 
 
-def test_a_failed_delivery_ends_the_runner_and_the_rest_go_to_new_runners(app, apps, receiver, monkeypatch):
+def fail_delivery(monkeypatch, nth: int) -> list[int]:
+    """Make the ``nth`` delivery raise (a fault, say a dropped database connection); return the app ids tried."""
     from webapp.dispatch import tasks
 
-    respond_all(receiver)
-    job_ids = change(app)
-    connection = app.extensions["redis"]
     real = tasks.deliver_webhook
     calls = []
 
-    def failing_once(*args, **kwargs):  # the first delivery hits a fault (say, its database connection dropped)
+    def failing(*args, **kwargs):
         calls.append(args[0])
-        if len(calls) == 1:
+        if len(calls) == nth:
             raise RuntimeError("connection dropped")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tasks, "deliver_webhook", failing_once)
+    monkeypatch.setattr(tasks, "deliver_webhook", failing)
+    return calls
+
+
+def test_a_failed_delivery_ends_the_runner_and_the_rest_go_to_new_runners(app, apps, receiver, monkeypatch):
+    respond_all(receiver)
+    job_ids = change(app)
+    connection = app.extensions["redis"]
+    fail_delivery(monkeypatch, 1)  # the first delivery hits a fault (say, its database connection dropped)
     before = queued(connection)
     assert run_runner(app, job_ids, apps) == 0  # it stopped at the failure ...
     assert sorted(sum(handed_on(connection, before), [])) == sorted(job_ids[1:])  # ... and handed the rest on
@@ -253,21 +259,10 @@ def test_a_failed_delivery_ends_the_runner_and_the_rest_go_to_new_runners(app, a
 
 def test_a_fault_mid_run_leaves_what_the_runner_delivered_recorded_and_finished(app, apps, receiver, monkeypatch):
     """A delivery that raises mid-run ends the runner; the ones it delivered before are logged and finished."""
-    from webapp.dispatch import tasks
-
     respond_all(receiver)
     job_ids = change(app)
     connection = app.extensions["redis"]
-    real = tasks.deliver_webhook
-    calls = []
-
-    def failing_third(*args, **kwargs):
-        calls.append(args[0])
-        if len(calls) == 3:
-            raise RuntimeError("connection dropped")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tasks, "deliver_webhook", failing_third)
+    calls = fail_delivery(monkeypatch, 3)
     assert run_runner(app, job_ids, apps) == 2  # two delivered, then the fault
 
     delivered = calls[:2]
