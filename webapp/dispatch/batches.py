@@ -17,7 +17,8 @@ the oldest waiting ones in turn over the same keep-alive connection before it gi
 
 The app's cap still holds: a batch runs one delivery at a time inside the slot of the job that holds it.
 With no backlog nothing changes: a job runs alone, as before. Objects a delivery loads (the app, an alert's
-event and rule) are kept for the next ones and read afresh every REFRESH_SECONDS.
+event and rule) are kept for the next ones; every REFRESH_SECONDS a kept app is checked against the process's
+shared read of app versions (``app_versions.py``) and anything else is read afresh.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from sqlalchemy import event
 from ..core.extensions import db
 from ..core.redis_store import WriteBatch, holding_writes
 from ..core.outages import TransientFailure, close_session, is_database_outage
+from .app_versions import app_versions
 from .deadlines import SharedTimerDeathPenalty
 
 logger = logging.getLogger(__name__)
@@ -433,7 +435,9 @@ class LoadedObjects:
 
     The identity map holds objects weakly, so each job of a batch would load the same app (and event, rule)
     again; held here, the next job finds them without SQL. A change made meanwhile (disabled, new URL,
-    rotated secret) reaches the batch at its first delivery REFRESH_SECONDS after the last read.
+    rotated secret) reaches the batch at its first delivery REFRESH_SECONDS after the last read: kept apps
+    whose version row (``app_versions.py``) is unchanged stay, and any other change, or any kept object
+    without a version, makes the batch load everything afresh.
     """
 
     def __init__(self):
@@ -455,7 +459,13 @@ class LoadedObjects:
         self.kept.clear()
 
     def refresh_if_due(self) -> None:
-        if time.monotonic() - self.read_at >= REFRESH_SECONDS:
+        if time.monotonic() - self.read_at < REFRESH_SECONDS:
+            return
+        # Kept apps whose version row still matches are current as of the process's last read of those rows.
+        current_as_of = app_versions(db.engine, REFRESH_SECONDS / 2).current_as_of(self.kept)
+        if current_as_of is not None:
+            self.read_at = current_as_of
+        else:
             self.stop()
             close_session()  # the next delivery loads from a fresh session (and, on PostgreSQL, a fresh snapshot)
             self.start()
