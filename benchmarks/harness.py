@@ -233,6 +233,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, all cores (``/proc/stat``); idle and iowait are not busy."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of all the machine's cores that was busy between two ``machine_ticks()``."""
+    return (after[0] - before[0]) / max(1, after[1] - before[1])
+
+
 def percentile(values: list[float], pct: float) -> float:
     if not values:
         raise BenchError("no samples to take a percentile of")
