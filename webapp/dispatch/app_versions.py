@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -45,7 +46,7 @@ class AppVersions:
     """The versions of the apps this process's batches keep, read together (see the module docstring)."""
 
     def __init__(self, engine, max_age: float):
-        self.engine = engine
+        self.engine = weakref.proxy(engine)  # held by its engine's entry in _versions: no cycle keeping the engine
         self.max_age = max_age
         self.lock = threading.Lock()
         self.read_at = float("-inf")  # time.monotonic() when the last read began
@@ -92,15 +93,16 @@ class AppVersions:
         self.read_at = now
 
 
-_versions: dict = {}  # (process id, engine) -> AppVersions
+_versions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> (process id, AppVersions)
 _versions_lock = threading.Lock()
 
 
 def app_versions(engine, max_age: float) -> AppVersions:
-    """Return this process's ``AppVersions`` for the database behind ``engine``."""
-    key = (os.getpid(), engine)
-    versions = _versions.get(key)
-    if versions is None:
+    """Return this process's ``AppVersions`` for the database behind ``engine`` (a forked child makes its own)."""
+    kept = _versions.get(engine)
+    if kept is None or kept[0] != os.getpid():
         with _versions_lock:
-            versions = _versions.setdefault(key, AppVersions(engine, max_age))
-    return versions
+            kept = _versions.get(engine)
+            if kept is None or kept[0] != os.getpid():
+                kept = _versions[engine] = (os.getpid(), AppVersions(engine, max_age))
+    return kept[1]
