@@ -235,7 +235,8 @@ def cpu_seconds(pid: int) -> float:
 
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) CPU ticks of the whole machine so far, all cores (``/proc/stat``); idle and iowait are not busy."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest and guest_nice are inside user and nice already)
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     return sum(fields) - fields[3] - fields[4], sum(fields)
 
 

@@ -74,6 +74,43 @@ def test_objects_without_a_version_make_the_batch_reload(app, pager, keep_loaded
     assert versions.current_as_of([]) is None
 
 
+def test_an_organisation_counts_only_as_a_kept_apps_own(app, pager, keep_loaded):
+    from webapp.accounts.people import get_or_create_organization
+
+    other = get_or_create_organization("elsewhere")  # loaded by some delivery, but no kept app's organisation
+    db.session.commit()
+    kept, versions = kept_and_versions(app, pager)
+    assert versions.current_as_of(kept) is not None
+    assert versions.current_as_of(kept + [other]) is None
+
+
+def test_a_database_that_does_not_answer_is_asked_once_then_left_alone_for_a_while(app, pager, keep_loaded,
+                                                                                      monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    kept, _ = kept_and_versions(app, pager)
+    versions = AppVersions(db.engine, max_age=60.0)
+    reads = []
+
+    def down(now):
+        reads.append(now)
+        raise OperationalError("SELECT", {}, Exception("could not connect"))
+
+    monkeypatch.setattr(versions, "_read", down)
+    assert versions.current_as_of(kept) is None  # the batch reloads and meets the fault in its own delivery
+    assert versions.current_as_of(kept) is None
+    assert len(reads) == 1  # not a second wait for the same fault on every batch's check
+
+
+def test_a_batch_starts_no_delivery_too_close_to_its_jobs_time_limit():
+    from webapp.dispatch.batches import BATCH_MARGIN, BATCH_SECONDS, batch_seconds
+
+    assert batch_seconds(11, 1.0) == BATCH_SECONDS  # WEBHOOK_TIMEOUT 1: limit 11 s, 7 s + 1 s leaves 3
+    assert batch_seconds(11, 1.9) == 11 - 1.9 - BATCH_MARGIN  # int(1.9) + 10 = 11: less room, a shorter batch
+    assert batch_seconds(None, 1.0) == BATCH_SECONDS
+    assert batch_seconds(2, 5.0) == 0.0  # no room at all: the job's own delivery only
+
+
 def test_the_versions_are_read_at_most_once_per_interval_for_every_app_asked_about(app, pager, keep_loaded):
     kept, _ = kept_and_versions(app, pager)
     versions = AppVersions(db.engine, max_age=60.0)

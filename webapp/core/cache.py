@@ -30,7 +30,8 @@ def get_from_cache(model: type, pk: int) -> SimpleNamespace | None:
     """Return the cached columns of ``model`` row ``pk`` (reading the database on a miss), or None.
 
     A row read once is remembered for the rest of the app context (one request, one job or one batch of
-    deliveries, a couple of seconds at most), so a batch of alerts for one project reads it once.
+    deliveries: a batch starts none later than 7 s after its job began), so a batch of alerts for one project
+    reads it once.
     """
     seen = g.setdefault("hookline_model_cache", {})
     if (model, pk) not in seen:

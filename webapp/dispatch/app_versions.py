@@ -29,16 +29,18 @@ logger = logging.getLogger(__name__)
 
 # An app no batch has asked about for this long is no longer read.
 FORGET_SECONDS = 60.0
-# The objects a kept app brings with it (joined-loaded), whose fields the version row covers.
-COVERED = (SentryApp, Organization, SentryAppInstallation)
 
 
 def fingerprint(app: SentryApp) -> tuple | None:
-    """What the version query reads of ``app``, from the loaded object itself (None if it is not fully loaded)."""
+    """What the version query reads of ``app``, from the loaded objects themselves (None if one is not fully
+    loaded: reading it would take SQL)."""
     state = inspect(app)
     if not state.persistent or state.expired or state.unloaded & {"date_updated", "organization", "installation"}:
         return None
     installation = app.installation
+    for related, field in ((app.organization, "slug"), (installation, "uuid")):
+        if related is not None and (inspect(related).expired or field in inspect(related).unloaded):
+            return None
     return (app.date_updated, app.organization.slug, installation.uuid if installation is not None else None)
 
 
@@ -53,20 +55,24 @@ class AppVersions:
         self.versions: dict[int, tuple] = {}  # app id -> fingerprint, as of read_at (absent: deleted)
         self.asked: dict[int, float] = {}  # app id -> when a batch last asked about it
         self.asked_when_read: set[int] = set()  # the apps the last read covered
+        self.failed_at = float("-inf")  # when a read last failed (the database not answering)
 
     def current_as_of(self, kept: list) -> float | None:
         """Return a time (``time.monotonic()``) as of which every object in ``kept`` is known current, or None when
         one has changed, is gone or has no version: the caller reloads."""
-        apps = {}
-        for instance in kept:
-            if not isinstance(instance, COVERED):
-                return None
-            if isinstance(instance, SentryApp):
-                apps[instance.id] = fingerprint(instance)
+        kept_apps = [instance for instance in kept if isinstance(instance, SentryApp)]
+        apps = {app.id: fingerprint(app) for app in kept_apps}
         if not apps or None in apps.values():
+            return None
+        # An organisation or installation counts only as a kept app's own (which its version row covers).
+        covered = {id(app) for app in kept_apps}
+        covered |= {id(related) for app in kept_apps for related in (app.organization, app.installation)}
+        if any(id(instance) not in covered for instance in kept):
             return None
         with self.lock:
             now = time.monotonic()
+            if now - self.failed_at < self.max_age:
+                return None  # the database did not answer just now: reload (and meet it there) without a second wait
             for app_id in apps:
                 self.asked[app_id] = now
             if now - self.read_at >= self.max_age or not apps.keys() <= self.asked_when_read:
@@ -74,6 +80,7 @@ class AppVersions:
                     self._read(now)
                 except SQLAlchemyError as exc:  # the reload meets the fault itself, on the delivery's error path
                     logger.warning("delivery.app_versions_unread reason=%s", exc.__class__.__name__)
+                    self.failed_at = time.monotonic()
                     return None
             if any(self.versions.get(app_id) != version for app_id, version in apps.items()):
                 return None

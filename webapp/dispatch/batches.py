@@ -72,6 +72,17 @@ CLAIM_CHUNK = 32
 # (64 apps, a receiver answering in 100 ms) a process turned over 64 jobs a second, and made 16 % more
 # deliveries a second on 18 % less CPU each with the longer batches (alternate runs of 16,000 deliveries).
 BATCH_SECONDS = 7.0
+BATCH_MARGIN = 3.0  # seconds between a batch's last delivery's deadline and its job's time limit, at least
+
+
+def batch_seconds(job_timeout: int | float | None, webhook_timeout: float) -> float:
+    """How long after its job began a batch may start a delivery: BATCH_SECONDS, less if the job's time limit
+    (``job_timeout``) would otherwise leave its last delivery's deadline fewer than BATCH_MARGIN seconds before it."""
+    if not job_timeout or job_timeout <= 0:
+        return BATCH_SECONDS
+    return max(0.0, min(BATCH_SECONDS, job_timeout - webhook_timeout - BATCH_MARGIN))
+
+
 # A batch reads its app (and whatever its deliveries load) afresh at its first delivery this long after the last
 # read: a change made meanwhile (disabled, new URL, rotated secret) reaches the batch within about this long.
 REFRESH_SECONDS = 1.0
@@ -174,7 +185,7 @@ class Batch:
         # The first chunk's size varies: batches that began together (a backlog arriving at once) then reach
         # their chunk ends, where the worker does a burst of RQ bookkeeping, at different moments.
         self.chunk = random.randint(max(1, CLAIM_CHUNK // 4), CLAIM_CHUNK)
-        self.seconds = BATCH_SECONDS * random.uniform(0.6, 1.0)
+        self.seconds = batch_seconds(leader.timeout, webhook_timeout) * random.uniform(0.6, 1.0)
 
     def run(self) -> int:
         """Run waiting deliveries until one fails, time is up or none waits; return how many ran."""
@@ -236,6 +247,10 @@ class Batch:
                 go_on = False
                 break
             self.loaded.refresh_if_due()
+            if not self._has_time():  # a reload that met a slow database: the job's time limit comes first
+                self.give_back(claimed[index:])
+                go_on = False
+                break
             try:
                 result = self.runs.perform(job)
             except Exception:  # noqa: BLE001 - failed as an abandoned job is (SlotRuns.perform); RQ retries it
@@ -465,7 +480,11 @@ class LoadedObjects:
         if time.monotonic() - self.read_at < REFRESH_SECONDS:
             return
         # Kept apps whose version row still matches are current as of the process's last read of those rows.
-        current_as_of = app_versions(db.engine, REFRESH_SECONDS / 2).current_as_of(self.kept)
+        try:
+            current_as_of = app_versions(db.engine, REFRESH_SECONDS / 2).current_as_of(self.kept)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the full reload below is always correct
+            logger.warning("delivery.app_versions_failed reason=%s", exc.__class__.__name__)
+            current_as_of = None
         if current_as_of is not None:
             self.read_at = current_as_of
         else:
