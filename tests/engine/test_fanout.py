@@ -305,3 +305,32 @@ def test_releasing_queues_only_what_is_still_held_and_through_the_app_cap(app, a
     assert RateLimitRegistry(keys.app_rate_limit(apps[1]), connection).get_rate_limited_job_ids() == [job_ids[1]]
     assert {Job.fetch(job_id, connection=connection).get_status() for job_id in job_ids[2:]} == {"queued"}
     assert ScheduledJobRegistry(keys.WEBHOOK_QUEUE, connection=connection).count == 0
+
+
+def test_a_runner_loads_its_share_of_apps_then_the_rest_of_its_group_in_one_more_query(app, apps, receiver,
+                                                                                        monkeypatch):
+    """Its own share at its start; the first delivery of another share brings every other app of the group; none
+    of its deliveries then loads its app on its own."""
+    import re
+
+    from sqlalchemy import event
+
+    monkeypatch.setattr(fanout, "FANOUT_PER_RUNNER", 2)
+    respond_all(receiver)
+    job_ids = change(app)
+    with app.app_context():
+        engine = db.engine
+    loads: list[str] = []
+
+    def count(_conn, _cursor, statement, *args):
+        if re.search(r"FROM sentry_app\s", statement):
+            loads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert run_runner(app, job_ids, apps) == APPS  # a lone runner takes every delivery of the group
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    assert paths(receiver) == sorted(f"/hook/{index}" for index in range(APPS))
+    assert len(loads) == 2, loads  # its share (2 apps), then the other 4 together

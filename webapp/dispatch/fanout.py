@@ -9,7 +9,8 @@ their app, more than the delivery itself costs. So a fan-out to FANOUT_MIN_APPS 
 - a few *runners* (one per FANOUT_PER_RUNNER deliveries), plain jobs on the same queue. A runner takes the
   held deliveries one at a time (``CLAIM_SCRIPT``: out of the scheduled registry, into the app's rate-limit
   slot and the started registry, atomically) and runs each as RQ would, in its own slot, one after another
-  over warm connections, with every app of its group loaded in one query. When a delivery has taken
+  over warm connections, with the apps of its share loaded in one query (the rest of its group in one more,
+  once it takes a delivery of another share). When a delivery has taken
   RELEASE_AFTER_SECONDS (a slow or hung receiver), the ones the group's runners have not taken are handed at
   once to new runners, RELEASE_CHUNK each, for free slots to take: a hung receiver holds only its own runner,
   and the deliveries beside it go on over other slots at a runner's cost rather than a job's each.
@@ -39,6 +40,7 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.utils import current_timestamp, utcformat
 from rq.utils import now as rq_now
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from ..core import keys
@@ -268,12 +270,14 @@ class FanOutRunner:
         # The runners of one fan-out group carry the same ids (each from its own start): one of them hands the
         # rest to new runners, the others' releases find it done.
         self.group = hashlib.sha1(",".join(sorted(job_ids)).encode()).hexdigest()
-        # Every app of the group (at most FANOUT_GROUP) in one query, held here: each delivery then finds its app
-        # without SQL. Only its share (FANOUT_PER_RUNNER from where it begins) was loaded before; a runner takes
-        # whichever delivery is still held, so two of three of a lone runner's loaded their app one query each
-        # (1.9-2.2 ms of CPU per delivery instead of 1.4-1.6, measured in process with one runner for 50 apps).
-        apps = list(db.session.scalars(select(SentryApp).options(selectinload(SentryApp.installation))
-                                       .where(SentryApp.id.in_(app_ids))))
+        # The apps of its own share (FANOUT_PER_RUNNER from where it begins) in one query, held here: each of its
+        # deliveries then finds its app without SQL. A runner takes whichever delivery is still held, so once it
+        # reaches one of another share's, every other app of the group comes in one more query (one query per
+        # app was 1.9-2.2 ms of CPU per delivery instead of 1.4-1.6, measured in process with one runner for 50
+        # apps); loading the whole group at once cost each of a fan-out's runners the whole group's load at its
+        # start, before its first delivery.
+        self.apps = self._load(app_ids[:FANOUT_PER_RUNNER])
+        self.rest_of_group = set(app_ids[FANOUT_PER_RUNNER:])
         done: list[Job] = []
         # Each attempt's records are written as it ends, not held for the next finish as a batch's are: held, a
         # healthy app's records waited behind the next delivery of the runner, which may be a hung receiver's
@@ -282,7 +286,7 @@ class FanOutRunner:
             self._run(done)
         finally:  # also when a delivery raised: what ran is finished
             self.runs.finish(done, release_slots=True)
-        del apps
+        self.apps = []
         if self.runs.ran:
             logger.info("delivery.fanout runner=%s ran=%s", self.runs.execution_id, self.runs.ran)
         return self.runs.ran
@@ -302,6 +306,12 @@ class FanOutRunner:
                 del self.candidates[:position + 1]
             if job is None:
                 continue  # none of those was still held: the next ones
+            if self.app_of.get(job.id) in self.rest_of_group:
+                rest, self.rest_of_group = sorted(self.rest_of_group), set()
+                try:
+                    self.apps += self._load(rest)
+                except SQLAlchemyError:  # the delivery loads its own app, and meets the fault on its error path
+                    close_session()
             # A receiver still busy after RELEASE_AFTER_SECONDS is slow: one after another would take too long,
             # so the deliveries left go at once to new runners, a few each, for free slots to take.
             token = watch.call_at(time.monotonic() + RELEASE_AFTER_SECONDS, self._release_soon)
@@ -319,6 +329,14 @@ class FanOutRunner:
             if len(done) >= FINISH_EVERY:
                 finishing, done[:] = done[:], []  # finished once: a finish that fails is not tried again at the end
                 self.runs.finish(finishing, release_slots=True)
+
+    @staticmethod
+    def _load(app_ids: list[int]) -> list[SentryApp]:
+        """Load these apps (and their installations) in one query; held, they stay in the session's identity map."""
+        if not app_ids:
+            return []
+        return list(db.session.scalars(select(SentryApp).options(selectinload(SentryApp.installation))
+                                       .where(SentryApp.id.in_(app_ids))))
 
     def _release_soon(self) -> None:
         # Called by the deadline thread, which must not wait on Redis: a thread of its own does it.
