@@ -242,12 +242,9 @@ class Batch:
     def _run_claimed(self, claimed: list[tuple[Job, float]], done: list[Job]) -> bool:
         go_on = True
         for index, (job, _score) in enumerate(claimed):
+            if go_on:  # before the time check: a reload that met a slow database counts against the batch's time
+                self.loaded.refresh_if_due()
             if not (go_on and self._has_time()) or job.func_name not in BATCHED_FUNCS:
-                self.give_back(claimed[index:])
-                go_on = False
-                break
-            self.loaded.refresh_if_due()
-            if not self._has_time():  # a reload that met a slow database: the job's time limit comes first
                 self.give_back(claimed[index:])
                 go_on = False
                 break
