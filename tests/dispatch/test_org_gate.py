@@ -129,6 +129,32 @@ def test_a_parked_delivery_is_delivered_once_its_place_frees_nothing_lost(app, o
         Job.fetch(job_id, connection=redis).args[4] for job_id in job_ids)
 
 
+def test_a_job_that_ends_gives_its_place_back_also_when_redis_forgot_the_gates_script(app, orgs, run_worker,
+                                                                                      receiver, monkeypatch):
+    """The place is given back in the round trip that records the job's success; a Redis restarted since the
+    script was loaded answers NOSCRIPT there, and the place is given back by a call of its own."""
+    from webapp.dispatch.queues import HooklineWorker
+
+    redis = app.extensions["redis"]
+    acme = organization_id(app, "acme")
+    queue_one(app, orgs["x1"])
+    run_worker()
+    assert len(receiver.received) == 1 and redis.zcard(keys.org_inflight(acme)) == 0
+
+    original = HooklineWorker.handle_job_success
+
+    def after_a_restart(worker, *args, **kwargs):
+        redis.script_flush()  # as a restarted Redis: the scripts loaded before are unknown
+        return original(worker, *args, **kwargs)
+
+    monkeypatch.setattr(HooklineWorker, "handle_job_success", after_a_restart)
+    job_id = queue_one(app, orgs["x2"])
+    run_worker()
+    assert len(receiver.received) == 2
+    assert redis.zcard(keys.org_inflight(acme)) == 0  # the place is free: not held until its token expires
+    assert Job.fetch(job_id, connection=redis).get_status() == JobStatus.FINISHED
+
+
 def test_a_delivery_whose_app_hung_since_it_was_let_in_goes_back_to_the_apps_line(app, orgs):
     redis = app.extensions["redis"]
     app.config["WEBHOOK_ORG_CONCURRENCY"] = 100

@@ -242,18 +242,39 @@ def test_a_leader_with_a_backlog_and_its_batch_run_on_the_transfer_hub(app, page
     assert len(log_entries(app, pager)) == 10
     assert FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"]).count == 10
 
-    threads.clear()  # a job with none waiting behind it sends from its slot, beside the other slots
+    threads.clear()  # a job with none waiting behind it sends from its slot, beside the other slots ...
+    from webapp.dispatch.hub import TransferHub
+
+    handed = []
+    original_run = TransferHub.run
+    monkeypatch.setattr(TransferHub, "run", lambda hub, *args: handed.append(args) or original_run(hub, *args))
     send(app, pager, 1)
     make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
     assert threads == [threading.current_thread().name]
     assert len(log_entries(app, pager)) == 11
+    assert handed == []  # ... and, with none waiting after it either, is not handed to the hub for an empty batch
+
+    threads.clear()  # deliveries of its app that came while it was sending make a batch after it, on the hub
+    later = []
+
+    def queueing_more(*args, **kwargs):
+        if not later:
+            later.extend(send(app, pager, 3))
+        return noting_thread(*args, **kwargs)
+
+    monkeypatch.setattr(webhooks, "post_webhook", queueing_more)
+    send(app, pager, 1)
+    make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
+    assert threads == [threading.current_thread().name] + ["transfer-hub"] * 3
+    assert len(handed) == 1 and len(log_entries(app, pager)) == 15
+    monkeypatch.setattr(webhooks, "post_webhook", noting_thread)
 
     app.config["WEBHOOK_BATCH_HUB"] = False  # each batch on its own slot's thread, as before the hub
     threads.clear()
     send(app, pager, 10)
     make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
     assert threads == [threading.current_thread().name] * 10
-    assert len(log_entries(app, pager)) == 21
+    assert len(log_entries(app, pager)) == 25
 
 
 def test_a_chunk_cut_short_by_an_error_still_records_and_finishes_what_it_delivered(app, pager, receiver,

@@ -159,3 +159,33 @@ def test_metrics_count_ingested_events_by_result(app, world):
     assert samples['hookline_ingest_events_total{result="dropped"}'] == 2
     assert samples['hookline_ingest_events_total{result="refused"}'] == 2
     assert samples['hookline_ingest_events_total{result="rate_limited"}'] == 0
+
+
+def test_a_slots_heartbeat_is_one_round_trip_and_writes_what_rqs_own_writes(app):
+    """RQ's beat is three commands; a slot sends them in one pipeline (256 idle slots beat 50 times a second)."""
+    from rq.worker import Worker
+
+    redis = app.extensions["redis"]
+    worker = make_worker(app, [keys.WEBHOOK_QUEUE], name=f"testhost.4242.1.{uuid.uuid4().hex[:6]}")
+    worker.register_birth()
+    try:
+        redis.persist(worker.key)
+        sent = []
+        original = redis.connection_pool.get_connection
+
+        def noting(*args, **kwargs):  # each command sent alone, and each pipeline, takes a connection once
+            sent.append(args)
+            return original(*args, **kwargs)
+
+        redis.connection_pool.get_connection = noting
+        try:
+            worker.heartbeat()
+        finally:
+            redis.connection_pool.get_connection = original
+        assert len(sent) == 1
+        assert 0 < redis.ttl(worker.key) <= worker.worker_ttl + 60  # RQ's own TTL for a beat without a timeout
+        assert 0 < redis.ttl(worker.executions_key) or not redis.exists(worker.executions_key)
+        beat = Worker.find_by_key(worker.key, connection=redis).last_heartbeat
+        assert beat is not None and abs(beat.timestamp() - time.time()) < 5
+    finally:
+        worker.register_death()

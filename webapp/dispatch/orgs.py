@@ -245,10 +245,15 @@ class OrgGate:
             logger.info("delivery.app_slowed job=%s app=%s: back in the app's line", job.id, app_id)
         return verdict == 1
 
-    def leave(self, admission: Admission) -> int:
-        """Drop the job's token; return how many parked jobs were given a place."""
-        return self._leave(keys=self._keys(admission.organization_id),
-                           args=self._args(admission.organization_id, admission.limit) + [admission.member])
+    def leave(self, admission: Admission, pipeline=None) -> int | None:
+        """Drop the job's token; return how many parked jobs were given a place (None when added to ``pipeline``:
+        by the script's SHA, so the caller runs it alone if Redis answers that it does not know it)."""
+        script_keys = self._keys(admission.organization_id)
+        args = self._args(admission.organization_id, admission.limit) + [admission.member]
+        if pipeline is not None:
+            pipeline.evalsha(self._leave.sha, len(script_keys), *script_keys, *args)
+            return None
+        return self._leave(keys=script_keys, args=args)
 
     def promote_parked(self) -> int:
         """Give every organisation's free places to its parked jobs (the housekeeper's second); return how many."""
