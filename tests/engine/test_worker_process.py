@@ -89,3 +89,21 @@ def test_ctrl_c_and_a_supervisors_sigterm_together_are_one_clean_stop(app, setti
         output = stop(worker, (signal.SIGINT, 0.2), (signal.SIGTERM, 0))
     assert worker.returncode == 0, output
     assert "cold_stop" not in output
+
+
+def test_idle_slots_waiting_for_jobs_are_woken_by_a_stop_instead_of_ending_their_waits(app, settings):
+    """An idle slot waits DEQUEUE_SLICE (10 s) for a job before it asks again; a stop ends every wait at once."""
+    from webapp.dispatch.queues import DEQUEUE_SLICE
+
+    redis = app.extensions["redis"]
+    with running_worker(settings, WORKER_CONCURRENCY=32) as worker:
+        wait_for(lambda: len(redis.keys("rq:worker:*")) >= 32, 20)
+        # Every slot waiting on its queue (BLMOVE), as CLIENT LIST shows, the waits begun well within a slice.
+        wait_for(lambda: sum(client.get("cmd") == "blmove" for client in redis.client_list()) >= 32, 10)
+        time.sleep(1.0)
+        stopping = time.monotonic()
+        output = stop(worker, (signal.SIGTERM, 0))
+        stopped_in = time.monotonic() - stopping
+    assert worker.returncode == 0, output
+    assert "Traceback" not in output and "slot_error" not in output, output
+    assert stopped_in < min(3.0, DEQUEUE_SLICE / 2), f"stopped in {stopped_in:.1f} s\n{output}"

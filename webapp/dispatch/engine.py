@@ -16,6 +16,7 @@ busy slots finish their job first).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -24,9 +25,10 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 
 from flask import Flask
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from rq.worker import WorkerStatus
 
 from ..core import keys
@@ -37,9 +39,10 @@ from .schedule import TICK_SECONDS
 
 logger = logging.getLogger(__name__)
 
-# RQ's worker key expires this long after the last heartbeat; an idle slot wakes every 15 s (TTL - 15).
+# RQ's worker TTL (its socket timeout on the shared pool follows from it: TTL - 15 + 10 s, above DEQUEUE_SLICE).
 WORKER_TTL = 30
 MAX_RESTART_DELAY = 5.0
+WAKE_EVERY = 0.5  # seconds between wake-ups of the waiting slots while a stopping process waits for its slots
 # Redis connections a process uses beside one per slot: the housekeeper and RQ's scheduler lock, a fan-out's
 # release threads, the start-up checks.
 REDIS_SPARE_CONNECTIONS = 16
@@ -117,6 +120,10 @@ class WorkerProcess:
         # redis-py caps a client at 100 connections unless told otherwise; each slot holds one while it waits
         # for a job, so the pool is sized to the plan (the server's room for it is checked at start-up).
         pool.max_connections = max(pool.max_connections, redis_connections_needed(app.config))
+        # Each connection's Redis client id, learnt as it connects: a stop wakes the slots waiting for a job.
+        self._client_ids: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        pool.connection_kwargs["redis_connect_func"] = functools.partial(
+            self._note_client_id, pool.connection_kwargs.get("redis_connect_func"))
 
     def run(self) -> int:
         """Work until stopped; return the exit status (0: stopped on request)."""
@@ -192,11 +199,42 @@ class WorkerProcess:
             self.stopping.wait(delay)
 
     def _finish_busy_slots(self, threads) -> None:
-        """Let every slot finish its job and stop (idle ones within a dequeue slice), bounded by the longest job."""
+        """Let every slot finish its job and stop (idle ones woken at once), bounded by the longest job."""
         self.stop()
         deadline = time.monotonic() + longest_job_seconds(self.app.config) + 5
-        for thread in threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        while time.monotonic() < deadline:
+            alive = [thread for thread in threads if thread.is_alive()]
+            if not alive:
+                break
+            # Again every WAKE_EVERY: a slot that was between its stop check and its next wait is woken too.
+            self._wake_waiting_slots()
+            alive[0].join(timeout=min(WAKE_EVERY, max(0.0, deadline - time.monotonic())))
+
+    def _note_client_id(self, connect, connection) -> None:
+        """Set up a new connection as redis-py does (``connect``, if the pool had its own) and note its client id."""
+        if connect is not None:
+            connect(connection)
+        else:
+            connection.on_connect()
+        connection.send_command("CLIENT", "ID")
+        try:
+            self._client_ids[connection] = int(connection.read_response())
+        except ResponseError:  # a Redis whose ACL refuses CLIENT: its waits end with their slices
+            pass
+
+    def _wake_waiting_slots(self) -> None:
+        """End the job waits (``BLMOVE``) of this process's connections now, as if their time were up: each idle slot
+        then sees the stop at once instead of at the end of its DEQUEUE_SLICE. A connection not waiting ignores it."""
+        client_ids = list(self._client_ids.values())
+        if not client_ids:
+            return
+        try:
+            with self.housekeeper.connection.pipeline(transaction=False) as pipeline:
+                for client_id in client_ids:
+                    pipeline.client_unblock(client_id)
+                pipeline.execute(raise_on_error=False)  # a Redis that refuses CLIENT: the slices end the waits
+        except RedisError:
+            pass
         for worker in list(self.workers.values()):
             if worker.get_state() == WorkerStatus.BUSY:
                 logger.warning("worker.stop_timeout worker=%s: its job is re-run by another worker", worker.name)
