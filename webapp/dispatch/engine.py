@@ -225,7 +225,9 @@ class WorkerProcess:
     def _wake_waiting_slots(self) -> None:
         """End the job waits (``BLMOVE``) of this process's connections now, as if their time were up: each idle slot
         then sees the stop at once instead of at the end of its DEQUEUE_SLICE. A connection not waiting ignores it."""
-        client_ids = list(self._client_ids.values())
+        # Connected ones only: a connection closed since (a Redis restart, a failover) has a new id once it reconnects,
+        # and its old one may be another client's now.
+        client_ids = [client_id for connection, client_id in list(self._client_ids.items()) if connection.is_connected]
         if not client_ids:
             return
         try:
