@@ -55,7 +55,7 @@ def take(app) -> Job:
 def enter(app, job: Job) -> tuple[bool, object]:
     gate = org_gate(app)
     admission = gate.admission(job)
-    return gate.enter(job, Queue(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"]), admission), admission
+    return gate.enter(job, Queue(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"]), admission)[0], admission
 
 
 def organization_id(app, slug: str) -> int:

@@ -236,9 +236,14 @@ def test_a_leader_with_a_backlog_and_its_batch_run_on_the_transfer_hub(app, page
         return original(*args, **kwargs)
 
     monkeypatch.setattr(webhooks, "post_webhook", noting_thread)
+    asked = []
+    original_has_backlog = Batch.has_backlog
+    monkeypatch.setattr(Batch, "has_backlog", lambda batch: asked.append(True) or original_has_backlog(batch))
     send(app, pager, 10)
     make_worker(app, [keys.WEBHOOK_QUEUE]).work(burst=True)
     assert threads == ["transfer-hub"] * 10
+    assert asked == []  # the gate's answer said 9 waited behind the first: no round trip of its own to know
+    asked.clear()
     assert len(log_entries(app, pager)) == 10
     assert FinishedJobRegistry(keys.WEBHOOK_QUEUE, connection=app.extensions["redis"]).count == 10
 
@@ -253,6 +258,8 @@ def test_a_leader_with_a_backlog_and_its_batch_run_on_the_transfer_hub(app, page
     assert threads == [threading.current_thread().name]
     assert len(log_entries(app, pager)) == 11
     assert handed == []  # ... and, with none waiting after it either, is not handed to the hub for an empty batch
+    # The organisations' gate, letting it in, said none waited behind it: only the check after its delivery asked.
+    assert asked == [True]
 
     threads.clear()  # deliveries of its app that came while it was sending make a batch after it, on the hub
     later = []

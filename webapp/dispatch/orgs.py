@@ -109,7 +109,8 @@ local function promote()
 end
 """
 
-# Let a job in (1), park it (0), or send it back to its app's waiting line (2).
+# Let a job in ({1, the app's deliveries waiting in KEYS[9], or -1 for a job of no app}), park it (0), or send it
+# back to its app's waiting line (2).
 # 1. A delivery whose app has more jobs let in (RQ's allowed set KEYS[8]) than its cap now allows goes back to
 #    the app's waiting set KEYS[9], with its place, marked rate_limited, as RQ's own limiter keeps it: the app
 #    slowed down or hung since the job was let in (its last answer in KEYS[11] says so, or the cap in KEYS[10]).
@@ -143,16 +144,21 @@ if ARGV[9] ~= '' then
         return 2
     end
 end
-if redis.call('ZSCORE', KEYS[1], ARGV[7]) then
+local function let_in()
     take(ARGV[7])
-    return 1
+    if ARGV[9] ~= '' then
+        return {1, redis.call('ZCARD', KEYS[9])}
+    end
+    return {1, -1}
+end
+if redis.call('ZSCORE', KEYS[1], ARGV[7]) then
+    return let_in()
 end
 if redis.call('ZCARD', KEYS[2]) > 0 then
     promote()  -- places freed meanwhile (expired tokens, free slots) go to those parked before this one
 end
 if redis.call('ZCARD', KEYS[2]) == 0 and room() then
-    take(ARGV[7])
-    return 1
+    return let_in()
 end
 redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[7])
 redis.call('SADD', KEYS[3], ARGV[4])
@@ -231,8 +237,10 @@ class OrgGate:
         self._orgs[app_id] = (organization_id, time.monotonic())
         return organization_id
 
-    def enter(self, job: Job, queue: Queue, admission: Admission) -> bool:
-        """Return True if the job may run now (it holds a token), False if it was parked or sent back to wait."""
+    def enter(self, job: Job, queue: Queue, admission: Admission) -> tuple[bool, int | None]:
+        """Return whether the job may run now (it holds a token; not if it was parked or sent back to wait) and, if
+        it may, how many deliveries of its app wait behind it (None when it is not a delivery): the batch it may
+        lead then needs no round trip of its own to know."""
         app_id = admission.app_id
         app_keys = ([keys.app_rate_limit_allowed(app_id), keys.app_rate_limit_waiting(app_id),
                      keys.app_rate_limit_config(app_id)] if app_id is not None else ["", "", ""])
@@ -241,9 +249,12 @@ class OrgGate:
                                                           keys.LAST_DELIVERY],
             args=self._args(admission.organization_id, admission.limit) + [
                 admission.member, job.id, "" if app_id is None else app_id, self.app_cap])
+        if isinstance(verdict, list):
+            waiting = int(verdict[1])
+            return True, (waiting if waiting >= 0 else None)
         if verdict == 2:
             logger.info("delivery.app_slowed job=%s app=%s: back in the app's line", job.id, app_id)
-        return verdict == 1
+        return False, None
 
     def leave(self, admission: Admission, pipeline=None) -> int | None:
         """Drop the job's token; return how many parked jobs were given a place (None when added to ``pipeline``:

@@ -148,9 +148,12 @@ class HooklineWorker(SimpleWorker):
         # slot takes its next job at once; one let in gives its place back when it ends, however it ends.
         gate = org_gate(self.flask_app)
         admission = gate.admission(job)
+        self._waiting_behind = None  # the job's app's deliveries waiting behind it, if the gate said
         try:
-            if admission is not None and not gate.enter(job, queue, admission):
-                return
+            if admission is not None:
+                let_in, self._waiting_behind = gate.enter(job, queue, admission)
+                if not let_in:
+                    return
         except RedisError as exc:  # Redis is away: the job runs without a token and meets the fault itself
             logger.warning("org_gate.enter_failed job=%s reason=%s", job.id, exc.__class__.__name__)
             admission = None
@@ -204,7 +207,8 @@ class HooklineWorker(SimpleWorker):
         # did: on the hub, its blocking SQL and Redis calls would wait behind every batch's.
         hub = transfer_hub(config["WORKER_CONCURRENCY"] * CONNECTIONS_PER_THREAD)
         time_limit_at = started + job.timeout if job.timeout and job.timeout > 0 else None
-        if batch.has_backlog():
+        waiting = getattr(self, "_waiting_behind", None)  # from the gate's answer; else a round trip to know
+        if waiting > 0 if waiting is not None else batch.has_backlog():
             return hub.run(functools.partial(self._lead_apart, perform, batch), cancel, time_limit_at)
         result = perform()
         # Deliveries of its app that came meanwhile make a batch; with none (one round trip to know), the handing
