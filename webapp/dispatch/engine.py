@@ -181,7 +181,7 @@ class WorkerProcess:
                                      worker_ttl=WORKER_TTL)
                 worker.run_maintenance = False  # the housekeeper does it for the process
                 worker.subscribe = lambda: None  # no pubsub thread per slot
-                worker.stopping = self.stopping  # an idle slot stops within a dequeue slice
+                worker.stopping = self.stopping  # an idle slot stops when its wait ends (a stop ends it at once)
                 self.workers[index] = worker
                 if self.stopping.is_set():
                     return

@@ -140,7 +140,8 @@ class HooklineWorker(SimpleWorker):
     # The engine's housekeeper runs RQ's maintenance every few seconds for the whole process.
     run_maintenance = True
 
-    # Set by the worker process: once it is set, an idle worker stops within DEQUEUE_SLICE seconds.
+    # Set by the worker process: once it is set, an idle worker stops when its wait ends (the process ends the
+    # waits at once; within DEQUEUE_SLICE seconds on a Redis that refuses CLIENT UNBLOCK).
     stopping: threading.Event | None = None
 
     def execute_job(self, job, queue):
